@@ -1,0 +1,261 @@
+//! The `cachepot` command line: statistics, configuration, cache maintenance and the shim
+//! directory. Compile calls never come here (see main.rs). Bad settings are hard errors here.
+
+use crate::config::{Config, format_size};
+use crate::stats::{self, Summary};
+use crate::store::disk::DiskStore;
+use argh::FromArgs;
+use std::path::PathBuf;
+
+/// cachepot: a compiler cache. Compile with `cachepot gcc -c a.c -o a.o`, or put a shim directory
+/// (see --install-shims) first on PATH.
+#[derive(FromArgs)]
+pub struct Cli {
+    /// print statistics
+    #[argh(switch, short = 's')]
+    pub show_stats: bool,
+    /// with --show-stats or --show-config: print JSON
+    #[argh(switch)]
+    pub json: bool,
+    /// reset the statistics counters
+    #[argh(switch, short = 'z')]
+    pub zero_stats: bool,
+    /// remove every cached entry
+    #[argh(switch, short = 'C')]
+    pub clear_cache: bool,
+    /// print the merged configuration and where each value came from
+    #[argh(switch)]
+    pub show_config: bool,
+    /// create or refresh DIR with compiler-named links to cachepot, for the front of PATH
+    #[argh(option)]
+    pub install_shims: Option<PathBuf>,
+    /// with --install-shims: the path the links point to (default: this executable)
+    #[argh(option)]
+    pub shim_target: Option<PathBuf>,
+    /// print the version
+    #[argh(switch, short = 'V')]
+    pub version: bool,
+}
+
+/// Run a CLI command; returns the exit status.
+pub fn run(cli: Cli) -> i32 {
+    match run_inner(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cachepot: error: {e}");
+            1
+        }
+    }
+}
+
+fn run_inner(cli: Cli) -> Result<(), String> {
+    if cli.version {
+        println!("cachepot {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    if let Some(dir) = &cli.install_shims {
+        let target = match &cli.shim_target {
+            Some(t) => t.clone(),
+            None => crate::shims::default_target().map_err(|e| format!("cannot find this executable: {e}"))?,
+        };
+        let path = std::env::var_os("CACHEPOT_PATH")
+            .filter(|p| !p.is_empty())
+            .or_else(|| std::env::var_os("PATH"))
+            .unwrap_or_default();
+        let r = crate::shims::install(dir, &target, &path).map_err(|e| e.to_string())?;
+        println!(
+            "{}: {} linked to {}",
+            dir.display(),
+            join_or_none(&r.created.iter().chain(&r.kept).cloned().collect::<Vec<_>>()),
+            target.display()
+        );
+        if !r.removed.is_empty() {
+            println!("removed links for compilers no longer on PATH: {}", r.removed.join(" "));
+        }
+        if !r.skipped.is_empty() {
+            println!("left alone (not cachepot's links): {}", r.skipped.join(" "));
+        }
+        return Ok(());
+    }
+    let any = cli.show_stats || cli.zero_stats || cli.clear_cache || cli.show_config;
+    if !any {
+        return Err("nothing to do; see `cachepot --help`, or compile with `cachepot gcc -c a.c`".into());
+    }
+    let cfg = Config::load().map_err(|e| e.to_string())?;
+    let store = DiskStore::new(&cfg.dir.value, cfg.max_size.value);
+    if cli.clear_cache {
+        store
+            .clear()
+            .map_err(|e| format!("cannot clear {}: {e}", cfg.dir.value.display()))?;
+        println!("cleared the cache in {}", cfg.dir.value.display());
+    }
+    if cli.zero_stats {
+        stats::zero(&cfg.dir.value)
+            .map_err(|e| format!("cannot reset statistics in {}: {e}", cfg.dir.value.display()))?;
+        println!("statistics zeroed");
+    }
+    if cli.show_config {
+        print!("{}", if cli.json { config_json(&cfg) } else { config_text(&cfg) });
+    }
+    if cli.show_stats {
+        let summary = Summary::from_counters(&stats::read_all(&cfg.dir.value));
+        let usage = store.usage();
+        print!(
+            "{}",
+            if cli.json {
+                stats_json(&cfg, &summary, usage.files, usage.bytes)
+            } else {
+                stats_text(&cfg, &summary, usage.files, usage.bytes)
+            }
+        );
+    }
+    Ok(())
+}
+
+fn join_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "no compilers found on PATH".into()
+    } else {
+        v.join(" ")
+    }
+}
+
+fn settings(cfg: &Config) -> Vec<(&'static str, String, String)> {
+    let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "(unset)".into());
+    vec![
+        ("dir", cfg.dir.value.display().to_string(), cfg.dir.source.to_string()),
+        (
+            "cache_size",
+            cfg.max_size.value.to_string(),
+            cfg.max_size.source.to_string(),
+        ),
+        ("recache", cfg.recache.value.to_string(), cfg.recache.source.to_string()),
+        ("disable", cfg.disable.value.to_string(), cfg.disable.source.to_string()),
+        ("direct", cfg.direct.value.to_string(), cfg.direct.source.to_string()),
+        ("debug", cfg.debug.value.to_string(), cfg.debug.source.to_string()),
+        ("log", opt(&cfg.log.value), cfg.log.source.to_string()),
+        (
+            "error_log",
+            opt(&cfg.error_log.value.as_ref().map(|p| p.display().to_string())),
+            cfg.error_log.source.to_string(),
+        ),
+    ]
+}
+
+fn config_text(cfg: &Config) -> String {
+    let mut s = format!(
+        "config file: {}\n",
+        cfg.file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(none)".into())
+    );
+    for (name, value, source) in settings(cfg) {
+        s.push_str(&format!("{name:<12} = {value:<40} ({source})\n"));
+    }
+    s
+}
+
+fn config_json(cfg: &Config) -> String {
+    let items: Vec<String> = settings(cfg)
+        .into_iter()
+        .map(|(name, value, source)| {
+            format!(
+                "{}:{{\"value\":{},\"source\":{}}}",
+                json_str(name),
+                json_str(&value),
+                json_str(&source)
+            )
+        })
+        .collect();
+    let file = cfg
+        .file
+        .as_ref()
+        .map(|p| json_str(&p.display().to_string()))
+        .unwrap_or_else(|| "null".into());
+    format!("{{\"config_file\":{file},\"settings\":{{{}}}}}\n", items.join(","))
+}
+
+fn stats_text(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<34} {v}\n"));
+    line("cache location", cfg.dir.value.display().to_string());
+    line("compile requests", s.requests().to_string());
+    line(
+        "  cache hits",
+        format!(
+            "{} (direct {}, preprocessed {})",
+            s.hits(),
+            s.hits_direct,
+            s.hits_preprocessed
+        ),
+    );
+    line("  cache misses", s.misses.to_string());
+    line("  not cacheable", s.not_cacheable_total().to_string());
+    line("hit rate (of cacheable calls)", format!("{:.1} %", s.hit_rate()));
+    for (reason, n) in &s.not_cacheable {
+        line(&format!("  not cacheable: {reason}"), n.to_string());
+    }
+    line("cache errors", s.errors.values().sum::<u64>().to_string());
+    for (kind, n) in &s.errors {
+        line(&format!("  {kind}"), n.to_string());
+    }
+    for (k, n) in &s.other {
+        line(k, n.to_string());
+    }
+    line("entries", files.to_string());
+    let pct = if cfg.max_size.value == 0 {
+        0.0
+    } else {
+        100.0 * bytes as f64 / cfg.max_size.value as f64
+    };
+    line(
+        "cache size",
+        format!(
+            "{} of {} ({pct:.1} %)",
+            format_size(bytes),
+            format_size(cfg.max_size.value)
+        ),
+    );
+    out
+}
+
+fn stats_json(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
+    let map = |m: &std::collections::BTreeMap<String, u64>| {
+        let items: Vec<String> = m.iter().map(|(k, v)| format!("{}:{v}", json_str(k))).collect();
+        format!("{{{}}}", items.join(","))
+    };
+    format!(
+        "{{\"cache_location\":{},\"requests\":{},\"hits\":{},\"hits_direct\":{},\"hits_preprocessed\":{},\"misses\":{},\"not_cacheable\":{},\"not_cacheable_reasons\":{},\"hit_rate\":{:.2},\"errors\":{},\"error_kinds\":{},\"other\":{},\"entries\":{files},\"bytes\":{bytes},\"max_bytes\":{}}}\n",
+        json_str(&cfg.dir.value.display().to_string()),
+        s.requests(),
+        s.hits(),
+        s.hits_direct,
+        s.hits_preprocessed,
+        s.misses,
+        s.not_cacheable_total(),
+        map(&s.not_cacheable),
+        s.hit_rate(),
+        s.errors.values().sum::<u64>(),
+        map(&s.errors),
+        map(&s.other),
+        cfg.max_size.value,
+    )
+}
+
+/// A JSON string literal.
+pub fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

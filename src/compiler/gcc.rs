@@ -1,0 +1,711 @@
+//! gcc and clang (C, C++, Objective-C, assembler): the argument table and the parse of one call
+//! into a `CCompile`, or the reason it is not cacheable. Each flag's row says what it means for
+//! the cache: an output, a dependency-file option, an input file to hash, a plain flag that is
+//! hashed as it is, or "too hard" (the call is passed through).
+
+use super::args::{Flag, ValueStyle::*, match_flag};
+use super::{CCompile, ColorChoice, Family, NotCacheable, Output};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    CompileOnly,
+    AssembleOnly,
+    PreprocessOnly,
+    Output,
+    Language,
+    /// -MD / -MMD: write a dependency file as a side effect.
+    DepGen,
+    DepFile,
+    /// -MT / -MQ: names the dependency target; hashed.
+    DepTarget,
+    /// -MP, -MG: change the dependency file's content; hashed.
+    DepOption,
+    /// -M / -MM without -MD: dependency output instead of compiling.
+    DepOnly,
+    Wp,
+    Xpreprocessor,
+    Wa,
+    IncludeDir,
+    /// -include / -imacros: a file read before the source.
+    IncludeFile,
+    /// A file whose content changes the output but does not pass through the preprocessor.
+    InputFile,
+    Plain,
+    Debug,
+    NoDebug,
+    SplitDwarf,
+    /// Coverage/profiling instrumentation: the object embeds the absolute path of its .gcda.
+    Coverage,
+    /// -ftest-coverage / --coverage also write a .gcno beside the object.
+    CoverageNotes,
+    PrefixMap,
+    Color(ColorChoice),
+    DiagnosticsColor,
+    TooHard(&'static str),
+}
+
+use Kind::*;
+
+const fn f(name: &'static str, style: super::args::ValueStyle, kind: Kind) -> Flag<Kind> {
+    Flag { name, style, kind }
+}
+
+/// The gcc/clang flag table. Exact names win over prefixes; among prefixes the longest wins.
+static TABLE: &[Flag<Kind>] = &[
+    f("-c", None, CompileOnly),
+    f("-S", None, AssembleOnly),
+    f("-E", None, PreprocessOnly),
+    f("-o", JoinedOrSeparate, Output),
+    f("-x", JoinedOrSeparate, Language),
+    f("-MD", None, DepGen),
+    f("-MMD", None, DepGen),
+    f("-MF", JoinedOrSeparate, DepFile),
+    f("-MT", JoinedOrSeparate, DepTarget),
+    f("-MQ", JoinedOrSeparate, DepTarget),
+    f("-MP", None, DepOption),
+    f("-MG", None, DepOption),
+    f("-M", None, DepOnly),
+    f("-MM", None, DepOnly),
+    f("-Wp,", Joined, Wp),
+    f("-Xpreprocessor", Separate, Xpreprocessor),
+    f("-Wa,", Joined, Wa),
+    f("-Xassembler", Separate, Plain),
+    f("-Wl,", Joined, Plain),
+    f("-Xlinker", Separate, Plain),
+    f("-Xclang", Separate, Plain),
+    f("-I", JoinedOrSeparate, IncludeDir),
+    f("-isystem", JoinedOrSeparate, IncludeDir),
+    f("-iquote", JoinedOrSeparate, IncludeDir),
+    f("-idirafter", JoinedOrSeparate, IncludeDir),
+    f("-iprefix", JoinedOrSeparate, Plain),
+    f("-iwithprefix", JoinedOrSeparate, Plain),
+    f("-iwithprefixbefore", JoinedOrSeparate, Plain),
+    f("-isysroot", JoinedOrSeparate, Plain),
+    f("--sysroot", Separate, Plain),
+    f("--sysroot=", Joined, Plain),
+    f("-include", JoinedOrSeparate, IncludeFile),
+    f("-imacros", JoinedOrSeparate, IncludeFile),
+    f("-include-pch", Separate, InputFile),
+    f("-D", JoinedOrSeparate, Plain),
+    f("-U", JoinedOrSeparate, Plain),
+    f("-std=", Joined, Plain),
+    f("-stdlib=", Joined, Plain),
+    f("-O", Joined, Plain),
+    f("-W", Joined, Plain),
+    f("-f", Joined, Plain),
+    f("-m", Joined, Plain),
+    f("-w", None, Plain),
+    f("-pedantic", Joined, Plain),
+    f("-ansi", None, Plain),
+    f("-pipe", None, Plain),
+    f("-pthread", None, Plain),
+    f("-p", None, Plain),
+    f("-pg", None, Plain),
+    f("-s", None, Plain),
+    f("-static", Joined, Plain),
+    f("-shared", Joined, Plain),
+    f("-rdynamic", None, Plain),
+    f("-pie", None, Plain),
+    f("-no-pie", None, Plain),
+    f("-nostdinc", Joined, Plain),
+    f("-nostdlib", Joined, Plain),
+    f("-nodefaultlibs", None, Plain),
+    f("-nostartfiles", None, Plain),
+    f("-undef", None, Plain),
+    f("-trigraphs", None, Plain),
+    f("-traditional", Joined, Plain),
+    f("-C", None, Plain),
+    f("-CC", None, Plain),
+    f("-P", None, Plain),
+    f("-target", Separate, Plain),
+    f("--target=", Joined, Plain),
+    f("-arch", Separate, Plain),
+    f("-B", JoinedOrSeparate, Plain),
+    f("-l", JoinedOrSeparate, Plain),
+    f("-L", JoinedOrSeparate, Plain),
+    f("--param", Separate, Plain),
+    f("--param=", Joined, Plain),
+    f("-rtlib=", Joined, Plain),
+    f("-unwindlib=", Joined, Plain),
+    f("-resource-dir", Separate, Plain),
+    f("--gcc-toolchain=", Joined, Plain),
+    f("-Q", Joined, Plain),
+    f("-emit-llvm", None, Plain),
+    f("-integrated-as", None, Plain),
+    f("-no-integrated-as", None, Plain),
+    f("-g", Joined, Debug),
+    f("-g0", None, NoDebug),
+    f("-gsplit-dwarf", None, SplitDwarf),
+    f("--coverage", None, CoverageNotes),
+    f("-ftest-coverage", None, CoverageNotes),
+    f("-fprofile-arcs", None, Coverage),
+    f("-fprofile-generate", Joined, Coverage),
+    f("-fprofile-instr-generate", Joined, Coverage),
+    f("-fprofile-use", None, TooHard("-fprofile-use without a file")),
+    f("-fprofile-use=", Joined, InputFile),
+    f("-fprofile-instr-use=", Joined, InputFile),
+    f("-fprofile-sample-use=", Joined, InputFile),
+    f("-fauto-profile=", Joined, InputFile),
+    f("-fsanitize-blacklist=", Joined, InputFile),
+    f("-fsanitize-ignorelist=", Joined, InputFile),
+    f("-fplugin=", Joined, InputFile),
+    f("-specs=", Joined, InputFile),
+    f("-fdebug-prefix-map=", Joined, PrefixMap),
+    f("-ffile-prefix-map=", Joined, PrefixMap),
+    f("-fdiagnostics-color", Joined, DiagnosticsColor),
+    f("-fno-diagnostics-color", None, Color(ColorChoice::Never)),
+    f("-fcolor-diagnostics", None, Color(ColorChoice::Always)),
+    f("-fno-color-diagnostics", None, Color(ColorChoice::Never)),
+    f("-fsyntax-only", None, TooHard("-fsyntax-only")),
+    f("-fdump-", Joined, TooHard("-fdump-* writes extra files")),
+    f("-fstack-usage", None, TooHard("-fstack-usage writes .su files")),
+    f(
+        "-fcallgraph-info",
+        Joined,
+        TooHard("-fcallgraph-info writes extra files"),
+    ),
+    f(
+        "-fsave-optimization-record",
+        Joined,
+        TooHard("-fsave-optimization-record writes extra files"),
+    ),
+    f("-ftime-trace", Joined, TooHard("-ftime-trace writes extra files")),
+    f("-ftime-report", Joined, TooHard("-ftime-report")),
+    f("-fmodules", Joined, TooHard("clang modules")),
+    f("-fmodule-file=", Joined, TooHard("clang modules")),
+    f("-aux-info", Separate, TooHard("-aux-info writes extra files")),
+    f("-save-temps", Joined, TooHard("-save-temps")),
+    f("-dumpbase", Separate, TooHard("-dumpbase/-dumpdir")),
+    f("-dumpdir", Separate, TooHard("-dumpbase/-dumpdir")),
+    f("-dump", Joined, TooHard("informational call")),
+    f("-print-", Joined, TooHard("informational call")),
+    f("-d", Joined, TooHard("-d dump options")),
+    f("-v", None, TooHard("-v (verbose)")),
+    f("-###", None, TooHard("-### (dry run)")),
+    f("--help", Joined, TooHard("informational call")),
+    f("--version", None, TooHard("informational call")),
+    f("-time", Joined, TooHard("-time")),
+];
+
+/// Environment variables that change what gcc/clang produce (or print), hashed into the key.
+pub const KEY_ENV: &[&str] = &[
+    "CPATH",
+    "C_INCLUDE_PATH",
+    "CPLUS_INCLUDE_PATH",
+    "OBJC_INCLUDE_PATH",
+    "OBJCPLUS_INCLUDE_PATH",
+    "SOURCE_DATE_EPOCH",
+    "GCC_EXEC_PREFIX",
+    "COMPILER_PATH",
+    "GCC_COMPARE_DEBUG",
+    "GCC_COLORS",
+    "GCC_URLS",
+    "TERM_URLS",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+];
+
+/// Environment variables that make the compiler write a dependency file we would not know about.
+const UNCACHEABLE_ENV: &[&str] = &["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
+
+/// Which family a compiler name belongs to, from the name it was invoked by or its real file name.
+pub fn family_from_name(name: &str) -> Option<Family> {
+    let base = strip_version(strip_triplet(name));
+    match base {
+        "clang" | "clang++" => Some(Family::Clang),
+        "gcc" | "g++" | "cc" | "c++" => Some(Family::Gcc),
+        _ => Option::None,
+    }
+}
+
+/// `x86_64-linux-gnu-gcc` → `gcc`.
+fn strip_triplet(name: &str) -> &str {
+    for base in ["clang++", "clang", "g++", "gcc", "c++", "cc"] {
+        if let Some(pos) = name.rfind(&format!("-{base}")) {
+            let rest = &name[pos + 1..];
+            if rest == base || rest.strip_prefix(base).is_some_and(is_version_suffix) {
+                return rest;
+            }
+        }
+    }
+    name
+}
+
+/// `gcc-12` → `gcc`, `clang++-14` → `clang++`.
+fn strip_version(name: &str) -> &str {
+    match name.rfind('-') {
+        Some(pos) if is_version_suffix(&name[pos..]) => &name[..pos],
+        _ => name,
+    }
+}
+
+fn is_version_suffix(s: &str) -> bool {
+    s.strip_prefix('-')
+        .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+}
+
+/// The language gcc would pick for a file, from its extension.
+fn language_of(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?;
+    Some(match ext {
+        "c" => "c",
+        "i" => "cpp-output",
+        "ii" => "c++-cpp-output",
+        "cc" | "cp" | "cxx" | "cpp" | "CPP" | "c++" | "C" => "c++",
+        "m" => "objective-c",
+        "mi" => "objective-c-cpp-output",
+        "mm" | "M" => "objective-c++",
+        "mii" => "objective-c++-cpp-output",
+        "s" => "assembler",
+        "S" | "sx" => "assembler-with-cpp",
+        "h" | "hh" | "hpp" | "hxx" | "H" | "tcc" | "h++" => "header",
+        "cu" => "cuda",
+        _ => return Option::None,
+    })
+}
+
+fn supported_language(lang: &str) -> Result<(), NotCacheable> {
+    match lang {
+        "c"
+        | "c++"
+        | "objective-c"
+        | "objective-c++"
+        | "assembler"
+        | "assembler-with-cpp"
+        | "cpp-output"
+        | "c++-cpp-output"
+        | "objective-c-cpp-output"
+        | "objective-c++-cpp-output" => Ok(()),
+        l if l.ends_with("header") => Err(NotCacheable::PrecompiledHeader),
+        _ => Err(NotCacheable::UnsupportedLanguage),
+    }
+}
+
+/// Parse one gcc/clang call. `args` are the arguments after the compiler name, already expanded
+/// from response files; `cwd` is the working directory.
+pub fn parse(
+    family: Family,
+    args: &[OsString],
+    cwd: &Path,
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<CCompile, NotCacheable> {
+    for var in UNCACHEABLE_ENV {
+        if env(var).is_some() {
+            return Err(NotCacheable::DependencyEnv);
+        }
+    }
+    let mut p = State::default();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        let bytes = arg.as_bytes();
+        if bytes == b"-" {
+            return Err(NotCacheable::StdinInput);
+        }
+        if bytes.first() != Some(&b'-') {
+            p.add_input(arg, cwd)?;
+            i += 1;
+            continue;
+        }
+        let (m, used) = match match_flag(TABLE, args, i) {
+            Some(Ok(m)) => m,
+            Some(Err(e)) => {
+                log::debug!(target: "gcc", "{e}");
+                return Err(NotCacheable::BadArguments);
+            }
+            Option::None => {
+                log::debug!(target: "gcc", "unsupported option {}", arg.to_string_lossy());
+                return Err(NotCacheable::UnsupportedOption);
+            }
+        };
+        i += used;
+        p.apply(m.kind, m.value, &m.raw, cwd)?;
+    }
+    p.finish(family, cwd)
+}
+
+#[derive(Default)]
+struct State {
+    mode: Option<Kind>,
+    output: Option<OsString>,
+    language: Option<String>,
+    source: Option<(PathBuf, String)>,
+    dep_gen: bool,
+    dep_file: Option<OsString>,
+    dep_target_given: bool,
+    key_args: Vec<OsString>,
+    preprocessor_args: Vec<OsString>,
+    extra_inputs: Vec<PathBuf>,
+    include_files: Vec<PathBuf>,
+    include_dirs: Vec<PathBuf>,
+    debug: bool,
+    split_dwarf: bool,
+    coverage: bool,
+    coverage_notes: bool,
+    prefix_maps: Vec<(OsString, OsString)>,
+    color: ColorChoice,
+    non_source_input: bool,
+}
+
+impl State {
+    fn add_input(&mut self, arg: &OsString, cwd: &Path) -> Result<(), NotCacheable> {
+        let path = PathBuf::from(arg);
+        let lang = match &self.language {
+            Some(l) => l.clone(),
+            Option::None => match language_of(&path) {
+                Some(l) => l.to_string(),
+                Option::None => {
+                    // Decided in finish(): without -c this is a link, which is the better reason.
+                    self.non_source_input = true;
+                    return Ok(());
+                }
+            },
+        };
+        supported_language(&lang)?;
+        if self.source.is_some() {
+            return Err(NotCacheable::MultipleSources);
+        }
+        if !cwd.join(&path).is_file() {
+            return Err(NotCacheable::MissingInput);
+        }
+        self.key_args.push(arg.clone());
+        self.preprocessor_args.push(arg.clone());
+        self.source = Some((path, lang));
+        Ok(())
+    }
+
+    fn apply(&mut self, kind: Kind, value: Option<OsString>, raw: &[OsString], cwd: &Path) -> Result<(), NotCacheable> {
+        let value_path = || PathBuf::from(value.clone().unwrap_or_default());
+        // Most flags go into the key and to the preprocessor as they are.
+        let mut hashed = true;
+        let mut to_preprocessor = true;
+        match kind {
+            CompileOnly | AssembleOnly => {
+                if self.mode != Some(PreprocessOnly) {
+                    self.mode = Some(if kind == AssembleOnly || self.mode == Some(AssembleOnly) {
+                        AssembleOnly
+                    } else {
+                        CompileOnly
+                    });
+                }
+                to_preprocessor = false;
+            }
+            PreprocessOnly => return Err(NotCacheable::PreprocessOnly),
+            DepOnly => return Err(NotCacheable::DependencyOnly),
+            Output => {
+                if value.as_deref() == Some(OsStr::new("-")) {
+                    return Err(NotCacheable::OutputToStdout);
+                }
+                self.output = value;
+                hashed = false;
+                to_preprocessor = false;
+            }
+            Language => {
+                let v = value.unwrap_or_default().to_string_lossy().into_owned();
+                self.language = if v == "none" { Option::None } else { Some(v) };
+            }
+            DepGen => {
+                self.dep_gen = true;
+                to_preprocessor = false;
+            }
+            DepFile => {
+                self.dep_file = value;
+                hashed = false;
+                to_preprocessor = false;
+            }
+            DepTarget => {
+                self.dep_target_given = true;
+                to_preprocessor = false;
+            }
+            DepOption => to_preprocessor = false,
+            Wp => {
+                let v = value.unwrap_or_default();
+                let parts: Vec<&[u8]> = v.as_bytes().split(|&b| b == b',').collect();
+                match parts.as_slice() {
+                    [flag, file] if *flag == b"-MD" || *flag == b"-MMD" => {
+                        self.dep_gen = true;
+                        self.dep_file = Some(OsStr::from_bytes(file).to_os_string());
+                        hashed = false;
+                        to_preprocessor = false;
+                        self.key_args
+                            .push(OsString::from(format!("-Wp,{}", String::from_utf8_lossy(flag))));
+                    }
+                    _ if parts.iter().any(|p| p.starts_with(b"-M")) => return Err(NotCacheable::UnsupportedOption),
+                    _ => {}
+                }
+            }
+            Xpreprocessor => {
+                if value.as_ref().is_some_and(|v| v.as_bytes().starts_with(b"-M")) {
+                    return Err(NotCacheable::UnsupportedOption);
+                }
+            }
+            Wa => {
+                // -Wa,-a… writes an assembler listing file; -Wa,--MD writes a dependency file.
+                let v = value.unwrap_or_default();
+                if v.as_bytes()
+                    .split(|&b| b == b',')
+                    .any(|p| p.starts_with(b"-a") || p.starts_with(b"--MD"))
+                {
+                    return Err(NotCacheable::UnsupportedOption);
+                }
+                to_preprocessor = false;
+            }
+            IncludeDir => self.include_dirs.push(value_path()),
+            IncludeFile => self.include_files.push(value_path()),
+            InputFile => {
+                let p = value_path();
+                if !cwd.join(&p).is_file() {
+                    return Err(NotCacheable::MissingInput);
+                }
+                self.extra_inputs.push(p);
+            }
+            Plain => {}
+            Debug => self.debug = true,
+            NoDebug => self.debug = false,
+            SplitDwarf => {
+                self.debug = true;
+                self.split_dwarf = true;
+            }
+            Coverage => self.coverage = true,
+            CoverageNotes => {
+                self.coverage = true;
+                self.coverage_notes = true;
+            }
+            PrefixMap => {
+                let v = value.unwrap_or_default();
+                if let Some(pos) = v.as_bytes().iter().position(|&b| b == b'=') {
+                    let (old, new) = v.as_bytes().split_at(pos);
+                    self.prefix_maps
+                        .push((OsStr::from_bytes(old).into(), OsStr::from_bytes(&new[1..]).into()));
+                }
+            }
+            Color(c) => {
+                self.color = c;
+                hashed = false;
+                to_preprocessor = false;
+            }
+            DiagnosticsColor => {
+                self.color = match value.as_deref().and_then(OsStr::to_str) {
+                    Some("") | Some("=always") => ColorChoice::Always,
+                    Some("=never") => ColorChoice::Never,
+                    Some("=auto") => ColorChoice::Auto,
+                    _ => return Err(NotCacheable::BadArguments),
+                };
+                hashed = false;
+                to_preprocessor = false;
+            }
+            TooHard(reason) => return Err(NotCacheable::TooHard(reason)),
+        }
+        if hashed {
+            self.key_args.extend(raw.iter().cloned());
+        }
+        if to_preprocessor {
+            self.preprocessor_args.extend(raw.iter().cloned());
+        }
+        Ok(())
+    }
+
+    fn finish(self, family: Family, cwd: &Path) -> Result<CCompile, NotCacheable> {
+        let Some(mode) = self.mode else {
+            return Err(NotCacheable::Linking);
+        };
+        if self.non_source_input {
+            return Err(NotCacheable::NonSourceInput);
+        }
+        let Some((source, language)) = self.source else {
+            return Err(NotCacheable::NoSource);
+        };
+        let default_ext = if mode == AssembleOnly { "s" } else { "o" };
+        let object = match &self.output {
+            Some(o) => PathBuf::from(o),
+            Option::None => PathBuf::from(source.file_stem().unwrap_or_default()).with_extension(default_ext),
+        };
+        let mut outputs = vec![Output {
+            role: "object",
+            path: object.clone(),
+            optional: false,
+        }];
+        let mut output_path_in_key = Option::None;
+        if self.dep_gen {
+            let dep = match &self.dep_file {
+                Some(d) => PathBuf::from(d),
+                Option::None if self.output.is_some() => object.with_extension("d"),
+                Option::None => PathBuf::from(source.file_stem().unwrap_or_default()).with_extension("d"),
+            };
+            outputs.push(Output {
+                role: "dep",
+                path: dep,
+                optional: false,
+            });
+        }
+        let mut key_args = self.key_args;
+        if self.dep_gen && !self.dep_target_given {
+            // The dependency file's target is the object path as written on the command line.
+            key_args.push(OsString::from("<dep target>"));
+            key_args.push(object.clone().into_os_string());
+        }
+        if self.split_dwarf && mode == CompileOnly {
+            outputs.push(Output {
+                role: "dwo",
+                path: object.with_extension("dwo"),
+                optional: true,
+            });
+            output_path_in_key = Some(object.clone());
+        }
+        if self.coverage_notes && mode == CompileOnly {
+            outputs.push(Output {
+                role: "gcno",
+                path: object.with_extension("gcno"),
+                optional: true,
+            });
+        }
+        if self.coverage {
+            // The object embeds the absolute path of its .gcda file.
+            output_path_in_key = Some(cwd.join(&object));
+        }
+        let hash_cwd = if self.debug || self.coverage {
+            Some(map_prefix(cwd, &self.prefix_maps))
+        } else {
+            Option::None
+        };
+        Ok(CCompile {
+            family,
+            source,
+            language,
+            outputs,
+            key_args,
+            preprocessor_args: self.preprocessor_args,
+            extra_inputs: self.extra_inputs,
+            include_files: self.include_files,
+            include_dirs: self.include_dirs,
+            hash_cwd,
+            output_path_in_key,
+            color: self.color,
+        })
+    }
+}
+
+/// The working directory as the debug info will record it, after -fdebug-prefix-map.
+fn map_prefix(cwd: &Path, maps: &[(OsString, OsString)]) -> PathBuf {
+    for (old, new) in maps.iter().rev() {
+        if let Ok(rest) = cwd.strip_prefix(Path::new(old)) {
+            return Path::new(new).join(rest);
+        }
+    }
+    cwd.to_path_buf()
+}
+
+/// The flag that asks this family for coloured diagnostics.
+pub fn color_flag(family: Family) -> &'static str {
+    match family {
+        Family::Clang => "-fcolor-diagnostics",
+        Family::Gcc => "-fdiagnostics-color=always",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_in(dir: &Path, args: &[&str]) -> Result<CCompile, NotCacheable> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        parse(Family::Gcc, &args, dir, &|_| Option::None)
+    }
+
+    fn dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cachepot-gcc-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("a.c"), "int x;").unwrap();
+        std::fs::write(d.join("b.c"), "int y;").unwrap();
+        d
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(family_from_name("x86_64-linux-gnu-gcc-12"), Some(Family::Gcc));
+        assert_eq!(family_from_name("clang++-14"), Some(Family::Clang));
+        assert_eq!(family_from_name("cc"), Some(Family::Gcc));
+        assert_eq!(family_from_name("gcc-ar"), Option::None);
+        assert_eq!(family_from_name("clang-format"), Option::None);
+    }
+
+    #[test]
+    fn simple_compile() {
+        let d = dir();
+        let c = parse_in(&d, &["-c", "a.c", "-o", "out/a.o", "-O2", "-Iinc", "-DX=1"]).unwrap();
+        assert_eq!(c.outputs[0].path, PathBuf::from("out/a.o"));
+        assert_eq!(c.language, "c");
+        assert!(c.hash_cwd.is_none());
+        assert!(c.key_args.iter().all(|a| a != "out/a.o"));
+    }
+
+    #[test]
+    fn default_outputs_and_dep_files() {
+        let d = dir();
+        let c = parse_in(&d, &["-c", "a.c", "-MD"]).unwrap();
+        assert_eq!(c.outputs[0].path, PathBuf::from("a.o"));
+        assert_eq!(c.outputs[1].path, PathBuf::from("a.d"));
+        let c = parse_in(&d, &["-c", "a.c", "-o", "x/y.o", "-MMD"]).unwrap();
+        assert_eq!(c.outputs[1].path, PathBuf::from("x/y.d"));
+        let c = parse_in(&d, &["-c", "a.c", "-Wp,-MD,.a.o.d"]).unwrap();
+        assert_eq!(c.outputs[1].path, PathBuf::from(".a.o.d"));
+        let c = parse_in(&d, &["-c", "a.c", "-MD", "-MF", "deps/a.dep", "-MT", "t"]).unwrap();
+        assert_eq!(c.outputs[1].path, PathBuf::from("deps/a.dep"));
+        assert!(c.preprocessor_args.iter().all(|a| a != "-MT" && a != "-MD"));
+    }
+
+    #[test]
+    fn not_cacheable_reasons() {
+        let d = dir();
+        assert_eq!(parse_in(&d, &["a.c", "-o", "a"]).unwrap_err(), NotCacheable::Linking);
+        assert_eq!(parse_in(&d, &["-E", "a.c"]).unwrap_err(), NotCacheable::PreprocessOnly);
+        assert_eq!(
+            parse_in(&d, &["-c", "a.c", "b.c"]).unwrap_err(),
+            NotCacheable::MultipleSources
+        );
+        assert_eq!(parse_in(&d, &["-c", "-"]).unwrap_err(), NotCacheable::StdinInput);
+        assert_eq!(parse_in(&d, &["-c", "nope.c"]).unwrap_err(), NotCacheable::MissingInput);
+        assert_eq!(
+            parse_in(&d, &["-c", "a.c", "-save-temps"]).unwrap_err(),
+            NotCacheable::TooHard("-save-temps")
+        );
+        assert_eq!(parse_in(&d, &["-M", "a.c"]).unwrap_err(), NotCacheable::DependencyOnly);
+        assert_eq!(
+            parse_in(&d, &["-c", "a.c", "--frobnicate"]).unwrap_err(),
+            NotCacheable::UnsupportedOption
+        );
+        assert_eq!(
+            parse_in(&d, &["-c", "a.c", "-o"]).unwrap_err(),
+            NotCacheable::BadArguments
+        );
+    }
+
+    #[test]
+    fn debug_coverage_split_dwarf() {
+        let d = dir();
+        let c = parse_in(&d, &["-c", "a.c", "-g", "-o", "a.o"]).unwrap();
+        assert_eq!(c.hash_cwd.as_deref(), Some(d.as_path()));
+        let c = parse_in(&d, &["-c", "a.c", "-g", "-fdebug-prefix-map=/=/X/"]).unwrap();
+        assert!(c.hash_cwd.unwrap().starts_with("/X"));
+        let c = parse_in(&d, &["-c", "a.c", "-gsplit-dwarf", "-o", "o/a.o"]).unwrap();
+        assert_eq!(c.outputs[1].path, PathBuf::from("o/a.dwo"));
+        let c = parse_in(&d, &["-c", "a.c", "--coverage", "-o", "o/a.o"]).unwrap();
+        assert_eq!(c.outputs[1].path, PathBuf::from("o/a.gcno"));
+        assert_eq!(c.output_path_in_key, Some(d.join("o/a.o")));
+    }
+
+    #[test]
+    fn color_flags_stay_out_of_the_key() {
+        let d = dir();
+        let a = parse_in(&d, &["-c", "a.c", "-fdiagnostics-color=always"]).unwrap();
+        let b = parse_in(&d, &["-c", "a.c"]).unwrap();
+        assert_eq!(a.key_args, b.key_args);
+        assert_eq!(a.color, ColorChoice::Always);
+    }
+}

@@ -1,0 +1,444 @@
+//! Configuration: defaults, then the TOML file, then `CACHEPOT_*` environment variables (env wins).
+//! Read once per process; nothing here touches the cache or the network. Every value remembers where
+//! it came from, for `--show-config`.
+//!
+//! TOML schema (every key optional):
+//! ```toml
+//! recache = false            # CACHEPOT_RECACHE
+//! disable = false            # CACHEPOT_DISABLE
+//! direct = true              # CACHEPOT_DIRECT
+//! debug = false              # CACHEPOT_DEBUG
+//! log = "warn"               # CACHEPOT_LOG (env_logger filter)
+//! error_log = "/tmp/cp.log"  # CACHEPOT_ERROR_LOG
+//! [cache.disk]
+//! dir = "~/.cache/cachepot"  # CACHEPOT_DIR
+//! size = "10G"               # CACHEPOT_CACHE_SIZE
+//! ```
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    Env(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => write!(f, "default"),
+            Source::File(p) => write!(f, "file {}", p.display()),
+            Source::Env(v) => write!(f, "env {v}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Setting<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+impl<T> Setting<T> {
+    fn default(value: T) -> Self {
+        Setting {
+            value,
+            source: Source::Default,
+        }
+    }
+}
+
+/// A bad setting: which one, where, the value, and what would be accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file that was read, if any.
+    pub file: Option<PathBuf>,
+    pub dir: Setting<PathBuf>,
+    pub max_size: Setting<u64>,
+    pub recache: Setting<bool>,
+    pub disable: Setting<bool>,
+    pub direct: Setting<bool>,
+    pub debug: Setting<bool>,
+    pub log: Setting<Option<String>>,
+    pub error_log: Setting<Option<PathBuf>>,
+}
+
+pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
+
+/// Reads one environment variable; a function so tests can supply their own environment.
+pub type EnvReader<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+
+impl Config {
+    /// Load from the process environment.
+    pub fn load() -> Result<Config, ConfigError> {
+        Config::load_with(&|name| std::env::var_os(name))
+    }
+
+    pub fn load_with(env: EnvReader) -> Result<Config, ConfigError> {
+        let mut cfg = Config {
+            file: None,
+            dir: Setting::default(default_cache_dir(env)?),
+            max_size: Setting::default(DEFAULT_MAX_SIZE),
+            recache: Setting::default(false),
+            disable: Setting::default(false),
+            direct: Setting::default(true),
+            debug: Setting::default(false),
+            log: Setting::default(None),
+            error_log: Setting::default(None),
+        };
+        if let Some(path) = config_file_path(env)? {
+            cfg.apply_file(&path)?;
+        }
+        cfg.apply_env(env)?;
+        Ok(cfg)
+    }
+
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            ConfigError(format!(
+                "config file {} is not valid TOML: {}",
+                path.display(),
+                e.message()
+            ))
+        })?;
+        let src = || Source::File(path.to_path_buf());
+        let bad = |key: &str, what: &str| ConfigError(format!("config file {}: `{key}` {what}", path.display()));
+        for (key, value) in &table {
+            match key.as_str() {
+                "recache" | "disable" | "direct" | "debug" => {
+                    let b = value.as_bool().ok_or_else(|| bad(key, "must be true or false"))?;
+                    let slot = match key.as_str() {
+                        "recache" => &mut self.recache,
+                        "disable" => &mut self.disable,
+                        "direct" => &mut self.direct,
+                        _ => &mut self.debug,
+                    };
+                    *slot = Setting {
+                        value: b,
+                        source: src(),
+                    };
+                }
+                "log" => {
+                    let s = value
+                        .as_str()
+                        .ok_or_else(|| bad(key, "must be a string such as \"debug\""))?;
+                    self.log = Setting {
+                        value: Some(s.to_string()),
+                        source: src(),
+                    };
+                }
+                "error_log" => {
+                    let s = value.as_str().ok_or_else(|| bad(key, "must be a file path string"))?;
+                    self.error_log = Setting {
+                        value: Some(expand_tilde(s, None)),
+                        source: src(),
+                    };
+                }
+                "cache" => {
+                    let cache = value
+                        .as_table()
+                        .ok_or_else(|| bad(key, "must be a table ([cache.disk])"))?;
+                    for (name, backend) in cache {
+                        match name.as_str() {
+                            "disk" => self.apply_disk_table(backend, path)?,
+                            other => {
+                                return Err(bad(
+                                    &format!("cache.{other}"),
+                                    "is not a known storage table; accepted: [cache.disk]",
+                                ));
+                            }
+                        }
+                    }
+                }
+                other => {
+                    return Err(bad(
+                        other,
+                        "is not a known setting; accepted: recache, disable, direct, debug, log, error_log, [cache.disk]",
+                    ));
+                }
+            }
+        }
+        self.file = Some(path.to_path_buf());
+        Ok(())
+    }
+
+    fn apply_disk_table(&mut self, value: &toml::Value, path: &Path) -> Result<(), ConfigError> {
+        let bad =
+            |key: &str, what: &str| ConfigError(format!("config file {}: `cache.disk.{key}` {what}", path.display()));
+        let table = value.as_table().ok_or_else(|| bad("", "must be a table"))?;
+        for (key, v) in table {
+            match key.as_str() {
+                "dir" => {
+                    let s = v.as_str().ok_or_else(|| bad(key, "must be a directory path string"))?;
+                    self.dir = Setting {
+                        value: expand_tilde(s, None),
+                        source: Source::File(path.to_path_buf()),
+                    };
+                }
+                "size" => {
+                    let size = match v {
+                        toml::Value::Integer(n) if *n > 0 => *n as u64,
+                        toml::Value::String(s) => parse_size(s).map_err(|what| bad(key, &what))?,
+                        _ => return Err(bad(key, "must be a size such as \"10G\" or a positive number of bytes")),
+                    };
+                    self.max_size = Setting {
+                        value: size,
+                        source: Source::File(path.to_path_buf()),
+                    };
+                }
+                other => return Err(bad(other, "is not a known setting; accepted: dir, size")),
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, env: EnvReader) -> Result<(), ConfigError> {
+        let get = |name: &str| env(name).filter(|v| !v.is_empty());
+        if let Some(v) = get("CACHEPOT_DIR") {
+            self.dir = Setting {
+                value: absolute(PathBuf::from(v)),
+                source: Source::Env("CACHEPOT_DIR"),
+            };
+        }
+        if let Some(v) = get("CACHEPOT_CACHE_SIZE") {
+            let s = v.to_string_lossy();
+            let size = parse_size(&s).map_err(|what| ConfigError(format!("CACHEPOT_CACHE_SIZE={s}: {what}")))?;
+            self.max_size = Setting {
+                value: size,
+                source: Source::Env("CACHEPOT_CACHE_SIZE"),
+            };
+        }
+        for (name, slot) in [
+            ("CACHEPOT_RECACHE", &mut self.recache),
+            ("CACHEPOT_DISABLE", &mut self.disable),
+            ("CACHEPOT_DIRECT", &mut self.direct),
+            ("CACHEPOT_DEBUG", &mut self.debug),
+        ] {
+            if let Some(v) = get(name) {
+                let value = env_bool(name, &v)?;
+                *slot = Setting {
+                    value,
+                    source: Source::Env(name),
+                };
+            }
+        }
+        if let Some(v) = get("CACHEPOT_LOG") {
+            self.log = Setting {
+                value: Some(v.to_string_lossy().into_owned()),
+                source: Source::Env("CACHEPOT_LOG"),
+            };
+        }
+        if let Some(v) = get("CACHEPOT_ERROR_LOG") {
+            self.error_log = Setting {
+                value: Some(absolute(PathBuf::from(v))),
+                source: Source::Env("CACHEPOT_ERROR_LOG"),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Parse a boolean environment value; the one place booleans are parsed.
+pub fn env_bool(name: &str, value: &std::ffi::OsStr) -> Result<bool, ConfigError> {
+    let s = value.to_string_lossy();
+    parse_bool(&s).ok_or_else(|| {
+        ConfigError(format!(
+            "{name}={s}: not a boolean; accepted: 1/0, true/false, yes/no, on/off"
+        ))
+    })
+}
+
+/// 1/0, true/false, yes/no, on/off (any case); anything else is `None`.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// A size such as `10G`, `500M`, `1.5GiB` or `1048576`. K/M/G/T are powers of 1024 (as in sccache);
+/// KiB/MiB/GiB/TiB mean the same. Returns a message saying what is accepted.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let accepted = "not a size; accepted: a positive number with an optional K, M, G or T suffix (powers of 1024; KiB, MiB, GiB, TiB too), e.g. 10G";
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let multiplier: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" | "k" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        "T" | "TiB" => 1 << 40,
+        _ => return Err(accepted.to_string()),
+    };
+    let n: f64 = num.parse().map_err(|_| accepted.to_string())?;
+    let bytes = n * multiplier as f64;
+    if bytes.is_nan() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(accepted.to_string());
+    }
+    Ok(bytes as u64)
+}
+
+/// Human form of a byte count, e.g. `10.0 GiB`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+fn default_cache_dir(env: EnvReader) -> Result<PathBuf, ConfigError> {
+    if let Some(x) = env("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return Ok(absolute(PathBuf::from(x).join("cachepot")));
+    }
+    match env("HOME").filter(|v| !v.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".cache").join("cachepot")),
+        None => Err(ConfigError(
+            "neither CACHEPOT_DIR, XDG_CACHE_HOME nor HOME is set: set CACHEPOT_DIR to a cache directory".into(),
+        )),
+    }
+}
+
+fn config_file_path(env: EnvReader) -> Result<Option<PathBuf>, ConfigError> {
+    if let Some(p) = env("CACHEPOT_CONF").filter(|v| !v.is_empty()) {
+        let p = absolute(PathBuf::from(p));
+        if !p.is_file() {
+            return Err(ConfigError(format!(
+                "CACHEPOT_CONF={}: no such file; point it at a TOML config file or unset it",
+                p.display()
+            )));
+        }
+        return Ok(Some(p));
+    }
+    let base = match env("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(x) => PathBuf::from(x),
+        None => match env("HOME").filter(|v| !v.is_empty()) {
+            Some(h) => PathBuf::from(h).join(".config"),
+            None => return Ok(None),
+        },
+    };
+    let p = base.join("cachepot").join("config.toml");
+    Ok(p.is_file().then_some(p))
+}
+
+fn expand_tilde(s: &str, home: Option<&Path>) -> PathBuf {
+    if let Some(rest) = s.strip_prefix("~/") {
+        let home = home
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("HOME").map(PathBuf::from));
+        if let Some(h) = home {
+            return h.join(rest);
+        }
+    }
+    PathBuf::from(s)
+}
+
+fn absolute(p: PathBuf) -> PathBuf {
+    if p.is_absolute() {
+        p
+    } else {
+        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        Config::load_with(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10G"), Ok(10 << 30));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("2T"), Ok(2 << 40));
+        assert!(parse_size("10X").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("-5G").is_err());
+    }
+
+    #[test]
+    fn booleans() {
+        for t in ["1", "true", "YES", "on"] {
+            assert_eq!(parse_bool(t), Some(true));
+        }
+        for f in ["0", "False", "no", "OFF"] {
+            assert_eq!(parse_bool(f), Some(false));
+        }
+        assert_eq!(parse_bool("maybe"), None);
+    }
+
+    #[test]
+    fn env_overrides_defaults() {
+        let c = load(&[
+            ("HOME", "/h"),
+            ("CACHEPOT_CACHE_SIZE", "1M"),
+            ("CACHEPOT_RECACHE", "yes"),
+        ])
+        .unwrap();
+        assert_eq!(c.dir.value, PathBuf::from("/h/.cache/cachepot"));
+        assert_eq!(c.max_size.value, 1 << 20);
+        assert_eq!(c.max_size.source, Source::Env("CACHEPOT_CACHE_SIZE"));
+        assert!(c.recache.value);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let e = load(&[("HOME", "/h"), ("CACHEPOT_DISABLE", "maybe")]).unwrap_err();
+        assert!(e.0.starts_with("CACHEPOT_DISABLE=maybe: not a boolean"), "{e}");
+        let e = load(&[("HOME", "/h"), ("CACHEPOT_CACHE_SIZE", "lots")]).unwrap_err();
+        assert!(e.0.starts_with("CACHEPOT_CACHE_SIZE=lots: not a size"), "{e}");
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = std::env::temp_dir().join(format!("cachepot-cfg-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "direct = false\n[cache.disk]\ndir = \"/from/file\"\nsize = \"2G\"\n",
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let c = load(&[("HOME", "/h"), ("CACHEPOT_CONF", f), ("CACHEPOT_CACHE_SIZE", "3G")]).unwrap();
+        assert_eq!(c.dir.value, PathBuf::from("/from/file"));
+        assert!(!c.direct.value);
+        assert_eq!(c.max_size.value, 3 << 30);
+        std::fs::write(&file, "[cache.disk]\nsise = 1\n").unwrap();
+        let e = load(&[("HOME", "/h"), ("CACHEPOT_CONF", f)]).unwrap_err();
+        assert!(e.0.contains("cache.disk.sise"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

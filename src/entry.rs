@@ -1,0 +1,274 @@
+//! The entry format: one compile's result (output files, stdout, stderr, exit status) as bytes that
+//! can sit on a disk or travel to a remote store. Readers verify everything: a damaged or foreign
+//! entry is an error, never a wrong object.
+//!
+//! Grammar (all integers little-endian):
+//! ```text
+//! entry    := magic:"CPOTENT" version:u8 codec:u8 body_len:u64 checksum:u128 payload
+//! payload  := body, compressed by `codec` (0 = stored, 1 = zstd)
+//! body     := exit_status:i32 section_count:u32 section*
+//! section  := kind:u8 name_len:u16 name:utf8 data_len:u64 data
+//! kind     := 1 (output file; name is its role: "object", "dep", "dwo", "gcno", …)
+//!           | 2 (stdout) | 3 (stderr)
+//! ```
+//! `checksum` is xxh3-128 of the uncompressed body. Version history:
+//! - 1: first version.
+//!
+//! The version is also fed into every cache key (see `key.rs`), so entries of another format are
+//! never even looked up.
+
+use std::fmt;
+
+pub const MAGIC: &[u8; 7] = b"CPOTENT";
+pub const FORMAT_VERSION: u8 = 1;
+const CODEC_STORED: u8 = 0;
+const CODEC_ZSTD: u8 = 1;
+const HEADER_LEN: usize = 7 + 1 + 1 + 8 + 16;
+/// Refuse to allocate for bodies larger than this (a corrupted length field must not OOM us).
+const MAX_BODY: u64 = 4 << 30;
+/// zstd level: 1 is the fastest level that still compresses objects ~3x; both peers use a low level.
+const ZSTD_LEVEL: i32 = 1;
+
+/// What a compile produced.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Entry {
+    pub exit_status: i32,
+    /// Output files by role; the paths they go to come from the command line, never from here.
+    pub files: Vec<(String, Vec<u8>)>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum EntryError {
+    BadMagic,
+    UnsupportedVersion(u8),
+    UnsupportedCodec(u8),
+    Truncated,
+    ChecksumMismatch,
+    Malformed(&'static str),
+    Decompress(String),
+}
+
+impl fmt::Display for EntryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntryError::BadMagic => write!(f, "not a cachepot entry (bad magic)"),
+            EntryError::UnsupportedVersion(v) => write!(f, "entry format version {v} is not supported"),
+            EntryError::UnsupportedCodec(c) => write!(f, "entry compression codec {c} is not supported"),
+            EntryError::Truncated => write!(f, "entry is truncated"),
+            EntryError::ChecksumMismatch => write!(f, "entry checksum mismatch"),
+            EntryError::Malformed(what) => write!(f, "entry is malformed: {what}"),
+            EntryError::Decompress(e) => write!(f, "entry does not decompress: {e}"),
+        }
+    }
+}
+
+impl Entry {
+    /// Serialize (and compress) this entry.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(
+            16 + self.stdout.len() + self.stderr.len() + self.files.iter().map(|f| f.1.len() + 32).sum::<usize>(),
+        );
+        body.extend_from_slice(&self.exit_status.to_le_bytes());
+        let count = self.files.len() + 2;
+        body.extend_from_slice(&(count as u32).to_le_bytes());
+        for (role, data) in &self.files {
+            push_section(&mut body, 1, role, data);
+        }
+        push_section(&mut body, 2, "", &self.stdout);
+        push_section(&mut body, 3, "", &self.stderr);
+        encode_framed(MAGIC, &body)
+    }
+
+    /// Parse and verify an entry.
+    pub fn decode(bytes: &[u8]) -> Result<Entry, EntryError> {
+        let body = decode_framed(MAGIC, bytes)?;
+        let mut r = Reader { buf: &body, pos: 0 };
+        let exit_status = i32::from_le_bytes(r.take(4)?.try_into().unwrap());
+        let count = u32::from_le_bytes(r.take(4)?.try_into().unwrap());
+        let mut entry = Entry {
+            exit_status,
+            ..Default::default()
+        };
+        for _ in 0..count {
+            let kind = r.take(1)?[0];
+            let name_len = u16::from_le_bytes(r.take(2)?.try_into().unwrap()) as usize;
+            let name = std::str::from_utf8(r.take(name_len)?)
+                .map_err(|_| EntryError::Malformed("section name is not UTF-8"))?
+                .to_string();
+            let data_len = u64::from_le_bytes(r.take(8)?.try_into().unwrap());
+            let data = r
+                .take(usize::try_from(data_len).map_err(|_| EntryError::Truncated)?)?
+                .to_vec();
+            match kind {
+                1 => {
+                    if !is_valid_role(&name) {
+                        return Err(EntryError::Malformed("bad output role"));
+                    }
+                    entry.files.push((name, data));
+                }
+                2 => entry.stdout = data,
+                3 => entry.stderr = data,
+                _ => return Err(EntryError::Malformed("unknown section kind")),
+            }
+        }
+        if r.pos != body.len() {
+            return Err(EntryError::Malformed("trailing bytes"));
+        }
+        Ok(entry)
+    }
+
+    pub fn file(&self, role: &str) -> Option<&[u8]> {
+        self.files.iter().find(|(r, _)| r == role).map(|(_, d)| d.as_slice())
+    }
+}
+
+/// Roles are short identifiers; anything else in an entry means it was not written by us.
+fn is_valid_role(role: &str) -> bool {
+    !role.is_empty()
+        && role.len() <= 64
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+fn push_section(body: &mut Vec<u8>, kind: u8, name: &str, data: &[u8]) {
+    body.push(kind);
+    body.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    body.extend_from_slice(data);
+}
+
+/// Frame `body` with `magic`, version, codec, length and checksum; compress with zstd. Shared by
+/// entries and manifests so both get the same verification.
+pub fn encode_framed(magic: &[u8; 7], body: &[u8]) -> Vec<u8> {
+    let checksum = xxhash_rust::xxh3::xxh3_128(body);
+    let (codec, payload) = match zstd::bulk::compress(body, ZSTD_LEVEL) {
+        Ok(c) if c.len() < body.len() => (CODEC_ZSTD, c),
+        _ => (CODEC_STORED, body.to_vec()),
+    };
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(magic);
+    out.push(FORMAT_VERSION);
+    out.push(codec);
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&checksum.to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Undo `encode_framed`, verifying magic, version, length and checksum.
+pub fn decode_framed(magic: &[u8; 7], bytes: &[u8]) -> Result<Vec<u8>, EntryError> {
+    if bytes.len() < HEADER_LEN {
+        return Err(if bytes.starts_with(&magic[..bytes.len().min(7)]) {
+            EntryError::Truncated
+        } else {
+            EntryError::BadMagic
+        });
+    }
+    if &bytes[..7] != magic {
+        return Err(EntryError::BadMagic);
+    }
+    if bytes[7] != FORMAT_VERSION {
+        return Err(EntryError::UnsupportedVersion(bytes[7]));
+    }
+    let codec = bytes[8];
+    let body_len = u64::from_le_bytes(bytes[9..17].try_into().unwrap());
+    let checksum = u128::from_le_bytes(bytes[17..33].try_into().unwrap());
+    if body_len > MAX_BODY {
+        return Err(EntryError::Malformed("body length too large"));
+    }
+    let payload = &bytes[HEADER_LEN..];
+    let body = match codec {
+        CODEC_STORED => payload.to_vec(),
+        CODEC_ZSTD => {
+            zstd::bulk::decompress(payload, body_len as usize).map_err(|e| EntryError::Decompress(e.to_string()))?
+        }
+        c => return Err(EntryError::UnsupportedCodec(c)),
+    };
+    if body.len() as u64 != body_len {
+        return Err(EntryError::Truncated);
+    }
+    if xxhash_rust::xxh3::xxh3_128(&body) != checksum {
+        return Err(EntryError::ChecksumMismatch);
+    }
+    Ok(body)
+}
+
+/// A bounds-checked cursor over a verified body.
+pub struct Reader<'a> {
+    pub buf: &'a [u8],
+    pub pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], EntryError> {
+        let end = self.pos.checked_add(n).ok_or(EntryError::Truncated)?;
+        if end > self.buf.len() {
+            return Err(EntryError::Truncated);
+        }
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Entry {
+        Entry {
+            exit_status: 0,
+            files: vec![
+                ("object".into(), vec![0x7f, b'E', b'L', b'F', 1, 2, 3]),
+                ("dep".into(), b"a.o: a.c\n".to_vec()),
+            ],
+            stdout: b"out".to_vec(),
+            stderr: b"warning: x\n".repeat(100),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let e = sample();
+        assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
+    }
+
+    #[test]
+    fn every_truncation_is_rejected() {
+        let bytes = sample().encode();
+        for len in 0..bytes.len() {
+            assert!(Entry::decode(&bytes[..len]).is_err(), "truncated at {len} accepted");
+        }
+    }
+
+    #[test]
+    fn no_bit_flip_gives_a_different_entry() {
+        // A flip may land in compressed-frame metadata that does not change the content; what must
+        // never happen is a *different* entry being accepted.
+        let e = sample();
+        let bytes = e.encode();
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            if let Ok(got) = Entry::decode(&b) {
+                assert_eq!(got, e, "flip at {i} gave a different entry");
+            }
+        }
+    }
+
+    #[test]
+    fn foreign_roles_are_rejected() {
+        let e = Entry {
+            files: vec![("../../etc/passwd".into(), vec![1])],
+            ..Default::default()
+        };
+        assert_eq!(
+            Entry::decode(&e.encode()),
+            Err(EntryError::Malformed("bad output role"))
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! cachepot: one binary, many names. argv[0] decides what this call is; nothing else happens here.
+//! - `cachepot --option …`      → the command line (cli.rs)
+//! - `cachepot <compiler> …`    → a compile through the cache, compiler named by the first argument
+//! - `gcc …` (a shim symlink)   → a compile through the cache, compiler named by argv[0]
+
+mod cli;
+mod compile;
+mod compiler;
+mod config;
+mod entry;
+mod key;
+mod locate;
+mod logging;
+mod outputs;
+mod shims;
+mod stats;
+mod store;
+
+use std::ffi::OsString;
+use std::path::Path;
+
+fn main() {
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    let argv0 = args.first().cloned().unwrap_or_default();
+    let name = Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let status = if name == "cachepot" || name.starts_with("cachepot-") || name.starts_with("cachepot.") {
+        match args.get(1) {
+            Some(first) if !first.to_string_lossy().starts_with('-') => {
+                let compiler = args.remove(1);
+                compile::run(compile::Invocation {
+                    compiler,
+                    args: args.split_off(1),
+                })
+            }
+            _ => {
+                let strs: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+                let refs: Vec<&str> = strs.iter().map(String::as_str).collect();
+                match <cli::Cli as argh::FromArgs>::from_args(&["cachepot"], &refs[1..]) {
+                    Ok(c) => cli::run(c),
+                    Err(early) => {
+                        let ok = early.status.is_ok();
+                        if ok {
+                            println!("{}", early.output);
+                        } else {
+                            eprintln!("cachepot: error: {}", early.output.trim_end());
+                        }
+                        if ok { 0 } else { 2 }
+                    }
+                }
+            }
+        }
+    } else {
+        compile::run(compile::Invocation {
+            compiler: OsString::from(name),
+            args: args.split_off(1),
+        })
+    };
+    std::process::exit(status);
+}

@@ -1,0 +1,105 @@
+//! Writing a hit's files to the paths from the command line. A regular file (or a new path) is
+//! written to a temporary file beside it and renamed into place, so a build never sees half an
+//! object; anything else (`/dev/null`, a FIFO, a terminal) is written through and never renamed
+//! over: as root, renaming over /dev/null would replace it for the whole machine.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Write `data` to `path` as the compiler would have: atomically for regular files, with the mode
+/// a compiler gives new files (0666 minus the umask).
+pub fn write_output(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            // Follow a symlinked output the way the compiler's open() would: to whatever it names.
+            if let Ok(target) = fs::metadata(path)
+                && !target.is_file()
+            {
+                return write_through(path, data);
+            }
+        } else if !ft.is_file() {
+            if ft.is_dir() {
+                return Err(std::io::Error::other(format!("{} is a directory", path.display())));
+            }
+            return write_through(path, data);
+        }
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.cachepot-{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o666)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        // The umask applied at open already; set it explicitly in case the temp file pre-existed.
+        f.set_permissions(fs::Permissions::from_mode(new_file_mode()))?;
+        drop(f);
+        // rename() onto a symlink replaces the link itself, where the compiler would have written
+        // through it; resolve it first.
+        let dest = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        fs::rename(&tmp, dest)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn write_through(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut f = OpenOptions::new().write(true).open(path)?;
+    f.write_all(data)
+}
+
+/// 0666 minus the process umask.
+pub fn new_file_mode() -> u32 {
+    static MODE: OnceLock<u32> = OnceLock::new();
+    *MODE.get_or_init(|| {
+        // SAFETY: umask() cannot fail; we set it back at once. cachepot is single-threaded here,
+        // so no other thread creates files between the two calls.
+        let mask = unsafe {
+            let m = libc::umask(0o022);
+            libc::umask(m);
+            m
+        };
+        0o666 & !(mask as u32)
+    })
+}
+
+/// Is this path something we may read back as a regular file after a compile?
+pub fn is_regular_file(path: &Path) -> bool {
+    fs::metadata(path).map(|m| m.is_file()).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt;
+
+    #[test]
+    fn regular_and_special_files() {
+        let d = std::env::temp_dir().join(format!("cachepot-out-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        let p = d.join("a.o");
+        write_output(&p, b"one").unwrap();
+        write_output(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, new_file_mode());
+        write_output(Path::new("/dev/null"), b"x").unwrap();
+        assert!(fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+        fs::remove_dir_all(&d).unwrap();
+    }
+}

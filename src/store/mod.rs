@@ -1,0 +1,73 @@
+//! Storage: where entries live. `disk` is the local level; remote backends plug in behind the same
+//! trait. A store moves opaque, already-framed entry bytes (see `entry.rs`): it never interprets them,
+//! and every reader verifies them before use, so a store can be wrong without causing a false hit.
+
+pub mod disk;
+
+use std::fmt;
+
+/// Why a store operation failed. Each kind is also a statistics counter (`error.<kind>`).
+#[derive(Debug)]
+#[allow(dead_code)] // the remote kinds are produced by the remote backends
+pub enum StoreError {
+    /// Reading an existing entry failed (I/O error other than "not found").
+    Read(String),
+    /// Writing an entry failed (full disk, read-only directory, …).
+    Write(String),
+    /// A remote answered slower than the configured timeout.
+    Timeout(String),
+    /// A remote could not be reached.
+    Unreachable(String),
+    /// A remote refused our credentials.
+    Auth(String),
+    /// The bucket / container / database named in the configuration does not exist.
+    MissingBucket(String),
+    /// Anything else a remote said that we did not expect.
+    Protocol(String),
+}
+
+impl StoreError {
+    /// The statistics counter name of this error kind.
+    pub fn stat_name(&self) -> &'static str {
+        match self {
+            StoreError::Read(_) => "read-failed",
+            StoreError::Write(_) => "write-failed",
+            StoreError::Timeout(_) => "remote-timeout",
+            StoreError::Unreachable(_) => "remote-unreachable",
+            StoreError::Auth(_) => "remote-auth",
+            StoreError::MissingBucket(_) => "remote-missing-bucket",
+            StoreError::Protocol(_) => "remote-protocol",
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let detail = match self {
+            StoreError::Read(s)
+            | StoreError::Write(s)
+            | StoreError::Timeout(s)
+            | StoreError::Unreachable(s)
+            | StoreError::Auth(s)
+            | StoreError::MissingBucket(s)
+            | StoreError::Protocol(s) => s,
+        };
+        write!(f, "{}: {}", self.stat_name(), detail)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// One level of storage. Keys are lowercase hex strings (64 characters for result keys); the
+/// namespace (entries vs manifests) is part of the key string the caller passes.
+pub trait Storage {
+    /// The stored bytes for `key`, or `None` when there is no such entry.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Store `bytes` under `key`, replacing any previous value atomically.
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Forget `key` (used when a read entry failed verification).
+    fn remove(&self, key: &str) -> Result<(), StoreError>;
+    /// A one-line description for logs and `--show-config` (no secrets).
+    #[allow(dead_code)]
+    fn describe(&self) -> String;
+}
