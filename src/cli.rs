@@ -122,7 +122,7 @@ fn join_or_none(v: &[String]) -> String {
 
 fn settings(cfg: &Config) -> Vec<(&'static str, String, String)> {
     let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "(unset)".into());
-    vec![
+    let mut rows = vec![
         ("dir", cfg.dir.value.display().to_string(), cfg.dir.source.to_string()),
         (
             "cache_size",
@@ -139,7 +139,12 @@ fn settings(cfg: &Config) -> Vec<(&'static str, String, String)> {
             opt(&cfg.error_log.value.as_ref().map(|p| p.display().to_string())),
             cfg.error_log.source.to_string(),
         ),
-    ]
+    ];
+    match &cfg.remote {
+        Some(r) => rows.extend(r.show()),
+        None => rows.push(("remote", "(none)".into(), "default".into())),
+    }
+    rows
 }
 
 fn config_text(cfg: &Config) -> String {
@@ -151,7 +156,7 @@ fn config_text(cfg: &Config) -> String {
             .unwrap_or_else(|| "(none)".into())
     );
     for (name, value, source) in settings(cfg) {
-        s.push_str(&format!("{name:<12} = {value:<40} ({source})\n"));
+        s.push_str(&format!("{name:<22} = {value:<40} ({source})\n"));
     }
     s
 }

@@ -8,8 +8,7 @@ use crate::entry::Entry;
 use crate::key::{KeyBuilder, sha256_hex};
 use crate::locate::{self, SelfIdentity};
 use crate::stats::{self, Outcome};
-use crate::store::Storage;
-use crate::store::disk::DiskStore;
+use crate::store::{self, Storage};
 use crate::{logging, outputs};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
@@ -102,19 +101,19 @@ impl Call {
             Err(reason) => return self.not_cacheable(reason),
         };
         log::debug!(target: "compile", "{} compile of {} (language {})", family.name(), req.source.display(), req.language);
-        let store = DiskStore::new(&self.cfg.dir.value, self.cfg.max_size.value);
+        let store = store::open(&self.cfg);
         let key = match self.result_key(&req, &cwd) {
             Ok(k) => k,
             Err(reason) => return self.not_cacheable(reason),
         };
         log::debug!(target: "compile", "result key {key}");
         if !self.cfg.recache.value
-            && let Some(status) = self.try_hit(&store, &key, &req)
+            && let Some(status) = self.try_hit(&*store, &key, &req)
         {
             self.count(Outcome::HitPreprocessed);
             return status;
         }
-        self.compile_and_store(&store, &key, &req)
+        self.compile_and_store(&*store, &key, &req)
     }
 
     /// Preprocessor mode: hash the compiler, the arguments, the relevant environment, the source
@@ -176,7 +175,7 @@ impl Call {
     }
 
     /// Look the key up and restore the entry; `None` means "compile instead" (a miss, or a fault).
-    fn try_hit(&mut self, store: &DiskStore, key: &str, req: &CCompile) -> Option<i32> {
+    fn try_hit(&mut self, store: &dyn Storage, key: &str, req: &CCompile) -> Option<i32> {
         let bytes = match store.get(key) {
             Ok(Some(b)) => b,
             Ok(None) => return None,
@@ -212,7 +211,7 @@ impl Call {
         Some(entry.exit_status)
     }
 
-    fn compile_and_store(&mut self, store: &DiskStore, key: &str, req: &CCompile) -> i32 {
+    fn compile_and_store(&mut self, store: &dyn Storage, key: &str, req: &CCompile) -> i32 {
         let mut cmd = self.command();
         cmd.args(&self.args);
         if req.color == ColorChoice::Auto && std::io::stderr().is_terminal() {

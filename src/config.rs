@@ -13,8 +13,11 @@
 //! [cache.disk]
 //! dir = "~/.cache/cachepot"  # CACHEPOT_DIR
 //! size = "10G"               # CACHEPOT_CACHE_SIZE
+//! [cache.remote]             # and one of [cache.redis], [cache.memcached], …: see store/remote.rs
 //! ```
 
+use crate::store::remote::{self, RemoteConfig};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -74,6 +77,10 @@ pub struct Config {
     pub debug: Setting<bool>,
     pub log: Setting<Option<String>>,
     pub error_log: Setting<Option<PathBuf>>,
+    /// The remote store behind the local disk, if one is configured (store/remote.rs parses it).
+    pub remote: Option<RemoteConfig>,
+    /// The config file's remote `[cache.*]` tables, as read, for store/remote.rs.
+    remote_tables: BTreeMap<String, toml::Table>,
 }
 
 pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
@@ -98,11 +105,14 @@ impl Config {
             debug: Setting::default(false),
             log: Setting::default(None),
             error_log: Setting::default(None),
+            remote: None,
+            remote_tables: BTreeMap::new(),
         };
         if let Some(path) = config_file_path(env)? {
             cfg.apply_file(&path)?;
         }
         cfg.apply_env(env)?;
+        cfg.remote = RemoteConfig::load(&cfg.remote_tables, cfg.file.as_deref(), env)?;
         Ok(cfg)
     }
 
@@ -156,10 +166,19 @@ impl Config {
                     for (name, backend) in cache {
                         match name.as_str() {
                             "disk" => self.apply_disk_table(backend, path)?,
+                            other if remote::TABLES.contains(&other) => {
+                                let t = backend
+                                    .as_table()
+                                    .ok_or_else(|| bad(&format!("cache.{other}"), "must be a table"))?;
+                                self.remote_tables.insert(other.to_string(), t.clone());
+                            }
                             other => {
                                 return Err(bad(
                                     &format!("cache.{other}"),
-                                    "is not a known storage table; accepted: [cache.disk]",
+                                    &format!(
+                                        "is not a known storage table; accepted: [cache.disk], [cache.{}]",
+                                        remote::TABLES.join("], [cache.")
+                                    ),
                                 ));
                             }
                         }

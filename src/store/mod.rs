@@ -3,12 +3,15 @@
 //! and every reader verifies them before use, so a store can be wrong without causing a false hit.
 
 pub mod disk;
+pub mod memcached;
+pub mod redis;
+pub mod remote;
+pub mod tiered;
 
 use std::fmt;
 
 /// Why a store operation failed. Each kind is also a statistics counter (`error.<kind>`).
 #[derive(Debug)]
-#[allow(dead_code)] // the remote kinds are produced by the remote backends
 pub enum StoreError {
     /// Reading an existing entry failed (I/O error other than "not found").
     Read(String),
@@ -68,6 +71,16 @@ pub trait Storage {
     /// Forget `key` (used when a read entry failed verification).
     fn remove(&self, key: &str) -> Result<(), StoreError>;
     /// A one-line description for logs and `--show-config` (no secrets).
-    #[allow(dead_code)]
     fn describe(&self) -> String;
+    /// Counters this store gathered beyond hits and errors (`remote.memcached-split`, …), each name
+    /// once per event; taken once, when the call ends.
+    fn take_counters(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+}
+
+/// The store a compile uses, from the configuration: the local disk, with the configured remote
+/// behind it (nothing is connected until the first lookup).
+pub fn open(cfg: &crate::config::Config) -> Box<dyn Storage> {
+    remote::open(&cfg.dir.value, cfg.max_size.value, cfg.remote.as_ref())
 }

@@ -1,0 +1,177 @@
+//! The local disk in front of a remote store. A lookup tries the local level, then the remote; a
+//! remote hit fills the local level, so the next lookup of that key stays on this machine. A put
+//! goes to both levels (the remote only when not read-only).
+//!
+//! Remote faults never reach the caller: the first one of a call is logged, counted as
+//! `error.<kind>`, and starts the back-off (see `remote.rs`), after which the remote is skipped by
+//! this call and by every compile until the back-off ends. The call's remote counters go to the
+//! statistics in one update when the store is dropped, so compile.rs needs to know none of this.
+
+use super::disk::DiskStore;
+use super::remote::Backoff;
+use super::{Storage, StoreError};
+use crate::stats::{self, Counters};
+use std::cell::RefCell;
+use std::path::PathBuf;
+
+pub struct TieredStore {
+    local: Option<DiskStore>,
+    remote: Box<dyn Storage>,
+    read_only: bool,
+    backoff: Backoff,
+    cache_dir: PathBuf,
+    state: RefCell<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Whether the remote may be used by this call: unknown until first needed (reading the
+    /// back-off file costs a file read, so a call that never looks anything up never pays it).
+    usable: Option<bool>,
+    /// This call's remote counters, flushed to the statistics on drop.
+    counters: Counters,
+}
+
+impl TieredStore {
+    pub fn new(
+        local: Option<DiskStore>,
+        remote: Box<dyn Storage>,
+        read_only: bool,
+        backoff: Backoff,
+        cache_dir: PathBuf,
+    ) -> TieredStore {
+        TieredStore {
+            local,
+            remote,
+            read_only,
+            backoff,
+            cache_dir,
+            state: RefCell::new(State::default()),
+        }
+    }
+
+    fn count(&self, name: &str) {
+        *self.state.borrow_mut().counters.entry(name.to_string()).or_default() += 1;
+    }
+
+    /// Whether to talk to the remote now (not failed in this call, not in a back-off period).
+    fn remote_usable(&self) -> bool {
+        let known = self.state.borrow().usable;
+        match known {
+            Some(u) => u,
+            None => {
+                let usable = !self.backoff.active();
+                if !usable {
+                    log::debug!(target: "remote", "skipping {}: backing off after a recent failure", self.remote.describe());
+                    self.count("remote.skipped-backoff");
+                }
+                self.state.borrow_mut().usable = Some(usable);
+                usable
+            }
+        }
+    }
+
+    /// A remote fault: log it (once per call: the remote is not used again by this call), count
+    /// it, and start the back-off for every compile.
+    fn remote_failed(&self, op: &str, e: StoreError) {
+        log::warn!(
+            target: "remote",
+            "{} failed on {op}: {e}; compiling without it, and skipping it for {}",
+            self.remote.describe(),
+            super::remote::format_duration(self.backoff.period)
+        );
+        self.count(&format!("error.{}", e.stat_name()));
+        self.state.borrow_mut().usable = Some(false);
+        self.backoff.start();
+    }
+}
+
+impl Storage for TieredStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(local) = &self.local
+            && let Some(bytes) = local.get(key)?
+        {
+            return Ok(Some(bytes));
+        }
+        if !self.remote_usable() {
+            return Ok(None);
+        }
+        match self.remote.get(key) {
+            Ok(Some(bytes)) => {
+                self.count("remote.hit");
+                log::debug!(target: "remote", "remote hit {key} ({} bytes)", bytes.len());
+                if let Some(local) = &self.local
+                    && let Err(e) = local.put(key, &bytes)
+                {
+                    log::warn!(target: "remote", "cannot keep remote entry {key} locally: {e}");
+                    self.count(&format!("error.{}", e.stat_name()));
+                }
+                Ok(Some(bytes))
+            }
+            Ok(None) => {
+                self.count("remote.miss");
+                Ok(None)
+            }
+            Err(e) => {
+                self.remote_failed("get", e);
+                Ok(None)
+            }
+        }
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let local = match &self.local {
+            Some(l) => l.put(key, bytes),
+            None => Ok(()),
+        };
+        if !self.read_only && self.remote_usable() {
+            match self.remote.put(key, bytes) {
+                Ok(()) => self.count("remote.write"),
+                Err(e) => self.remote_failed("put", e),
+            }
+        }
+        local
+    }
+
+    fn remove(&self, key: &str) -> Result<(), StoreError> {
+        let local = match &self.local {
+            Some(l) => l.remove(key),
+            None => Ok(()),
+        };
+        // An entry that failed verification is removed from the remote too, so other machines
+        // stop fetching it; a read-only remote keeps it (we may not write there).
+        if !self.read_only
+            && self.remote_usable()
+            && let Err(e) = self.remote.remove(key)
+        {
+            self.remote_failed("remove", e);
+        }
+        local
+    }
+
+    fn describe(&self) -> String {
+        let remote = format!(
+            "{}{}",
+            self.remote.describe(),
+            if self.read_only { " (read-only)" } else { "" }
+        );
+        match &self.local {
+            Some(l) => format!("{}, then {remote}", l.describe()),
+            None => remote,
+        }
+    }
+}
+
+impl Drop for TieredStore {
+    fn drop(&mut self) {
+        let mut counters = std::mem::take(&mut self.state.get_mut().counters);
+        for name in self.remote.take_counters() {
+            *counters.entry(name.to_string()).or_default() += 1;
+        }
+        if !counters.is_empty()
+            && let Err(e) = stats::add_counters(&self.cache_dir, &counters)
+        {
+            log::warn!(target: "remote", "could not update statistics in {}: {e}", self.cache_dir.display());
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Real servers for the remote-store tests, each on a free loopback port, stopped when dropped:
+//! redis-server (plain and TLS), memcached, and a "silent" server that accepts connections and never
+//! answers (a real server-side behaviour: a hung process or a black-holed proxy).
+#![allow(dead_code)]
+
+use crate::common::*;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server process we started; killed (by its own handle) when dropped.
+pub struct Server {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub dir: TestDir,
+}
+
+impl Server {
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited at start-up: {status}");
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what} did not start listening on port {port}");
+}
+
+/// TLS material for a test: a CA, and a server certificate for 127.0.0.1 signed by it.
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn make_tls_files(dir: &Path) -> TlsFiles {
+    require_tool("openssl");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", s(&out.stderr));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=cachepot test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    }
+}
+
+/// redis-server on a free port, no persistence; `extra` adds arguments (e.g. `--requirepass x`).
+pub fn redis(extra: &[&str]) -> Server {
+    let bin = require_tool("redis-server");
+    let dir = TestDir::new("redis-server");
+    let port = free_port();
+    let mut child = Command::new(bin)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--dir", dir.path.to_str().unwrap()])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    wait_for_port(port, &mut child, "redis-server");
+    Server {
+        child: Some(child),
+        port,
+        dir,
+    }
+}
+
+/// redis-server speaking only TLS, with the given certificate.
+pub fn redis_tls(tls: &TlsFiles) -> Server {
+    let bin = require_tool("redis-server");
+    let dir = TestDir::new("redis-tls");
+    let port = free_port();
+    let mut child = Command::new(bin)
+        .args(["--port", "0", "--tls-port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--tls-auth-clients", "no"])
+        .args(["--tls-cert-file", tls.cert.to_str().unwrap()])
+        .args(["--tls-key-file", tls.key.to_str().unwrap()])
+        .args(["--tls-ca-cert-file", tls.ca.to_str().unwrap()])
+        .args(["--dir", dir.path.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server with TLS");
+    wait_for_port(port, &mut child, "redis-server (TLS)");
+    Server {
+        child: Some(child),
+        port,
+        dir,
+    }
+}
+
+/// memcached on a free port; `extra` adds arguments (e.g. `-I 2m`).
+pub fn memcached(extra: &[&str]) -> Server {
+    let bin = require_tool("memcached");
+    let dir = TestDir::new("memcached");
+    let port = free_port();
+    let mut child = Command::new(bin)
+        .args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-u", "root"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start memcached");
+    wait_for_port(port, &mut child, "memcached");
+    Server {
+        child: Some(child),
+        port,
+        dir,
+    }
+}
+
+/// A server that accepts connections, reads what it is sent, and never answers. Runs until the
+/// test process ends.
+pub fn silent_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                let _ = conn.flush();
+            });
+        }
+    });
+    port
+}
+
+/// A small C project: `n` files whose objects differ.
+pub fn write_project(dir: &TestDir, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let name = format!("f{i}.c");
+            dir.write(
+                &name,
+                format!("#include <stdio.h>\nint f{i}(int x) {{ printf(\"%d\\n\", x); return x * {i} + 1; }}\n"),
+            );
+            name
+        })
+        .collect()
+}
+
+/// Compile every file through cachepot in `env`; returns the objects' bytes.
+pub fn build(env: &Env, files: &[String]) -> Vec<Vec<u8>> {
+    files
+        .iter()
+        .map(|f| {
+            let obj = f.replace(".c", ".o");
+            let _ = std::fs::remove_file(env.dir.join(&obj));
+            env.ok(&["gcc", "-c", f, "-o", &obj, "-O1"]);
+            env.dir.read(&obj)
+        })
+        .collect()
+}
+
+/// The objects the real compiler makes without any cache, for comparison.
+pub fn reference_objects(env: &Env, files: &[String]) -> Vec<Vec<u8>> {
+    let gcc = require_tool("gcc");
+    files
+        .iter()
+        .map(|f| {
+            let obj = format!("{}.ref.o", f);
+            let out = Command::new(&gcc)
+                .args(["-c", f, "-o", &obj, "-O1"])
+                .current_dir(&env.dir.path)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "gcc {f}: {}", s(&out.stderr));
+            env.dir.read(&obj)
+        })
+        .collect()
+}
+
+/// An `other` counter of the statistics (remote.hit, remote.write, …), 0 when absent.
+pub fn other(env: &Env, name: &str) -> u64 {
+    env.stats()["other"][name].as_u64().unwrap_or(0)
+}
