@@ -3,9 +3,12 @@
 //! and every reader verifies them before use, so a store can be wrong without causing a false hit.
 
 pub mod disk;
+pub mod http;
 pub mod memcached;
 pub mod redis;
 pub mod remote;
+pub mod s3;
+pub mod s3_credentials;
 pub mod tiered;
 
 use std::fmt;
@@ -76,6 +79,10 @@ pub trait Storage {
     /// once per event; taken once, when the call ends.
     fn take_counters(&self) -> Vec<&'static str> {
         Vec::new()
+    }
+    /// Whether a put may be sent at all (false: e.g. anonymous S3 access, which only reads).
+    fn accepts_writes(&self) -> bool {
+        true
     }
 }
 

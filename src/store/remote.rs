@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// The `[cache.*]` tables that belong to the remote level (config.rs keeps them raw for us).
-pub const TABLES: &[&str] = &["remote", "redis", "memcached"];
+pub const TABLES: &[&str] = &["remote", "redis", "memcached", "s3"];
 
 /// A value that must never be printed: `Debug` and `Display` show `****`.
 #[derive(Clone, PartialEq, Eq)]
@@ -63,6 +63,7 @@ pub struct RemoteConfig {
 pub enum Backend {
     Redis(super::redis::RedisConfig),
     Memcached(super::memcached::MemcachedConfig),
+    S3(Box<super::s3::S3Config>),
 }
 
 impl Backend {
@@ -70,6 +71,7 @@ impl Backend {
         match self {
             Backend::Redis(_) => "redis",
             Backend::Memcached(_) => "memcached",
+            Backend::S3(_) => "s3",
         }
     }
 
@@ -78,6 +80,7 @@ impl Backend {
         match self {
             Backend::Redis(c) => &c.url_source,
             Backend::Memcached(c) => &c.servers.source,
+            Backend::S3(c) => &c.bucket.source,
         }
     }
 
@@ -86,6 +89,7 @@ impl Backend {
         match self {
             Backend::Redis(c) => c.show(),
             Backend::Memcached(c) => c.show(),
+            Backend::S3(c) => c.show(),
         }
     }
 }
@@ -115,6 +119,9 @@ impl RemoteConfig {
         if let Some(c) = super::memcached::MemcachedConfig::load(&settings("memcached"))? {
             found.push(Backend::Memcached(c));
         }
+        if let Some(c) = super::s3::S3Config::load(&settings("s3"))? {
+            found.push(Backend::S3(Box::new(c)));
+        }
         let common = settings("remote");
         common.check_keys(&["read_only", "prefix", "local", "connect_timeout", "timeout", "backoff"])?;
         if found.len() > 1 {
@@ -127,7 +134,11 @@ impl RemoteConfig {
         let Some(backend) = found.pop() else {
             return Ok(None);
         };
-        let prefix = common.string("prefix", "CACHEPOT_REMOTE_PREFIX")?;
+        let mut prefix = common.string("prefix", "CACHEPOT_REMOTE_PREFIX")?;
+        if let (None, Backend::S3(s3)) = (&prefix, &backend) {
+            // The seed's name for the prefix, for S3 only.
+            prefix = s3.key_prefix.clone();
+        }
         if let Some(p) = &prefix
             && (p.value.len() > 100 || !p.value.bytes().all(|b| b.is_ascii_graphic()))
         {
@@ -205,7 +216,7 @@ impl RemoteConfig {
     }
 
     /// The backend as a store, not yet connected: connections are made on first use.
-    fn open_backend(&self) -> Box<dyn Storage> {
+    fn open_backend(&self, cache_dir: &Path) -> Box<dyn Storage> {
         let t = Timeouts {
             connect: self.connect_timeout.value,
             io: self.timeout.value,
@@ -214,6 +225,12 @@ impl RemoteConfig {
         match &self.backend {
             Backend::Redis(c) => Box::new(super::redis::RedisStore::new(c.clone(), prefix, t)),
             Backend::Memcached(c) => Box::new(super::memcached::MemcachedStore::new(c.clone(), prefix, t)),
+            Backend::S3(c) => Box::new(super::s3::S3Store::new(
+                (**c).clone(),
+                prefix,
+                t,
+                cache_dir.to_path_buf(),
+            )),
         }
     }
 }
@@ -232,7 +249,7 @@ pub fn open(cache_dir: &Path, max_size: u64, remote: Option<&RemoteConfig>) -> B
     let Some(r) = remote else {
         return Box::new(disk);
     };
-    let backend = r.open_backend();
+    let backend = r.open_backend(cache_dir);
     let backoff = Backoff {
         file: cache_dir.join("remote-backoff"),
         id: crate::key::sha256_hex(backend.describe().as_bytes())[..16].to_string(),

@@ -124,7 +124,13 @@ impl Storage for TieredStore {
             Some(l) => l.put(key, bytes),
             None => Ok(()),
         };
-        if !self.read_only && self.remote_usable() {
+        if self.read_only {
+            self.count("remote.write-skipped-read-only");
+        } else if self.remote_usable() {
+            if !self.remote.accepts_writes() {
+                self.count("remote.write-skipped-read-only");
+                return local;
+            }
             match self.remote.put(key, bytes) {
                 Ok(()) => self.count("remote.write"),
                 Err(e) => self.remote_failed("put", e),
@@ -142,6 +148,7 @@ impl Storage for TieredStore {
         // stop fetching it; a read-only remote keeps it (we may not write there).
         if !self.read_only
             && self.remote_usable()
+            && self.remote.accepts_writes()
             && let Err(e) = self.remote.remove(key)
         {
             self.remote_failed("remove", e);

@@ -261,3 +261,107 @@ pub fn reference_objects(env: &Env, files: &[String]) -> Vec<Vec<u8>> {
 pub fn other(env: &Env, name: &str) -> u64 {
     env.stats()["other"][name].as_u64().unwrap_or(0)
 }
+
+pub const S3_KEY: &str = "cachepot-test-key";
+pub const S3_SECRET: &str = "cachepot-test-secret-0123456789";
+
+/// s3s-fs on a free port, serving `<dir>/root`; with credentials it checks SigV4 signatures.
+pub fn s3s(auth: bool, buckets: &[&str]) -> Server {
+    let bin = require_tool("s3s-fs");
+    let dir = TestDir::new("s3s");
+    let root = dir.join("root");
+    for b in buckets {
+        std::fs::create_dir_all(root.join(b)).unwrap();
+    }
+    let port = free_port();
+    let mut cmd = Command::new(bin);
+    cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()]);
+    if auth {
+        cmd.args(["--access-key", S3_KEY, "--secret-key", S3_SECRET]);
+    }
+    let mut child = cmd
+        .arg(&root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start s3s-fs");
+    wait_for_port(port, &mut child, "s3s-fs");
+    Server {
+        child: Some(child),
+        port,
+        dir,
+    }
+}
+
+/// One request as the test's own HTTP endpoint saw it.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// The test's own HTTP endpoint on loopback (a token or credentials service, which the code under
+/// test reaches through its documented endpoint overrides): `answer` gives status and body for
+/// each request. Returns the port and the log of requests seen.
+pub fn http_endpoint(
+    answer: impl Fn(&SeenRequest) -> (u16, String) + Send + Sync + 'static,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<SeenRequest>>>) {
+    use std::io::BufRead;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let answer = answer.clone();
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+                let mut conn = conn;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut parts = line.split_whitespace();
+                    let method = parts.next().unwrap_or_default().to_string();
+                    let path = parts.next().unwrap_or_default().to_string();
+                    let mut headers = Vec::new();
+                    let mut length = 0usize;
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let h = h.trim_end();
+                        if h.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                            headers.push((k.to_ascii_lowercase(), v.trim().to_string()));
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    let req = SeenRequest { method, path, headers };
+                    let (status, body) = answer(&req);
+                    log.lock().unwrap().push(req);
+                    let resp = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if conn.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}

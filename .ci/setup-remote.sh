@@ -1,0 +1,13 @@
+# Sourced by .ci/run: servers for the remote-store tests that Debian does not package. Each is
+# installed once into a cached tools directory and only when missing; the tests start the server
+# processes themselves on free loopback ports. redis-server and memcached come from
+# .ci/packages-remote.txt.
+CACHEPOT_CI_TOOLS="${CACHEPOT_CI_TOOLS:-$HOME/.cache/cachepot-ci-tools}"
+export PATH="$CACHEPOT_CI_TOOLS/bin:$PATH"
+
+# S3: s3s-fs checks SigV4 signatures, so wrong credentials are a real failure.
+if ! command -v s3s-fs >/dev/null 2>&1; then
+  echo "setup-remote: installing s3s-fs (once) into $CACHEPOT_CI_TOOLS"
+  # 0.14 is the newest that builds with the stable toolchain here (0.17 needs rustc 1.96).
+  cargo install --locked --root "$CACHEPOT_CI_TOOLS" s3s-fs@0.14.1 --features binary
+fi
