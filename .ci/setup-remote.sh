@@ -11,3 +11,20 @@ if ! command -v s3s-fs >/dev/null 2>&1; then
   # 0.14 is the newest that builds with the stable toolchain here (0.17 needs rustc 1.96).
   cargo install --locked --root "$CACHEPOT_CI_TOOLS" s3s-fs@0.14.1 --features binary
 fi
+
+# Azure: Azurite's blob service, from the npm registry.
+if ! command -v azurite-blob >/dev/null 2>&1; then
+  echo "setup-remote: installing azurite (once) into $CACHEPOT_CI_TOOLS/npm"
+  npm install --silent --prefix "$CACHEPOT_CI_TOOLS/npm" azurite@3
+  mkdir -p "$CACHEPOT_CI_TOOLS/bin"
+  ln -sf "$CACHEPOT_CI_TOOLS/npm/node_modules/.bin/azurite-blob" "$CACHEPOT_CI_TOOLS/bin/azurite-blob"
+fi
+
+# Google Cloud Storage: gcp-storage-emulator from the Python package index, in its own venv.
+if ! command -v gcp-storage-emulator >/dev/null 2>&1; then
+  echo "setup-remote: installing gcp-storage-emulator (once) into $CACHEPOT_CI_TOOLS/gcs-venv"
+  python3 -m venv "$CACHEPOT_CI_TOOLS/gcs-venv"
+  "$CACHEPOT_CI_TOOLS/gcs-venv/bin/pip" install --quiet gcp-storage-emulator
+  mkdir -p "$CACHEPOT_CI_TOOLS/bin"
+  ln -sf "$CACHEPOT_CI_TOOLS/gcs-venv/bin/gcp-storage-emulator" "$CACHEPOT_CI_TOOLS/bin/gcp-storage-emulator"
+fi

@@ -207,17 +207,8 @@ fn no_metadata_service_means_anonymous_reads_and_no_writes() {
     let a = Env::new("s3-anon-a");
     let files = write_project(&a.dir, 2);
     let objects = build(&a, &files[..1]);
-    let mut dirs = vec![a.cache.clone()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            if e.file_type().unwrap().is_dir() {
-                dirs.push(e.path());
-            } else if name.len() == 64 {
-                std::fs::copy(e.path(), server.dir.join("root").join(BUCKET).join(&name)).unwrap();
-            }
-        }
+    for (key, path) in local_entries(&a.cache) {
+        std::fs::copy(path, server.dir.join("root").join(BUCKET).join(key)).unwrap();
     }
     assert_eq!(objects_in(&server, BUCKET).len(), 1);
     // B has no credentials at all, and the metadata endpoint refuses connections.

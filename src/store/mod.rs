@@ -2,7 +2,9 @@
 //! trait. A store moves opaque, already-framed entry bytes (see `entry.rs`): it never interprets them,
 //! and every reader verifies them before use, so a store can be wrong without causing a false hit.
 
+pub mod azure;
 pub mod disk;
+pub mod gcs;
 pub mod http;
 pub mod memcached;
 pub mod redis;

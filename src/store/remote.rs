@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// The `[cache.*]` tables that belong to the remote level (config.rs keeps them raw for us).
-pub const TABLES: &[&str] = &["remote", "redis", "memcached", "s3"];
+pub const TABLES: &[&str] = &["remote", "redis", "memcached", "s3", "azure", "gcs"];
 
 /// A value that must never be printed: `Debug` and `Display` show `****`.
 #[derive(Clone, PartialEq, Eq)]
@@ -64,6 +64,8 @@ pub enum Backend {
     Redis(super::redis::RedisConfig),
     Memcached(super::memcached::MemcachedConfig),
     S3(Box<super::s3::S3Config>),
+    Azure(Box<super::azure::AzureConfig>),
+    Gcs(Box<super::gcs::GcsConfig>),
 }
 
 impl Backend {
@@ -72,6 +74,8 @@ impl Backend {
             Backend::Redis(_) => "redis",
             Backend::Memcached(_) => "memcached",
             Backend::S3(_) => "s3",
+            Backend::Azure(_) => "azure",
+            Backend::Gcs(_) => "gcs",
         }
     }
 
@@ -81,6 +85,8 @@ impl Backend {
             Backend::Redis(c) => &c.url_source,
             Backend::Memcached(c) => &c.servers.source,
             Backend::S3(c) => &c.bucket.source,
+            Backend::Azure(c) => c.source(),
+            Backend::Gcs(c) => &c.bucket.source,
         }
     }
 
@@ -90,6 +96,8 @@ impl Backend {
             Backend::Redis(c) => c.show(),
             Backend::Memcached(c) => c.show(),
             Backend::S3(c) => c.show(),
+            Backend::Azure(c) => c.show(),
+            Backend::Gcs(c) => c.show(),
         }
     }
 }
@@ -122,6 +130,12 @@ impl RemoteConfig {
         if let Some(c) = super::s3::S3Config::load(&settings("s3"))? {
             found.push(Backend::S3(Box::new(c)));
         }
+        if let Some(c) = super::azure::AzureConfig::load(&settings("azure"))? {
+            found.push(Backend::Azure(Box::new(c)));
+        }
+        if let Some(c) = super::gcs::GcsConfig::load(&settings("gcs"))? {
+            found.push(Backend::Gcs(Box::new(c)));
+        }
         let common = settings("remote");
         common.check_keys(&["read_only", "prefix", "local", "connect_timeout", "timeout", "backoff"])?;
         if found.len() > 1 {
@@ -147,14 +161,21 @@ impl RemoteConfig {
                 p.value, p.source
             )));
         }
+        let read_only = match (common.bool("read_only", "CACHEPOT_REMOTE_READ_ONLY")?, &backend) {
+            (Some(r), _) => r,
+            // CACHEPOT_GCS_RW_MODE is the seed's switch for GCS, read-only by default.
+            (None, Backend::Gcs(g)) => Setting {
+                value: !g.read_write.value,
+                source: g.read_write.source.clone(),
+            },
+            (None, _) => Setting {
+                value: false,
+                source: Source::Default,
+            },
+        };
         Ok(Some(RemoteConfig {
             backend,
-            read_only: common
-                .bool("read_only", "CACHEPOT_REMOTE_READ_ONLY")?
-                .unwrap_or(Setting {
-                    value: false,
-                    source: Source::Default,
-                }),
+            read_only,
             prefix: prefix.unwrap_or(Setting {
                 value: String::new(),
                 source: Source::Default,
@@ -226,6 +247,13 @@ impl RemoteConfig {
             Backend::Redis(c) => Box::new(super::redis::RedisStore::new(c.clone(), prefix, t)),
             Backend::Memcached(c) => Box::new(super::memcached::MemcachedStore::new(c.clone(), prefix, t)),
             Backend::S3(c) => Box::new(super::s3::S3Store::new(
+                (**c).clone(),
+                prefix,
+                t,
+                cache_dir.to_path_buf(),
+            )),
+            Backend::Azure(c) => Box::new(super::azure::AzureStore::new((**c).clone(), prefix, t)),
+            Backend::Gcs(c) => Box::new(super::gcs::GcsStore::new(
                 (**c).clone(),
                 prefix,
                 t,

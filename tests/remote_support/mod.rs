@@ -299,6 +299,7 @@ pub struct SeenRequest {
     pub method: String,
     pub path: String,
     pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 /// The test's own HTTP endpoint on loopback (a token or credentials service, which the code under
@@ -349,7 +350,12 @@ pub fn http_endpoint(
                     }
                     let mut body = vec![0; length];
                     let _ = reader.read_exact(&mut body);
-                    let req = SeenRequest { method, path, headers };
+                    let req = SeenRequest {
+                        method,
+                        path,
+                        headers,
+                        body,
+                    };
                     let (status, body) = answer(&req);
                     log.lock().unwrap().push(req);
                     let resp = format!(
@@ -364,4 +370,209 @@ pub fn http_endpoint(
         }
     });
     (port, seen)
+}
+
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+/// Azurite's well-known development account key (public, in Azurite's documentation).
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Azurite's blob service on a free port, storing under its own temp dir.
+pub fn azurite() -> Server {
+    let bin = require_tool("azurite-blob");
+    let dir = TestDir::new("azurite");
+    let port = free_port();
+    let mut child = Command::new(bin)
+        .args([
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            &port.to_string(),
+            "--silent",
+            "--skipApiVersionCheck",
+        ])
+        .args(["--location", dir.path.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start azurite-blob");
+    wait_for_port(port, &mut child, "azurite-blob");
+    Server {
+        child: Some(child),
+        port,
+        dir,
+    }
+}
+
+pub fn azurite_connection_string(server: &Server, key: &str) -> String {
+    format!(
+        "DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={key};BlobEndpoint=http://127.0.0.1:{}/{AZURITE_ACCOUNT};",
+        server.port
+    )
+}
+
+/// An administrator's request to Azurite (create a container, list or overwrite blobs), signed
+/// with Shared Key here in the test, as the Azure CLI would. Returns status and body.
+pub fn azurite_request(server: &Server, verb: &str, path_and_query: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    use base64::Engine as _;
+    use hmac::{KeyInit, Mac};
+    let url = format!("http://127.0.0.1:{}/{AZURITE_ACCOUNT}/{path_and_query}", server.port);
+    let parsed = url::Url::parse(&url).unwrap();
+    let date = jiff::Timestamp::now().strftime("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    let mut resource = format!("/{AZURITE_ACCOUNT}{}", parsed.path());
+    let mut query: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(k, v)| (k.to_lowercase(), v.into_owned()))
+        .collect();
+    query.sort();
+    for (k, v) in &query {
+        resource.push_str(&format!("\n{k}:{v}"));
+    }
+    let blob_type = if verb == "PUT" && !path_and_query.contains("restype=container") {
+        "x-ms-blob-type:BlockBlob\n"
+    } else {
+        ""
+    };
+    let length = if body.is_empty() {
+        String::new()
+    } else {
+        body.len().to_string()
+    };
+    let to_sign = format!(
+        "{verb}\n\n\n{length}\n\n\n\n\n\n\n\n\n{blob_type}x-ms-date:{date}\nx-ms-version:2021-12-02\n{resource}"
+    );
+    let key = base64::engine::general_purpose::STANDARD.decode(AZURITE_KEY).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(to_sign.as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut req = ureq::http::Request::builder()
+        .method(verb)
+        .uri(&url)
+        .header("x-ms-date", &date)
+        .header("x-ms-version", "2021-12-02")
+        .header("Authorization", format!("SharedKey {AZURITE_ACCOUNT}:{sig}"));
+    if !blob_type.is_empty() {
+        req = req.header("x-ms-blob-type", "BlockBlob");
+    }
+    let mut resp = agent.run(req.body(body.to_vec()).unwrap()).unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.body_mut().read_to_vec().unwrap())
+}
+
+/// The blob names in a container (from the List Blobs answer).
+pub fn azurite_blobs(server: &Server, container: &str) -> Vec<String> {
+    let (status, body) = azurite_request(server, "GET", &format!("{container}?restype=container&comp=list"), b"");
+    assert_eq!(status, 200, "{}", s(&body));
+    let text = s(&body);
+    text.split("<Name>")
+        .skip(1)
+        .map(|p| p.split("</Name>").next().unwrap().to_string())
+        .collect()
+}
+
+/// gcp-storage-emulator on a free port, in memory, with `bucket` created.
+pub fn gcs_emulator(bucket: &str) -> Server {
+    let bin = require_tool("gcp-storage-emulator");
+    let dir = TestDir::new("gcs");
+    let port = free_port();
+    let mut child = Command::new(bin)
+        .args([
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--in-memory",
+            "-q",
+        ])
+        .args(["--default-bucket", bucket])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start gcp-storage-emulator");
+    wait_for_port(port, &mut child, "gcp-storage-emulator");
+    Server {
+        child: Some(child),
+        port,
+        dir,
+    }
+}
+
+/// A service-account key file (a fresh RSA key from openssl) whose token_uri is `token_uri`;
+/// returns the key file and the public key (PEM) to verify signatures with.
+pub fn service_account_key(dir: &TestDir, token_uri: &str) -> (PathBuf, PathBuf) {
+    require_tool("openssl");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir.path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {}", s(&out.stderr));
+    };
+    run(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        "sa.pem",
+    ]);
+    run(&["pkey", "-in", "sa.pem", "-pubout", "-out", "sa.pub.pem"]);
+    let pem = s(&dir.read("sa.pem")).replace('\n', "\\n");
+    let json = format!(
+        "{{\"type\":\"service_account\",\"client_email\":\"builder@test.iam.gserviceaccount.com\",\"private_key\":\"{pem}\",\"token_uri\":\"{token_uri}\"}}"
+    );
+    (dir.write("sa.json", json), dir.join("sa.pub.pem"))
+}
+
+/// Check a JWT's RS256 signature with openssl and the public key; returns its claims (JSON).
+pub fn verify_jwt(dir: &TestDir, jwt: &str, public_key: &Path) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = jwt.split('.').collect();
+    assert_eq!(parts.len(), 3, "not a JWT: {jwt}");
+    dir.write("jwt.input", format!("{}.{}", parts[0], parts[1]));
+    dir.write("jwt.sig", b64.decode(parts[2]).unwrap());
+    let out = Command::new("openssl")
+        .args([
+            "dgst",
+            "-sha256",
+            "-verify",
+            public_key.to_str().unwrap(),
+            "-signature",
+            "jwt.sig",
+            "jwt.input",
+        ])
+        .current_dir(&dir.path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "JWT signature does not verify: {}{}",
+        s(&out.stdout),
+        s(&out.stderr)
+    );
+    s(&b64.decode(parts[1]).unwrap())
+}
+
+/// Every entry file (64-hex-digit name) under a local cache dir: (key, path).
+pub fn local_entries(cache: &Path) -> Vec<(String, PathBuf)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![cache.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                found.push((name, e.path()));
+            }
+        }
+    }
+    found.sort();
+    found
 }
