@@ -82,6 +82,9 @@ pub trait Storage {
     fn take_counters(&self) -> Vec<&'static str> {
         Vec::new()
     }
+    /// Start what the first request will need (a connection) without waiting for it; called when
+    /// the store is opened, before the preprocessor runs, so the two overlap.
+    fn prepare(&self) {}
     /// Whether a put may be sent at all (false: e.g. anonymous S3 access, which only reads).
     fn accepts_writes(&self) -> bool {
         true

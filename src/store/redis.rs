@@ -1,6 +1,7 @@
 //! Redis as the remote level: one key per entry (`<prefix><key>`), the entry bytes as the value,
-//! an optional expiry. Uses the redis crate's blocking connection, made on first use, with the
-//! configured connect and read/write timeouts; TLS (`rediss://`) through rustls, verifying the
+//! an optional expiry. Uses the redis crate's blocking connection with the configured connect and
+//! read/write timeouts, made by a thread started when the store is opened, so that connecting (a few
+//! round trips) overlaps the preprocessor run instead of adding to the lookup; TLS (`rediss://`) through rustls, verifying the
 //! server against the system roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` add a private CA) unless the
 //! URL ends in `#insecure`.
 //!
@@ -61,7 +62,14 @@ pub struct RedisStore {
     cfg: RedisConfig,
     prefix: String,
     timeouts: Timeouts,
-    conn: RefCell<Option<redis::Connection>>,
+    conn: RefCell<Conn>,
+}
+
+enum Conn {
+    None,
+    /// Being made by the thread started in `prepare`.
+    Pending(std::thread::JoinHandle<Result<redis::Connection, StoreError>>),
+    Ready(redis::Connection),
 }
 
 impl RedisStore {
@@ -70,21 +78,18 @@ impl RedisStore {
             cfg,
             prefix,
             timeouts,
-            conn: RefCell::new(None),
+            conn: RefCell::new(Conn::None),
         }
     }
 
-    fn connect(&self) -> Result<redis::Connection, StoreError> {
-        let url = &self.cfg.url.0;
+    fn connect(url: &str, timeouts: Timeouts) -> Result<redis::Connection, StoreError> {
         if url.starts_with("rediss://") && url.ends_with("#insecure") {
             log::warn!(target: "redis", "{}: accepting any server certificate (#insecure)", mask_url(url));
         }
-        let client = redis::Client::open(url.as_str()).map_err(map_err)?;
-        let conn = client
-            .get_connection_with_timeout(self.timeouts.connect)
-            .map_err(map_err)?;
-        conn.set_read_timeout(Some(self.timeouts.io)).map_err(map_err)?;
-        conn.set_write_timeout(Some(self.timeouts.io)).map_err(map_err)?;
+        let client = redis::Client::open(url).map_err(map_err)?;
+        let conn = client.get_connection_with_timeout(timeouts.connect).map_err(map_err)?;
+        conn.set_read_timeout(Some(timeouts.io)).map_err(map_err)?;
+        conn.set_write_timeout(Some(timeouts.io)).map_err(map_err)?;
         log::debug!(target: "redis", "connected to {}", mask_url(url));
         Ok(conn)
     }
@@ -93,13 +98,17 @@ impl RedisStore {
     /// its state is unknown (a reply may still be on its way).
     fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
         let mut slot = self.conn.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(self.connect()?);
-        }
-        let conn = slot.as_mut().expect("connected above");
-        let result = cmd.query::<T>(conn);
-        if result.is_err() {
-            *slot = None;
+        let made = match std::mem::replace(&mut *slot, Conn::None) {
+            Conn::Ready(c) => Ok(c),
+            Conn::Pending(thread) => thread
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Protocol("the connecting thread panicked".into()))),
+            Conn::None => Self::connect(&self.cfg.url.0, self.timeouts),
+        };
+        let mut conn = made?;
+        let result = cmd.query::<T>(&mut conn);
+        if result.is_ok() {
+            *slot = Conn::Ready(conn);
         }
         result.map_err(map_err)
     }
@@ -129,6 +138,17 @@ impl Storage for RedisStore {
 
     fn describe(&self) -> String {
         format!("redis {}", mask_url(&self.cfg.url.0))
+    }
+
+    fn prepare(&self) {
+        let (url, timeouts) = (self.cfg.url.0.clone(), self.timeouts);
+        // If the thread cannot start, the first request connects instead.
+        if let Ok(thread) = std::thread::Builder::new()
+            .name("redis-connect".into())
+            .spawn(move || Self::connect(&url, timeouts))
+        {
+            *self.conn.borrow_mut() = Conn::Pending(thread);
+        }
     }
 }
 

@@ -283,11 +283,17 @@ pub fn open(cache_dir: &Path, max_size: u64, remote: Option<&RemoteConfig>) -> B
         id: crate::key::sha256_hex(backend.describe().as_bytes())[..16].to_string(),
         period: r.backoff.value,
     };
+    // Read the back-off file now: a remote being skipped is not connected to in advance.
+    let usable = !backoff.active();
+    if usable {
+        backend.prepare();
+    }
     Box::new(super::tiered::TieredStore::new(
         r.local.value.then_some(disk),
         backend,
         r.read_only.value,
         backoff,
+        usable,
         cache_dir.to_path_buf(),
     ))
 }

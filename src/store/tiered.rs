@@ -25,9 +25,12 @@ pub struct TieredStore {
 
 #[derive(Default)]
 struct State {
-    /// Whether the remote may be used by this call: unknown until first needed (reading the
-    /// back-off file costs a file read, so a call that never looks anything up never pays it).
-    usable: Option<bool>,
+    /// Whether the remote may be used by this call (false: in a back-off period, or failed).
+    usable: bool,
+    /// Whether the back-off skip was counted already.
+    skip_counted: bool,
+    /// Whether the remote failed in this call (its failure is counted, not a skip).
+    failed: bool,
     /// This call's remote counters, flushed to the statistics on drop.
     counters: Counters,
 }
@@ -38,6 +41,7 @@ impl TieredStore {
         remote: Box<dyn Storage>,
         read_only: bool,
         backoff: Backoff,
+        usable: bool,
         cache_dir: PathBuf,
     ) -> TieredStore {
         TieredStore {
@@ -46,7 +50,10 @@ impl TieredStore {
             read_only,
             backoff,
             cache_dir,
-            state: RefCell::new(State::default()),
+            state: RefCell::new(State {
+                usable,
+                ..State::default()
+            }),
         }
     }
 
@@ -54,21 +61,16 @@ impl TieredStore {
         *self.state.borrow_mut().counters.entry(name.to_string()).or_default() += 1;
     }
 
-    /// Whether to talk to the remote now (not failed in this call, not in a back-off period).
+    /// Whether to talk to the remote now (not failed in this call, not in a back-off period). A
+    /// call that finds the remote backing off counts once, on its first use of the remote.
     fn remote_usable(&self) -> bool {
-        let known = self.state.borrow().usable;
-        match known {
-            Some(u) => u,
-            None => {
-                let usable = !self.backoff.active();
-                if !usable {
-                    log::debug!(target: "remote", "skipping {}: backing off after a recent failure", self.remote.describe());
-                    self.count("remote.skipped-backoff");
-                }
-                self.state.borrow_mut().usable = Some(usable);
-                usable
-            }
+        let mut st = self.state.borrow_mut();
+        if !st.usable && !st.skip_counted && !st.failed {
+            st.skip_counted = true;
+            *st.counters.entry("remote.skipped-backoff".into()).or_default() += 1;
+            log::debug!(target: "remote", "skipping {}: backing off after a recent failure", self.remote.describe());
         }
+        st.usable
     }
 
     /// A remote fault: log it (once per call: the remote is not used again by this call), count
@@ -81,7 +83,10 @@ impl TieredStore {
             super::remote::format_duration(self.backoff.period)
         );
         self.count(&format!("error.{}", e.stat_name()));
-        self.state.borrow_mut().usable = Some(false);
+        let mut st = self.state.borrow_mut();
+        st.usable = false;
+        st.failed = true;
+        drop(st);
         self.backoff.start();
     }
 }
