@@ -15,6 +15,7 @@ fi
 # Azure: Azurite's blob service, from the npm registry.
 if ! command -v azurite-blob >/dev/null 2>&1; then
   echo "setup-remote: installing azurite (once) into $CACHEPOT_CI_TOOLS/npm"
+  command -v npm >/dev/null 2>&1 || { echo "setup-remote: npm is missing (Debian: apt-get install npm)" >&2; exit 1; }
   npm install --silent --prefix "$CACHEPOT_CI_TOOLS/npm" azurite@3
   mkdir -p "$CACHEPOT_CI_TOOLS/bin"
   ln -sf "$CACHEPOT_CI_TOOLS/npm/node_modules/.bin/azurite-blob" "$CACHEPOT_CI_TOOLS/bin/azurite-blob"

@@ -3,7 +3,7 @@
 shared server on loopback (Redis; S3 through s3s-fs when it is installed), for cachepot and, when
 found, sccache against the same server. Plain gcc and cachepot's local hits are the reference rows.
 
-    python3 bench/remote_hit.py [--files 20] [--runs 5] [--sccache PATH]
+    python3 bench/remote_hit.py [--files 20] [--runs 5] [--tiny] [--sccache PATH]
 
 Each timed run compiles the project's files one after another (as make -j1 would), from a fresh,
 empty local dir (cachepot: CACHEPOT_DIR; sccache: SCCACHE_DIR and a restarted server), and checks
@@ -44,10 +44,14 @@ def wait_port(port, proc, what):
     sys.exit(f"{what} did not listen on {port}")
 
 
-def write_project(d, n):
+def write_project(d, n, tiny):
     files = []
     for i in range(n):
         f = d / f"unit{i}.c"
+        if tiny:
+            f.write_text(f"int f{i}(int x) {{ return x * {i} + 1; }}\n")
+            files.append(f.name)
+            continue
         body = "\n".join(
             f"int f{i}_{j}(const char *s) {{ size_t n = strlen(s); char *c = malloc(n + {j}); "
             f"if (!c) return -1; memcpy(c, s, n); int r = (int)n * {j} + c[0]; free(c); "
@@ -122,6 +126,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=20)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--tiny", action="store_true", help="one-line sources without includes: the cache's own cost shows")
     ap.add_argument("--sccache", default=shutil.which("sccache"))
     a = ap.parse_args()
     if not CACHEPOT.exists():
@@ -129,7 +134,7 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="cachepot-remote-bench-"))
     procs = []
     try:
-        files = write_project(work, a.files)
+        files = write_project(work, a.files, a.tiny)
         compile_all([], files, work, clean_env())
         reference = objects(files, work)
         rows = [Contender("plain gcc", lambda: None, lambda _: compile_all([], files, work, clean_env()))]

@@ -276,3 +276,34 @@ fn rediss_verifies_the_server_against_a_trusted_ca() {
     assert_eq!(trusted.stat("errors"), 0, "{}", trusted.stats());
     assert_eq!(other(&trusted, "remote.write"), 1);
 }
+
+#[test]
+fn settings_from_the_config_file_tables() {
+    let server = redis(&[]);
+    let mut env = Env::new("redis-toml");
+    let conf = env.dir.write(
+        "cachepot.toml",
+        format!(
+            "[cache.redis]\nurl = \"redis://127.0.0.1:{}/0\"\nttl = 500\n[cache.remote]\nprefix = \"from-file/\"\ntimeout = \"2s\"\n",
+            server.port
+        ),
+    );
+    env.set("CACHEPOT_CONF", conf.to_str().unwrap());
+    let files = write_project(&env.dir, 1);
+    build(&env, &files);
+    let ks = keys(&server);
+    assert_eq!(ks.len(), 1);
+    assert!(ks[0].starts_with("from-file/"), "{ks:?}");
+    let shown = s(&env.ok(&["--show-config"]).stdout);
+    assert!(shown.contains("redis_ttl              = 500"), "{shown}");
+    assert!(shown.contains("remote_timeout         = 2s"), "{shown}");
+    // An unknown key in a backend table is one clear line.
+    std::fs::write(&conf, "[cache.redis]\nurl = \"redis://h\"\nttl_secs = 5\n").unwrap();
+    let out = env.cachepot(&["--show-config"]);
+    assert!(!out.status.success());
+    let err = s(&out.stderr);
+    assert!(
+        err.contains("`cache.redis.ttl_secs` is not a known setting; accepted: url, ttl"),
+        "{err}"
+    );
+}
