@@ -161,6 +161,7 @@ impl Call {
     }
 
     fn preprocess(&mut self, req: &CCompile) -> Result<Vec<u8>, NotCacheable> {
+        let _slot = crate::coordinator::slot(&self.cfg);
         let out = self
             .command()
             .args(&req.preprocessor_args)
@@ -219,6 +220,7 @@ impl Call {
             // Captured stderr is not a terminal, so ask for the colour the user would have seen.
             cmd.arg(compiler::gcc::color_flag(req.family));
         }
+        let _slot = crate::coordinator::slot(&self.cfg);
         let out = match cmd.stdin(Stdio::inherit()).output() {
             Ok(o) => o,
             Err(e) => {
