@@ -529,6 +529,52 @@ fn parse_coordinator_mode(s: &str) -> Option<CoordinatorMode> {
     }
 }
 
+#[cfg(test)]
+mod coordinator_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        Config::load_with(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn coordinator_settings() {
+        let c = load(&[("HOME", "/h")]).unwrap().coordinator;
+        assert_eq!(c.mode.value, CoordinatorMode::Off);
+        assert_eq!(c.idle_timeout.value, 600);
+        assert!(c.jobs.value >= 1);
+        assert!(c.dir.to_str().unwrap().starts_with("/tmp/cachepot-"), "{}", c.dir.display());
+        let c = load(&[
+            ("HOME", "/h"),
+            ("CACHEPOT_COORDINATOR", "auto"),
+            ("CACHEPOT_JOBS", "4"),
+            ("CACHEPOT_IDLE_TIMEOUT", "0"),
+            ("XDG_RUNTIME_DIR", "/run/user/7"),
+            ("CACHEPOT_START_SERVER", "1"),
+            ("CACHEPOT_NO_DAEMON", "1"),
+        ])
+        .unwrap()
+        .coordinator;
+        assert_eq!(c.mode.value, CoordinatorMode::Auto);
+        assert_eq!((c.jobs.value, c.idle_timeout.value), (4, 0));
+        assert_eq!(c.dir, PathBuf::from("/run/user/7/cachepot"));
+        assert!(c.start_server && c.no_daemon);
+        for (var, value, says) in [
+            ("CACHEPOT_COORDINATOR", "maybe", "accepted: off, auto"),
+            ("CACHEPOT_JOBS", "0", "from 1 to 65536"),
+            ("CACHEPOT_IDLE_TIMEOUT", "-1", "number of seconds"),
+        ] {
+            let e = load(&[("HOME", "/h"), (var, value)]).unwrap_err();
+            assert!(
+                e.0.starts_with(&format!("{var}={value}: ")) && e.0.contains(says),
+                "{e}"
+            );
+        }
+    }
+}
+
 // ---- end of coordinator settings ----
 
 #[cfg(test)]

@@ -70,46 +70,81 @@ pub fn detect() -> Outer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::{AsRawFd, RawFd};
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
 
-    // These tests change the process environment; they run in one test so they cannot race.
+    /// Run `detect()` in a child copy of this test binary, with MAKEFLAGS set and descriptors
+    /// placed at given numbers, so this process's environment is never changed under other tests.
+    fn detect_in_child(makeflags: &str, place: &[(RawFd, RawFd)]) -> String {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", "jobserver::tests::print_detect", "--ignored", "--nocapture"])
+            .env("MAKEFLAGS", makeflags)
+            .env_remove("CARGO_MAKEFLAGS")
+            .env_remove("MFLAGS");
+        let place = place.to_vec();
+        // SAFETY: only dup2 (async-signal-safe) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                for &(from, to) in &place {
+                    if libc::dup2(from, to) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("DETECTED "))
+            .unwrap_or_else(|| panic!("child printed no result: {text}"))
+            .to_string()
+    }
+
+    #[test]
+    #[ignore = "run by only_pipes_count_as_a_jobserver, in a child process"]
+    fn print_detect() {
+        println!("DETECTED {:?}", detect());
+    }
+
     #[test]
     fn only_pipes_count_as_a_jobserver() {
-        use std::os::fd::AsRawFd;
-        // SAFETY: no other test in this binary reads MAKEFLAGS.
-        let set = |v: &str| unsafe { std::env::set_var("MAKEFLAGS", v) };
+        assert_eq!(detect_in_child(" -j4", &[]), "None");
 
-        set(" -j4");
-        assert!(matches!(detect(), Outer::None), "no jobserver named");
+        // Closed descriptors (an ordinary make recipe): not a jobserver.
+        let got = detect_in_child(" -j2 --jobserver-auth=60,61", &[]);
+        assert!(got.starts_with("Unusable"), "{got}");
 
-        // A regular file sitting on the named descriptor numbers: not a jobserver.
+        // A regular file sitting on the named numbers (one cachepot opened, say): not one either.
         let file = std::fs::File::open("/proc/self/status").unwrap();
         let fd = file.as_raw_fd();
-        set(&format!(" -j2 --jobserver-auth={fd},{fd}"));
-        assert!(matches!(detect(), Outer::Unusable { .. }), "{:?}", detect());
+        let got = detect_in_child(" -j2 --jobserver-auth=60,61", &[(fd, 60), (fd, 61)]);
+        assert!(got.starts_with("Unusable"), "{got}");
 
-        // Closed descriptors (an ordinary make recipe): not a jobserver either.
-        set(" -j2 --jobserver-auth=900,901");
-        assert!(matches!(detect(), Outer::Unusable { .. }), "{:?}", detect());
-
-        // A real jobserver pipe: usable, and our descriptors stay open afterwards.
-        let js = jobserver::Client::new(2).unwrap();
-        let mut cmd = std::process::Command::new("true");
-        js.configure_make(&mut cmd);
-        let flags = cmd
-            .get_envs()
-            .find(|(k, _)| *k == "MAKEFLAGS")
-            .unwrap()
-            .1
-            .unwrap()
-            .to_owned();
-        set(&flags.to_string_lossy());
-        let found = detect();
-        assert!(matches!(found, Outer::Usable { .. }), "{found:?}");
-        drop(found);
-        js.acquire().unwrap().drop_without_releasing();
-        js.release_raw().unwrap();
-        // SAFETY: as above.
-        unsafe { std::env::remove_var("MAKEFLAGS") };
-        drop(file);
+        // A real jobserver pipe on those numbers: usable.
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) fills the two-element array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (r, w) = (fds[0], fds[1]);
+        let got = detect_in_child(" -j2 --jobserver-auth=60,61", &[(r, 60), (w, 61)]);
+        assert!(got.starts_with("Usable"), "{got}");
+        assert!(got.contains("--jobserver-auth=60,61"), "{got}");
+        // The same through a fifo (GNU make 4.4's style).
+        let dir = std::env::temp_dir().join(format!("cachepot-js-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo on a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let got = detect_in_child(&format!(" -j2 --jobserver-auth=fifo:{}", fifo.display()), &[]);
+        assert!(got.starts_with("Usable"), "{got}");
+        // SAFETY: closing the two pipe ends this test opened.
+        unsafe {
+            libc::close(r);
+            libc::close(w);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -74,7 +74,11 @@ fn record_wait(cfg: &Config, waited: Duration) {
 
 /// `cachepot --start-coordinator`: start it in the background and return once it answers.
 pub fn start(cfg: &Config) -> Result<String, String> {
-    client::start_and_wait(cfg)
+    let mut msg = client::start_and_wait(cfg)?;
+    if cfg.coordinator.mode.value == CoordinatorMode::Off {
+        msg.push_str("\nnote: compile calls use it only with CACHEPOT_COORDINATOR=auto");
+    }
+    Ok(msg)
 }
 
 /// `cachepot --start-coordinator --foreground`: run it here, logging to stderr, until it stops.
