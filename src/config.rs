@@ -545,7 +545,11 @@ mod coordinator_tests {
         assert_eq!(c.mode.value, CoordinatorMode::Off);
         assert_eq!(c.idle_timeout.value, 600);
         assert!(c.jobs.value >= 1);
-        assert!(c.dir.to_str().unwrap().starts_with("/tmp/cachepot-"), "{}", c.dir.display());
+        assert!(
+            c.dir.to_str().unwrap().starts_with("/tmp/cachepot-"),
+            "{}",
+            c.dir.display()
+        );
         let c = load(&[
             ("HOME", "/h"),
             ("CACHEPOT_COORDINATOR", "auto"),
