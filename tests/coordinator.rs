@@ -524,13 +524,9 @@ print "reply: ", unpack("H*", substr($buf, 0, 6)), " ", substr($buf, 6), "\n";
             .gid(65534)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "perl as nobody: {:?} {}",
-            out.status,
-            s(&out.stderr)
-        );
-        s(&out.stdout)
+        // No assertion here: the caller first restores the directory's mode (or the
+        // coordinator could not be stopped at the end).
+        format!("{:?} {}{}", out.status, s(&out.stdout), s(&out.stderr))
     };
     let got = as_nobody();
     assert!(got.contains("connect failed: Permission denied"), "{got}");
