@@ -246,6 +246,10 @@ fn spawn_daemon(cfg: &Config) -> io::Result<std::process::Child> {
         .env_remove("MFLAGS")
         .env_remove("CARGO_MAKEFLAGS")
         .env_remove(crate::locate::GUARD_VAR);
+    if cfg.log.value.is_none() {
+        // In the background its log is the error log: warnings and up, as for compile calls.
+        cmd.env("CACHEPOT_LOG", "warn");
+    }
     // SAFETY: only async-signal-safe calls (setsid, fcntl) between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
