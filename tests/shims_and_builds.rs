@@ -326,7 +326,7 @@ fn zero_stats_and_clear_cache() {
     let env = Env::new("zero");
     env.dir.write("a.c", "int f(void) { return 1; }\n");
     env.ok(&["gcc", "-c", "a.c"]);
-    assert_eq!(env.stat("entries"), 1);
+    assert!(env.stat("entries") >= 1);
     env.ok(&["--zero-stats"]);
     assert_eq!(env.stat("requests"), 0);
     env.ok(&["--clear-cache"]);
