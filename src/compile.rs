@@ -96,6 +96,8 @@ struct Known {
     source: Vec<u8>,
     /// When this call started: include files changed after it are not trusted.
     start: SystemTime,
+    /// A precompiled header may stand in for a header: the dependency output is incomplete.
+    pch_in_use: bool,
 }
 
 impl Call {
@@ -115,10 +117,15 @@ impl Call {
                 return self.not_cacheable(NotCacheable::BadArguments);
             }
         };
-        let req = match compiler::gcc::parse(family, &expanded, &cwd, &|v| std::env::var_os(v)) {
+        let mut req = match compiler::gcc::parse(family, &expanded, &cwd, &|v| std::env::var_os(v)) {
             Ok(r) => r,
             Err(reason) => return self.not_cacheable(reason),
         };
+        // gcc and clang silently use `h.h.gch` in place of `h.h`, and leave both out of the
+        // dependency output: hash every precompiled header they could pick up.
+        let pch = precompiled_headers(&req, &cwd);
+        let pch_in_use = !pch.is_empty();
+        req.extra_inputs.extend(pch);
         log::debug!(target: "compile", "{} compile of {} (language {})", family.name(), req.source.display(), req.language);
         let identity = match compiler::identity(&self.real) {
             Ok(id) => id,
@@ -136,6 +143,7 @@ impl Call {
             identity,
             source,
             start,
+            pch_in_use,
         };
         let store = DiskStore::new(&self.cfg.dir.value, self.cfg.max_size.value);
         if self.cfg.direct.value {
@@ -226,7 +234,7 @@ impl Call {
             // expanded time) and record no manifest, so no direct hit can freeze it.
             return self.preprocessor_mode(store, k, None);
         }
-        if k.req.dep_style == DepStyle::UserWithoutSystem {
+        if k.req.dep_style == DepStyle::UserWithoutSystem || k.pch_in_use {
             return self.preprocessor_mode(store, k, Some((manifest_key, manifest, manifest_dump)));
         }
         self.depend_mode(store, k, &manifest_key, &mut manifest, manifest_dump.as_deref())
@@ -606,6 +614,40 @@ struct Compiled {
     status: i32,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+}
+
+/// Precompiled headers (`*.gch`, `*.pch`) in the directories the compiler looks in for quoted and
+/// `-include`d headers.
+fn precompiled_headers(req: &CCompile, cwd: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = vec![req.source.parent().map(Path::to_path_buf).unwrap_or_default()];
+    dirs.extend(
+        req.include_dirs
+            .iter()
+            .filter(|(k, _)| *k != "-isystem" && *k != "-idirafter")
+            .map(|(_, d)| d.clone()),
+    );
+    dirs.extend(
+        req.include_files
+            .iter()
+            .map(|f| f.parent().map(Path::to_path_buf).unwrap_or_default()),
+    );
+    let mut found = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(cwd.join(&dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let b = name.as_encoded_bytes();
+            if (b.ends_with(b".gch") || b.ends_with(b".pch")) && e.path().is_file() {
+                let p = dir.join(&name);
+                if !found.contains(&p) {
+                    found.push(p);
+                }
+            }
+        }
+    }
+    found
 }
 
 /// The files a preprocessed source came from, from its line markers (`# 12 "inc/h.h" 1`).

@@ -273,3 +273,27 @@ fn debug_dump_explains_the_key() {
         assert!(text.contains(want), "{want:?} missing:\n{text}");
     }
 }
+
+#[test]
+fn precompiled_headers_are_inputs() {
+    let env = Env::new("pch");
+    let gch = |v: u32| {
+        env.dir.write("p.h", format!("#define PV {v}\nint pf(void);\n"));
+        let out = std::process::Command::new("gcc")
+            .current_dir(&env.dir.path)
+            .args(["-x", "c-header", "p.h", "-o", "p.h.gch"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", s(&out.stderr));
+    };
+    env.dir.write("q.c", "#include \"p.h\"\nint g(void) { return PV; }\n");
+    let args = ["gcc", "-c", "q.c", "-o", "q.o"];
+    gch(1);
+    env.ok(&args);
+    env.ok(&args);
+    assert_eq!(env.stat("hits"), 1);
+    gch(2);
+    env.ok(&args);
+    assert_eq!(env.stat("hits"), 1, "a rebuilt precompiled header must miss");
+    assert_eq!(env.dir.read("q.o"), plain_gcc(&env.dir.path, &["-c", "q.c"]));
+}

@@ -346,6 +346,7 @@ struct State {
     key_args: Vec<OsString>,
     preprocessor_args: Vec<OsString>,
     extra_inputs: Vec<PathBuf>,
+    include_files: Vec<PathBuf>,
     include_dirs: Vec<(&'static str, PathBuf)>,
     debug: bool,
     split_dwarf: bool,
@@ -476,7 +477,7 @@ impl State {
                 to_preprocessor = false;
             }
             IncludeDir(flag) => self.include_dirs.push((flag, value_path())),
-            IncludeFile => {}
+            IncludeFile => self.include_files.push(value_path()),
             InputFile => {
                 let p = value_path();
                 if cwd.join(&p).is_dir() {
@@ -605,6 +606,7 @@ impl State {
             key_args,
             preprocessor_args: self.preprocessor_args,
             extra_inputs: self.extra_inputs,
+            include_files: self.include_files,
             include_dirs: self.include_dirs,
             hash_cwd,
             output_path_in_key,

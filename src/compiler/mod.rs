@@ -77,6 +77,8 @@ pub struct CCompile {
     pub preprocessor_args: Vec<std::ffi::OsString>,
     /// Files whose content changes the result without passing through the preprocessor.
     pub extra_inputs: Vec<PathBuf>,
+    /// `-include` / `-imacros` files.
+    pub include_files: Vec<PathBuf>,
     /// `-I`, `-isystem`, `-iquote`, `-idirafter` directories, in order.
     pub include_dirs: Vec<(&'static str, PathBuf)>,
     /// The working directory as the output will record it (debug info, coverage), when it does.
