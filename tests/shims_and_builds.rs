@@ -408,7 +408,7 @@ fn cmake_build_through_shims_hits_the_second_time() {
     }
     // The second build dir compiles the same sources with the same flags: all hits.
     let st = env.stats();
-    assert!(st["hits"].as_u64().unwrap() >= FILES as u64 + 1, "{st}");
+    assert!(st["hits"].as_u64().unwrap() > FILES as u64, "{st}");
 }
 
 #[test]
