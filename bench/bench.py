@@ -180,7 +180,9 @@ def fetch_project():
     lz = v / "lzma-sys"
     lzs = lz / "xz-5.2/src"
     dirs = ["common", "lzma", "lz", "check", "delta", "rangecoder", "simple"]
-    files = [f for d in dirs for f in (lzs / "liblzma" / d).glob("*.c")]
+    # As lzma-sys's build.rs: the small CRC variants and table generators are not part of the library.
+    files = [f for d in dirs for f in (lzs / "liblzma" / d).glob("*.c")
+             if f.stem not in ("crc32_small", "crc64_small") and not f.stem.endswith("tablegen")]
     files += [lzs / "common/tuklib_cpucores.c", lzs / "common/tuklib_physmem.c"]
     incs = " ".join(f"-I{lzs}/liblzma/{d}" for d in ["api"] + dirs) + f" -I{lzs}/common -I{lz}"
     add("lzma", files, f"-DHAVE_CONFIG_H=1 {incs}")
