@@ -5,7 +5,7 @@
 use crate::compiler::{self, CCompile, ColorChoice, DepStyle, Family, NotCacheable};
 use crate::config::Config;
 use crate::depfile::prerequisites;
-use crate::entry::Entry;
+use crate::entry::{self, Entry};
 use crate::include_search;
 use crate::key::{KeyBuilder, sha256_hex};
 use crate::locate::{self, SelfIdentity};
@@ -464,6 +464,8 @@ impl Call {
     }
 
     /// Look the key up and restore the entry; `None` means "compile instead" (a miss, or a fault).
+    /// Outputs are streamed out of the entry into temporary files while its checksum is verified,
+    /// and put in place only once it is.
     fn try_hit(&mut self, store: &DiskStore, key: &str, req: &CCompile) -> Option<i32> {
         let bytes = match store.get(key) {
             Ok(Some(b)) => b,
@@ -473,31 +475,50 @@ impl Call {
                 return None;
             }
         };
-        let entry = match Entry::decode(&bytes) {
-            Ok(e) => e,
+        let spare = self.cfg.dir.value.join("tmp");
+        let mut pending: Vec<outputs::PendingOutput> = Vec::new();
+        let streamed = entry::stream(&bytes, |role| {
+            let Some(out) = req.outputs.iter().find(|o| o.role == role) else {
+                return Ok(None);
+            };
+            let (p, file) = outputs::PendingOutput::create(&out.path, &spare)?;
+            pending.push(p);
+            Ok(Some(std::io::BufWriter::new(file)))
+        });
+        let replay_data = match streamed {
+            Ok(r) => r,
             Err(e) => {
-                self.fault(&format!("entry {key}: {e}; removed"), "corrupt-entry");
-                let _ = store.remove(key);
+                pending.into_iter().for_each(outputs::PendingOutput::abort);
+                match e {
+                    entry::StreamError::Entry(e) => {
+                        self.fault(&format!("entry {key}: {e}; removed"), "corrupt-entry");
+                        let _ = store.remove(key);
+                    }
+                    entry::StreamError::Output(e) => {
+                        self.fault(&format!("cannot write an output: {e}"), "restore-failed")
+                    }
+                }
                 return None;
             }
         };
-        for out in &req.outputs {
-            let data = match entry.file(out.role) {
-                Some(d) => d,
-                None if out.optional => continue,
-                None => {
-                    self.fault(&format!("entry {key} lacks its {} file", out.role), "corrupt-entry");
-                    return None;
-                }
-            };
-            if let Err(e) = outputs::write_output(&out.path, data) {
-                self.fault(&format!("cannot write {}: {e}", out.path.display()), "restore-failed");
+        if let Some(missing) = req
+            .outputs
+            .iter()
+            .find(|o| !o.optional && !replay_data.roles.iter().any(|r| r == o.role))
+        {
+            pending.into_iter().for_each(outputs::PendingOutput::abort);
+            self.fault(&format!("entry {key} lacks its {} file", missing.role), "corrupt-entry");
+            return None;
+        }
+        for p in pending {
+            if let Err(e) = p.commit() {
+                self.fault(&format!("cannot put an output in place: {e}"), "restore-failed");
                 return None;
             }
         }
         log::debug!(target: "compile", "hit {key}");
-        replay(&entry.stdout, &entry.stderr, want_color(req.color));
-        Some(entry.exit_status)
+        replay(&replay_data.stdout, &replay_data.stderr, want_color(req.color));
+        Some(replay_data.exit_status)
     }
 
     /// Run the real compiler on the user's arguments (plus `extra`), capture and replay its output.
