@@ -400,7 +400,7 @@ impl Call {
 
     /// The directories to watch for headers that would shadow `includes`.
     fn watched_dirs(&self, k: &Known, includes: &[PathBuf]) -> Vec<manifest::WatchedDir> {
-        let Some(system) = include_search::system_dirs(&self.real, &k.identity, &k.req, &self.cfg.dir.value) else {
+        let Some(system) = include_search::system_dirs(&self.real, &k.identity, &k.req, &self.cfg) else {
             return Vec::new();
         };
         let chain = include_search::search_chain(&k.req, &system);

@@ -32,7 +32,8 @@ fn changes_system_dirs(arg: &[u8]) -> bool {
 
 /// The compiler's built-in `#include <…>` directories for this call, from the cache dir or by
 /// asking the compiler. `None` when they cannot be learned (then direct mode records nothing).
-pub fn system_dirs(real: &Path, identity: &str, req: &CCompile, cache_dir: &Path) -> Option<Vec<PathBuf>> {
+pub fn system_dirs(real: &Path, identity: &str, req: &CCompile, cfg: &crate::config::Config) -> Option<Vec<PathBuf>> {
+    let cache_dir = &cfg.dir.value;
     let mut flags: Vec<OsString> = Vec::new();
     let args = &req.key_args;
     let mut i = 0;
@@ -65,6 +66,7 @@ pub fn system_dirs(real: &Path, identity: &str, req: &CCompile, cache_dir: &Path
     if let Ok(text) = std::fs::read_to_string(&file) {
         return Some(text.lines().map(PathBuf::from).collect());
     }
+    let _slot = crate::coordinator::slot(cfg);
     let out = Command::new(real)
         .args(&flags)
         .args(["-x", lang, "-E", "-v", "-"])
