@@ -137,6 +137,11 @@ impl Call {
         let Ok(source) = std::fs::read(cwd.join(&req.source)) else {
             return self.not_cacheable(NotCacheable::MissingInput);
         };
+        if manifest::has_incbin(&source) {
+            // The assembler reads the named file; neither the dependency output nor the
+            // preprocessed text holds it.
+            return self.not_cacheable(NotCacheable::TooHard(".incbin"));
+        }
         let known = Known {
             req,
             cwd,
@@ -265,7 +270,11 @@ impl Call {
         let dep_path = own_dep
             .clone()
             .or_else(|| k.req.outputs.iter().find(|o| o.role == "dep").map(|o| o.path.clone()));
-        let dep_text = dep_path.as_ref().and_then(|p| std::fs::read(k.cwd.join(p)).ok());
+        // Only a regular file can be the dependency output (-MF /dev/null reads back empty).
+        let dep_text = dep_path
+            .as_ref()
+            .filter(|p| outputs::is_regular_file(&k.cwd.join(p)))
+            .and_then(|p| std::fs::read(k.cwd.join(p)).ok());
         if let Some(d) = &own_dep {
             let _ = std::fs::remove_file(d);
         }
@@ -277,10 +286,13 @@ impl Call {
             return self.count_returning(Outcome::Miss, out.status);
         };
         let source_abs = k.cwd.join(&k.req.source);
-        let includes: Vec<PathBuf> = prerequisites(&dep_text)
-            .into_iter()
-            .filter(|p| k.cwd.join(p) != source_abs)
-            .collect();
+        let listed = prerequisites(&dep_text);
+        if !listed.iter().any(|p| k.cwd.join(p) == source_abs) {
+            // A listing that does not even name the source is not the list of what was read.
+            log::debug!(target: "compile", "dependency output does not list the source; not storing");
+            return self.count_returning(Outcome::Miss, out.status);
+        }
+        let includes: Vec<PathBuf> = listed.into_iter().filter(|p| k.cwd.join(p) != source_abs).collect();
         let Some(set_files) = self.hash_includes(k, &includes) else {
             return self.count_returning(Outcome::Miss, out.status);
         };
@@ -325,6 +337,9 @@ impl Call {
             Ok(p) => p,
             Err(reason) => return self.not_cacheable(reason),
         };
+        if manifest::has_incbin(&preprocessed) {
+            return self.not_cacheable(NotCacheable::TooHard(".incbin"));
+        }
         kb.add_digest("preprocessed source", &sha256_hex(&preprocessed));
         let (key, dump) = kb.finish();
         log::debug!(target: "compile", "result key {key}");
@@ -376,6 +391,10 @@ impl Call {
                 return None;
             }
             let data = std::fs::read(&path).ok()?;
+            if manifest::has_incbin(&data) {
+                log::debug!(target: "compile", "{} uses .incbin, which reads a file no listing names", inc.display());
+                return None;
+            }
             if !date_ok && has_time_macros(&data) {
                 log::debug!(target: "compile", "{} uses __DATE__/__TIME__; no direct-mode entry", inc.display());
                 return None;

@@ -261,6 +261,11 @@ pub fn has_time_macros(data: &[u8]) -> bool {
     false
 }
 
+/// Does this text use the assembler's `.incbin`, which reads a file behind the compiler's back?
+pub fn has_incbin(data: &[u8]) -> bool {
+    data.windows(7).any(|w| w == b".incbin")
+}
+
 fn put_u32(b: &mut Vec<u8>, v: u32) {
     b.extend_from_slice(&v.to_le_bytes());
 }

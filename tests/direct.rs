@@ -297,3 +297,30 @@ fn precompiled_headers_are_inputs() {
     assert_eq!(env.stat("hits"), 1, "a rebuilt precompiled header must miss");
     assert_eq!(env.dir.read("q.o"), plain_gcc(&env.dir.path, &["-c", "q.c"]));
 }
+
+#[test]
+fn dependency_output_to_dev_null_records_nothing() {
+    let env = Env::new("depnull");
+    env.dir.write("inc/h.h", "#define V 3\n");
+    env.dir.write("a.c", "#include \"h.h\"\nint f(void) { return V; }\n");
+    let args = ["gcc", "-c", "a.c", "-Iinc", "-MD", "-MF", "/dev/null", "-o", "a.o"];
+    env.ok(&args);
+    env.dir.write("inc/h.h", "#define V 4\n");
+    env.ok(&args);
+    assert_eq!(env.dir.read("a.o"), plain_gcc(&env.dir.path, &["-c", "a.c", "-Iinc"]));
+    assert_eq!(env.stat("hits"), 0);
+}
+
+#[test]
+fn incbin_is_not_cached() {
+    let env = Env::new("incbin");
+    env.dir.write("blob.bin", "one");
+    env.dir.write(
+        "a.c",
+        "__asm__(\".section .rodata\\n.incbin \\\"blob.bin\\\"\\n.text\");\nint f(void) { return 0; }\n",
+    );
+    env.ok(&["gcc", "-c", "a.c", "-o", "a.o"]);
+    env.ok(&["gcc", "-c", "a.c", "-o", "a.o"]);
+    assert_eq!(env.stat("hits"), 0);
+    assert_eq!(env.not_cacheable(".incbin"), 2);
+}
