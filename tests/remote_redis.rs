@@ -33,8 +33,8 @@ fn one_machine_fills_the_remote_another_gets_every_object_from_it() {
     let objects_a = build(&a, &files);
     assert_eq!(objects_a, reference_objects(&a, &files));
     assert_eq!(a.stat("misses"), 6);
-    assert_eq!(other(&a, "remote.write"), 6);
-    assert_eq!(keys(&server).len(), 6);
+    assert_eq!(other(&a, "remote.write"), 6 * PER_COMPILE);
+    assert_eq!(keys(&server).len() as u64, 6 * PER_COMPILE);
 
     let b = env_with("redis-b", &url(&server));
     write_project(&b.dir, 6);
@@ -43,15 +43,16 @@ fn one_machine_fills_the_remote_another_gets_every_object_from_it() {
         objects_b, objects_a,
         "objects from the remote differ from the ones built"
     );
-    assert_eq!(b.stat("hits"), 6);
+    // Direct hits: the manifests came from the remote too, so no preprocessor ran on B.
+    assert_eq!(b.stat("hits_direct"), 6, "{}", b.stats());
     assert_eq!(b.stat("misses"), 0);
-    assert_eq!(other(&b, "remote.hit"), 6);
+    assert_eq!(other(&b, "remote.hit"), 6 * PER_COMPILE);
     assert_eq!(b.stat("errors"), 0);
     // The remote hits filled B's local level: a rebuild stays on the machine.
-    assert_eq!(b.stat("entries"), 6);
+    assert_eq!(b.stat("entries"), 6 * PER_COMPILE);
     build(&b, &files);
     assert_eq!(b.stat("hits"), 12);
-    assert_eq!(other(&b, "remote.hit"), 6);
+    assert_eq!(other(&b, "remote.hit"), 6 * PER_COMPILE);
 }
 
 #[test]
@@ -107,7 +108,7 @@ fn wrong_password_counts_an_auth_error() {
     );
     write_project(&good.dir, 2);
     build(&good, &files);
-    assert_eq!(other(&good, "remote.write"), 2);
+    assert_eq!(other(&good, "remote.write"), 2 * PER_COMPILE);
     let shown = s(&good.ok(&["--show-config"]).stdout);
     assert!(shown.contains("redis://:****@127.0.0.1"), "{shown}");
     assert!(!shown.contains("right-secret"), "{shown}");
@@ -127,7 +128,9 @@ fn missing_database_counts_missing_bucket() {
 #[test]
 fn damaged_remote_entries_are_rejected_removed_and_replaced() {
     let server = redis(&[]);
-    let a = env_with("redis-damage-a", &url(&server));
+    let mut a = env_with("redis-damage-a", &url(&server));
+    // Preprocessor mode: only result entries are stored, so every damage hits an entry.
+    a.set("CACHEPOT_DIRECT", "0");
     let files = write_project(&a.dir, 3);
     let good = build(&a, &files);
     let mut con = client(&server);
@@ -146,7 +149,9 @@ fn damaged_remote_entries_are_rejected_removed_and_replaced() {
     v[mid] ^= 0x40;
     let _: () = redis::cmd("SET").arg(&ks[2]).arg(&v).query(&mut con).unwrap();
 
-    let b = env_with("redis-damage-b", &url(&server));
+    let mut b = env_with("redis-damage-b", &url(&server));
+    // Preprocessor mode: only result entries are stored, so every damage hits an entry.
+    b.set("CACHEPOT_DIRECT", "0");
     write_project(&b.dir, 3);
     assert_eq!(build(&b, &files), good);
     assert_eq!(b.stat("hits"), 0);
@@ -154,7 +159,9 @@ fn damaged_remote_entries_are_rejected_removed_and_replaced() {
     assert_eq!(b.error_kind("corrupt-entry"), 3);
 
     // B stored good entries again: a third machine gets hits.
-    let c = env_with("redis-damage-c", &url(&server));
+    let mut c = env_with("redis-damage-c", &url(&server));
+    // Preprocessor mode: only result entries are stored, so every damage hits an entry.
+    c.set("CACHEPOT_DIRECT", "0");
     write_project(&c.dir, 3);
     assert_eq!(build(&c, &files), good);
     assert_eq!(c.stat("hits"), 3);
@@ -188,7 +195,8 @@ fn read_only_remote_gives_hits_and_stores_nothing() {
     assert_eq!(b.stat("hits"), 1);
     assert_eq!(b.stat("misses"), 1);
     assert_eq!(other(&b, "remote.write"), 0);
-    assert_eq!(keys(&server).len(), 1);
+    assert_eq!(other(&b, "remote.write-skipped-read-only"), PER_COMPILE);
+    assert_eq!(keys(&server).len() as u64, PER_COMPILE);
 }
 
 #[test]
@@ -201,7 +209,7 @@ fn local_off_uses_the_remote_alone() {
     let second = build(&env, &files);
     assert_eq!(first, second);
     assert_eq!(env.stat("hits"), 2);
-    assert_eq!(other(&env, "remote.hit"), 2);
+    assert_eq!(other(&env, "remote.hit"), 2 * PER_COMPILE);
     assert_eq!(env.stat("entries"), 0);
 }
 
@@ -214,10 +222,12 @@ fn prefix_and_ttl_apply_to_stored_keys() {
     let files = write_project(&env.dir, 1);
     build(&env, &files);
     let ks = keys(&server);
-    assert_eq!(ks.len(), 1);
-    assert!(ks[0].starts_with("team-a/"), "{ks:?}");
-    let ttl: i64 = redis::cmd("TTL").arg(&ks[0]).query(&mut client(&server)).unwrap();
-    assert!(ttl > 0 && ttl <= 1000, "ttl {ttl}");
+    assert_eq!(ks.len() as u64, PER_COMPILE);
+    for k in ks {
+        assert!(k.starts_with("team-a/"), "{k}");
+        let ttl: i64 = redis::cmd("TTL").arg(&k).query(&mut client(&server)).unwrap();
+        assert!(ttl > 0 && ttl <= 1000, "ttl {ttl}");
+    }
 }
 
 #[test]
@@ -248,11 +258,11 @@ fn rediss_insecure_accepts_a_self_signed_certificate() {
     let a = env_with("rediss-a", &format!("rediss://127.0.0.1:{}/#insecure", server.port));
     let files = write_project(&a.dir, 2);
     let objects = build(&a, &files);
-    assert_eq!(other(&a, "remote.write"), 2);
+    assert_eq!(other(&a, "remote.write"), 2 * PER_COMPILE);
     let b = env_with("rediss-b", &format!("rediss://127.0.0.1:{}/#insecure", server.port));
     write_project(&b.dir, 2);
     assert_eq!(build(&b, &files), objects);
-    assert_eq!(other(&b, "remote.hit"), 2);
+    assert_eq!(other(&b, "remote.hit"), 2 * PER_COMPILE);
 }
 
 #[test]
@@ -274,7 +284,7 @@ fn rediss_verifies_the_server_against_a_trusted_ca() {
     write_project(&trusted.dir, 1);
     build(&trusted, &files);
     assert_eq!(trusted.stat("errors"), 0, "{}", trusted.stats());
-    assert_eq!(other(&trusted, "remote.write"), 1);
+    assert_eq!(other(&trusted, "remote.write"), PER_COMPILE);
 }
 
 #[test]
@@ -292,8 +302,8 @@ fn settings_from_the_config_file_tables() {
     let files = write_project(&env.dir, 1);
     build(&env, &files);
     let ks = keys(&server);
-    assert_eq!(ks.len(), 1);
-    assert!(ks[0].starts_with("from-file/"), "{ks:?}");
+    assert_eq!(ks.len() as u64, PER_COMPILE);
+    assert!(ks.iter().all(|k| k.starts_with("from-file/")), "{ks:?}");
     let shown = s(&env.ok(&["--show-config"]).stdout);
     assert!(shown.contains("redis_ttl              = 500"), "{shown}");
     assert!(shown.contains("remote_timeout         = 2s"), "{shown}");
@@ -306,4 +316,25 @@ fn settings_from_the_config_file_tables() {
         err.contains("`cache.redis.ttl_secs` is not a known setting; accepted: url, ttl"),
         "{err}"
     );
+}
+
+#[test]
+fn damaged_remote_manifests_are_rejected_and_replaced() {
+    let server = redis(&[]);
+    let a = env_with("redis-mdamage-a", &url(&server));
+    let files = write_project(&a.dir, 2);
+    let good = build(&a, &files);
+    let mut con = client(&server);
+    for k in keys(&server) {
+        let _: () = redis::cmd("SET").arg(&k).arg("garbage").query(&mut con).unwrap();
+    }
+    let b = env_with("redis-mdamage-b", &url(&server));
+    write_project(&b.dir, 2);
+    assert_eq!(build(&b, &files), good);
+    assert_eq!(b.stat("misses"), 2);
+    assert_eq!(b.error_kind("corrupt-entry"), 2, "{}", b.stats());
+    let c = env_with("redis-mdamage-c", &url(&server));
+    write_project(&c.dir, 2);
+    assert_eq!(build(&c, &files), good);
+    assert_eq!(c.stat("hits_direct"), 2, "{}", c.stats());
 }

@@ -69,15 +69,15 @@ fn one_machine_fills_the_bucket_another_gets_every_object_from_it() {
     let files = write_project(&a.dir, 5);
     let objects = build(&a, &files);
     assert_eq!(objects, reference_objects(&a, &files));
-    assert_eq!(other(&a, "remote.write"), 5, "{}", a.stats());
-    assert_eq!(objects_in(&server, BUCKET).len(), 5);
+    assert_eq!(other(&a, "remote.write"), 5 * PER_COMPILE, "{}", a.stats());
+    assert_eq!(objects_in(&server, BUCKET).len() as u64, 5 * PER_COMPILE);
 
     let b = with_keys(env_with("s3-b", &server, BUCKET), S3_KEY, S3_SECRET);
     write_project(&b.dir, 5);
     assert_eq!(build(&b, &files), objects);
     assert_eq!(b.stat("hits"), 5);
     assert_eq!(b.stat("misses"), 0);
-    assert_eq!(other(&b, "remote.hit"), 5);
+    assert_eq!(other(&b, "remote.hit"), 5 * PER_COMPILE);
     assert_eq!(b.stat("errors"), 0);
 }
 
@@ -122,9 +122,16 @@ fn damaged_objects_are_rejected_and_replaced() {
     let files = write_project(&a.dir, 2);
     let good = build(&a, &files);
     let stored = objects_in(&server, BUCKET);
-    std::fs::write(&stored[0], b"garbage").unwrap();
-    let bytes = std::fs::read(&stored[1]).unwrap();
-    std::fs::write(&stored[1], &bytes[..bytes.len() / 3]).unwrap();
+    // Every object (manifests and entries): half garbage, half truncated.
+    for (i, path) in stored.iter().enumerate() {
+        let bytes = std::fs::read(path).unwrap();
+        let damaged = if i % 2 == 0 {
+            b"garbage".to_vec()
+        } else {
+            bytes[..bytes.len() / 3].to_vec()
+        };
+        std::fs::write(path, damaged).unwrap();
+    }
     let b = with_keys(env_with("s3-damage-b", &server, BUCKET), S3_KEY, S3_SECRET);
     write_project(&b.dir, 2);
     assert_eq!(build(&b, &files), good);
@@ -148,13 +155,11 @@ fn credentials_from_a_profile_and_the_seed_key_prefix() {
     env.set("CACHEPOT_S3_KEY_PREFIX", "teamx/");
     let files = write_project(&env.dir, 1);
     build(&env, &files);
-    assert_eq!(other(&env, "remote.write"), 1, "{}", env.stats());
+    assert_eq!(other(&env, "remote.write"), PER_COMPILE, "{}", env.stats());
     let stored = objects_in(&server, BUCKET);
-    assert_eq!(stored.len(), 1);
-    assert!(
-        stored[0].starts_with(server.dir.join("root").join(BUCKET).join("teamx")),
-        "{stored:?}"
-    );
+    assert_eq!(stored.len() as u64, PER_COMPILE);
+    let prefix_dir = server.dir.join("root").join(BUCKET).join("teamx");
+    assert!(stored.iter().all(|p| p.starts_with(&prefix_dir)), "{stored:?}");
 }
 
 fn credentials_json() -> String {
@@ -185,7 +190,7 @@ fn credentials_from_the_instance_metadata_service_are_kept_for_later_compiles() 
     env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("http://127.0.0.1:{imds}"));
     let files = write_project(&env.dir, 3);
     assert_eq!(build(&env, &files), reference_objects(&env, &files));
-    assert_eq!(other(&env, "remote.write"), 3, "{}", env.stats());
+    assert_eq!(other(&env, "remote.write"), 3 * PER_COMPILE, "{}", env.stats());
     assert_eq!(env.stat("errors"), 0);
     // Three requests for the first compile; the others used the kept credentials.
     assert_eq!(seen.lock().unwrap().len(), 3, "{:?}", seen.lock().unwrap());
@@ -210,7 +215,7 @@ fn no_metadata_service_means_anonymous_reads_and_no_writes() {
     for (key, path) in local_entries(&a.cache) {
         std::fs::copy(path, server.dir.join("root").join(BUCKET).join(key)).unwrap();
     }
-    assert_eq!(objects_in(&server, BUCKET).len(), 1);
+    assert_eq!(objects_in(&server, BUCKET).len() as u64, PER_COMPILE);
     // B has no credentials at all, and the metadata endpoint refuses connections.
     let mut b = env_with("s3-anon-b", &server, BUCKET);
     b.set("AWS_EC2_METADATA_DISABLED", "");
@@ -224,9 +229,9 @@ fn no_metadata_service_means_anonymous_reads_and_no_writes() {
     assert_eq!(b.stat("hits"), 1, "{}", b.stats());
     assert_eq!(b.stat("misses"), 1);
     assert_eq!(other(&b, "remote.write"), 0);
-    assert_eq!(other(&b, "remote.write-skipped-read-only"), 1);
+    assert_eq!(other(&b, "remote.write-skipped-read-only"), PER_COMPILE);
     assert_eq!(b.stat("errors"), 0);
-    assert_eq!(objects_in(&server, BUCKET).len(), 1);
+    assert_eq!(objects_in(&server, BUCKET).len() as u64, PER_COMPILE);
 }
 
 #[test]
@@ -240,7 +245,7 @@ fn credentials_from_an_iam_credentials_url() {
     env.set("AWS_IAM_CREDENTIALS_URL", format!("http://127.0.0.1:{port}/creds"));
     let files = write_project(&env.dir, 2);
     build(&env, &files);
-    assert_eq!(other(&env, "remote.write"), 2, "{}", env.stats());
+    assert_eq!(other(&env, "remote.write"), 2 * PER_COMPILE, "{}", env.stats());
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
@@ -268,7 +273,7 @@ fn credentials_from_a_web_identity_token() {
     env.set("AWS_ENDPOINT_URL_STS", format!("http://127.0.0.1:{port}"));
     let files = write_project(&env.dir, 2);
     build(&env, &files);
-    assert_eq!(other(&env, "remote.write"), 2, "{}", env.stats());
+    assert_eq!(other(&env, "remote.write"), 2 * PER_COMPILE, "{}", env.stats());
     assert_eq!(env.stat("errors"), 0);
     assert_eq!(seen.lock().unwrap().len(), 1, "{:?}", seen.lock().unwrap());
 }

@@ -558,18 +558,35 @@ pub fn verify_jwt(dir: &TestDir, jwt: &str, public_key: &Path) -> String {
     s(&b64.decode(parts[1]).unwrap())
 }
 
-/// Every entry file (64-hex-digit name) under a local cache dir: (key, path).
+/// Objects one cached compile stores: in direct mode (the default) a manifest and a result entry.
+pub const PER_COMPILE: u64 = 2;
+
+/// Every stored object (entry or manifest) of a local cache dir, from its `<h>/<h>/<key>` fan-out
+/// directories: (key, path).
 pub fn local_entries(cache: &Path) -> Vec<(String, PathBuf)> {
+    let is_fan = |p: &Path| {
+        p.is_dir()
+            && p.file_name()
+                .map(|n| n.len() == 1 && n.to_string_lossy().chars().all(|c| c.is_ascii_hexdigit()))
+                .unwrap_or(false)
+    };
     let mut found = Vec::new();
-    let mut dirs = vec![cache.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            if e.file_type().unwrap().is_dir() {
-                dirs.push(e.path());
-            } else if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-                found.push((name, e.path()));
+    for top in std::fs::read_dir(cache).unwrap() {
+        let top = top.unwrap().path();
+        if !is_fan(&top) {
+            continue;
+        }
+        for sub in std::fs::read_dir(&top).unwrap() {
+            let sub = sub.unwrap().path();
+            if !is_fan(&sub) {
+                continue;
+            }
+            for f in std::fs::read_dir(&sub).unwrap() {
+                let f = f.unwrap();
+                let name = f.file_name().to_string_lossy().into_owned();
+                if f.file_type().unwrap().is_file() && !name.starts_with('.') {
+                    found.push((name, f.path()));
+                }
             }
         }
     }
