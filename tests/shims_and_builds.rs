@@ -468,3 +468,47 @@ fn colour_on_a_terminal_plain_otherwise() {
         .unwrap();
     assert_eq!(s(&hit.stderr), s(&plain.stderr));
 }
+
+#[test]
+fn autoconf_configure_and_make_through_shims() {
+    let env = Env::new("autoconf");
+    let autoconf = require_tool("autoconf");
+    let shims = install_shims(&env);
+    let src = env.dir.join("src");
+    write_project(&src);
+    std::fs::write(
+        src.join("configure.ac"),
+        "AC_INIT([demo], [1.0])\nAC_PROG_CC\nAC_CHECK_HEADERS([stdio.h unistd.h])\nAC_CHECK_FUNCS([printf])\nAC_CONFIG_FILES([Makefile.gen])\nAC_OUTPUT\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("Makefile.gen.in"), "CC = @CC@\nCFLAGS = @CFLAGS@\n").unwrap();
+    let out = env.cmd(&autoconf).current_dir(&src).output().unwrap();
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    let path = path_with(&shims);
+    let out = env
+        .cmd("./configure")
+        .current_dir(&src)
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "configure failed through the shims:\n{}\n{}",
+        s(&out.stdout),
+        s(&out.stderr)
+    );
+    let stdout = s(&out.stdout);
+    assert!(
+        stdout.contains("checking whether the C compiler works... yes"),
+        "{stdout}"
+    );
+    let generated = std::fs::read_to_string(src.join("Makefile.gen")).unwrap();
+    assert!(
+        generated.contains("CC = gcc") || generated.contains("CC = cc"),
+        "{generated}"
+    );
+    make(&env, &src, &path, &["-j4"]);
+    make(&env, &src, &path, &["clean"]);
+    make(&env, &src, &path, &["-j4"]);
+    assert!(env.stat("hits") > FILES as u64, "{}", env.stats());
+}
