@@ -10,6 +10,11 @@ empty local dir (cachepot: CACHEPOT_DIR; sccache: SCCACHE_DIR and a restarted se
 that every object is byte-identical to plain gcc's and that every call was a hit. Rows are run in
 interleaved rounds (the machine's load drifts); prints each row's median.
 Needs: target/release/cachepot (cargo build --release), redis-server, gcc.
+
+Caveat for the S3 rows: s3s-fs does not set TCP_NODELAY and writes a response's headers and body
+separately, so on a reused connection the body waits for the client's delayed ACK (~40 ms). Every
+client that keeps its connection (cachepot, sccache) pays it per request after the first; real S3
+and MinIO do not behave so.
 """
 import argparse
 import os
