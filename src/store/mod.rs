@@ -94,5 +94,9 @@ pub trait Storage {
 /// The store a compile uses, from the configuration: the local disk, with the configured remote
 /// behind it (nothing is connected until the first lookup).
 pub fn open(cfg: &crate::config::Config) -> Box<dyn Storage> {
-    remote::open(&cfg.dir.value, cfg.max_size.value, cfg.remote.as_ref())
+    // Connecting ahead pays where a preprocessor run follows the opening (preprocessor mode), or
+    // where every lookup goes to the remote (no local level). In direct mode the first lookup comes
+    // at once, and a local hit would leave the server a connection made for nothing.
+    let connect_ahead = !cfg.direct.value || cfg.remote.as_ref().is_some_and(|r| !r.local.value);
+    remote::open(&cfg.dir.value, cfg.max_size.value, cfg.remote.as_ref(), connect_ahead)
 }

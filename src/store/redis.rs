@@ -1,7 +1,8 @@
 //! Redis as the remote level: one key per entry (`<prefix><key>`), the entry bytes as the value,
 //! an optional expiry. Uses the redis crate's blocking connection with the configured connect and
-//! read/write timeouts, made by a thread started when the store is opened, so that connecting (a few
-//! round trips) overlaps the preprocessor run instead of adding to the lookup; TLS (`rediss://`) through rustls, verifying the
+//! read/write timeouts. In preprocessor mode (or with no local level) a thread started when the
+//! store is opened makes it, so that connecting (a few round trips) overlaps the preprocessor run;
+//! otherwise the first request makes it. TLS (`rediss://`) goes through rustls, verifying the
 //! server against the system roots (`SSL_CERT_FILE` / `SSL_CERT_DIR` add a private CA) unless the
 //! URL ends in `#insecure`.
 //!

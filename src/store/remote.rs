@@ -271,8 +271,9 @@ pub struct Timeouts {
 }
 
 /// The store a compile uses: the local disk alone, or the local disk in front of the remote (or the
-/// remote alone with `CACHEPOT_LOCAL=off`). Nothing is connected here.
-pub fn open(cache_dir: &Path, max_size: u64, remote: Option<&RemoteConfig>) -> Box<dyn Storage> {
+/// remote alone with `CACHEPOT_LOCAL=off`). Nothing is waited for here; with `connect_ahead` the
+/// backend starts connecting (Redis: a thread) while the caller goes on.
+pub fn open(cache_dir: &Path, max_size: u64, remote: Option<&RemoteConfig>, connect_ahead: bool) -> Box<dyn Storage> {
     let disk = DiskStore::new(cache_dir, max_size);
     let Some(r) = remote else {
         return Box::new(disk);
@@ -285,7 +286,7 @@ pub fn open(cache_dir: &Path, max_size: u64, remote: Option<&RemoteConfig>) -> B
     };
     // Read the back-off file now: a remote being skipped is not connected to in advance.
     let usable = !backoff.active();
-    if usable {
+    if usable && connect_ahead {
         backend.prepare();
     }
     Box::new(super::tiered::TieredStore::new(
