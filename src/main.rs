@@ -12,6 +12,7 @@ mod key;
 mod locate;
 mod logging;
 mod outputs;
+mod rust;
 mod shims;
 mod stats;
 mod store;
