@@ -95,8 +95,7 @@ impl Env {
 
     /// `cachepot <args…>` in the work dir.
     pub fn cachepot(&self, args: &[&str]) -> Output {
-        let out = self.cmd(cachepot_bin()).args(args).output().expect("run cachepot");
-        out
+        self.cmd(cachepot_bin()).args(args).output().expect("run cachepot")
     }
 
     /// `cachepot <args…>`, asserting success; returns stderr.

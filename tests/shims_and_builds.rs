@@ -1,0 +1,367 @@
+//! The shim directory and real builds through it: make -j8 twice (second all hits), two builds at
+//! once on one cache, no recursion, a missing compiler, a cache that cannot be written.
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+const FILES: usize = 12;
+
+/// A small real C project: a header, FILES sources, a main, a Makefile.
+fn write_project(root: &Path) {
+    std::fs::create_dir_all(root.join("include")).unwrap();
+    std::fs::write(
+        root.join("include/lib.h"),
+        "#pragma once\n#include <stdio.h>\nint part_sum(void);\n",
+    )
+    .unwrap();
+    let mut decls = String::new();
+    let mut calls = String::new();
+    for i in 0..FILES {
+        std::fs::write(
+            root.join(format!("f{i}.c")),
+            format!("#include \"lib.h\"\nint f{i}(void) {{ static const char s[] = \"f{i}\"; return (int)sizeof s + {i}; }}\n"),
+        )
+        .unwrap();
+        decls.push_str(&format!("int f{i}(void);\n"));
+        calls.push_str(&format!(" + f{i}()"));
+    }
+    std::fs::write(
+        root.join("main.c"),
+        format!("#include \"lib.h\"\n{decls}int main(void) {{ printf(\"sum=%d\\n\", 0{calls}); return 0; }}\n"),
+    )
+    .unwrap();
+    let objs: Vec<String> = (0..FILES).map(|i| format!("f{i}.o")).chain(["main.o".into()]).collect();
+    std::fs::write(
+        root.join("Makefile"),
+        format!(
+            "CFLAGS = -O2 -g -Iinclude -MMD\nprog: {objs}\n\t$(CC) -o $@ $^\n%.o: %.c\n\t$(CC) $(CFLAGS) -c $< -o $@\nclean:\n\trm -f *.o *.d prog\n-include *.d\n",
+            objs = objs.join(" ")
+        ),
+    )
+    .unwrap();
+}
+
+fn install_shims(env: &Env) -> std::path::PathBuf {
+    let shims = env.dir.join("shims");
+    let out = env.ok(&["--install-shims", shims.to_str().unwrap()]);
+    assert!(s(&out.stdout).contains("gcc"), "{}", s(&out.stdout));
+    shims
+}
+
+fn path_with(first: &Path) -> String {
+    format!("{}:{}", first.display(), std::env::var("PATH").unwrap())
+}
+
+fn make(env: &Env, dir: &Path, path: &str, args: &[&str]) -> std::process::Output {
+    let out = env
+        .cmd("make")
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("CC", "cc")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "make failed: {}\n{}",
+        s(&out.stdout),
+        s(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn shim_dir_links_only_installed_compilers_and_is_idempotent() {
+    let env = Env::new("shims");
+    let shims = install_shims(&env);
+    for name in ["cc", "c++", "gcc", "g++", "clang", "clang++"] {
+        let link = shims.join(name);
+        assert!(link.symlink_metadata().unwrap().file_type().is_symlink(), "{name}");
+    }
+    // Versioned names exist only when that compiler exists.
+    let gcc_major = s(&Command::new("gcc").arg("-dumpversion").output().unwrap().stdout)
+        .trim()
+        .to_string();
+    assert!(shims.join(format!("gcc-{gcc_major}")).exists());
+    assert!(!shims.join("gcc-3").exists());
+    assert!(!shims.join("gcc-ar").exists() && !shims.join("clang-format").exists());
+    // A foreign file is never overwritten; a rerun is idempotent.
+    std::fs::remove_file(shims.join("g++")).unwrap();
+    std::fs::write(shims.join("g++"), "mine").unwrap();
+    let out = env.ok(&["--install-shims", shims.to_str().unwrap()]);
+    assert_eq!(std::fs::read(shims.join("g++")).unwrap(), b"mine");
+    assert!(s(&out.stdout).contains("left alone"), "{}", s(&out.stdout));
+    let before: Vec<_> = std::fs::read_dir(&shims)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    env.ok(&["--install-shims", shims.to_str().unwrap()]);
+    let after: Vec<_> = std::fs::read_dir(&shims)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before.len(), after.len());
+}
+
+#[test]
+fn make_j8_through_shims_twice_second_all_hits() {
+    let env = Env::new("make");
+    let shims = install_shims(&env);
+    let proj = env.dir.join("proj");
+    write_project(&proj);
+    let path = path_with(&shims);
+    make(&env, &proj, &path, &["-j8"]);
+    let run1 = Command::new(proj.join("prog")).output().unwrap();
+    assert!(s(&run1.stdout).starts_with("sum="));
+    let st = env.stats();
+    assert_eq!(st["misses"], FILES as u64 + 1, "{st}");
+    make(&env, &proj, &path, &["clean"]);
+    make(&env, &proj, &path, &["-j8"]);
+    let st = env.stats();
+    assert_eq!(st["hits"], FILES as u64 + 1, "{st}");
+    assert_eq!(st["misses"], FILES as u64 + 1, "{st}");
+    // The link step is passed through and counted.
+    assert_eq!(st["not_cacheable_reasons"]["linking (no -c or -S)"], 2);
+    let run2 = Command::new(proj.join("prog")).output().unwrap();
+    assert_eq!(run1.stdout, run2.stdout);
+}
+
+#[test]
+fn two_builds_at_once_share_one_cache() {
+    let env = Env::new("concurrent");
+    let shims = install_shims(&env);
+    let (a, b) = (env.dir.join("a"), env.dir.join("b"));
+    write_project(&a);
+    write_project(&b);
+    let path = path_with(&shims);
+    let spawn = |dir: &Path| {
+        env.cmd("make")
+            .current_dir(dir)
+            .env("PATH", &path)
+            .env("CC", "cc")
+            .arg("-j4")
+            .spawn()
+            .unwrap()
+    };
+    let (mut pa, mut pb) = (spawn(&a), spawn(&b));
+    assert!(pa.wait().unwrap().success() && pb.wait().unwrap().success());
+    let st = env.stats();
+    let compiles = FILES as u64 + 1;
+    assert_eq!(
+        st["hits"].as_u64().unwrap() + st["misses"].as_u64().unwrap(),
+        2 * compiles,
+        "{st}"
+    );
+    assert_eq!(st["errors"], 0, "{st}");
+    for d in [&a, &b] {
+        let out = Command::new(d.join("prog")).output().unwrap();
+        assert!(s(&out.stdout).starts_with("sum="));
+    }
+    // Both trees' objects are the same bytes (same sources, same flags: -g records cwd, so compare
+    // each with a clean rebuild of its own tree instead).
+    make(&env, &a, &path, &["clean"]);
+    make(&env, &a, &path, &["-j2"]);
+    assert!(env.stat("hits") >= compiles);
+}
+
+#[test]
+fn shim_dir_twice_on_path_does_not_recurse() {
+    let env = Env::new("recurse");
+    let shims = install_shims(&env);
+    env.dir.write("a.c", "int f(void) { return 1; }\n");
+    let path = format!("{0}:{0}:{1}", shims.display(), std::env::var("PATH").unwrap());
+    let out = env
+        .cmd(shims.join("gcc"))
+        .env("PATH", &path)
+        .args(["-c", "a.c", "-o", "a.o"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    assert_eq!(env.stat("misses"), 1);
+    // A plain copy of the binary first on PATH, twice over: the recursion guard stops it.
+    let copies = env.dir.join("copies");
+    std::fs::create_dir_all(copies.join("x")).unwrap();
+    std::fs::copy(cachepot_bin(), copies.join("gcc")).unwrap();
+    std::fs::copy(cachepot_bin(), copies.join("x/gcc")).unwrap();
+    let path = format!(
+        "{}:{}:{}",
+        copies.display(),
+        copies.join("x").display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = env
+        .cmd(copies.join("gcc"))
+        .env("PATH", &path)
+        .args(["-c", "a.c", "-o", "b.o"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    assert!(env.dir.join("b.o").exists());
+}
+
+#[test]
+fn missing_compiler_is_one_clear_line() {
+    let env = Env::new("missing");
+    let shims = env.dir.join("onlyme");
+    std::fs::create_dir_all(&shims).unwrap();
+    std::os::unix::fs::symlink(cachepot_bin(), shims.join("gcc")).unwrap();
+    let out = env
+        .cmd(shims.join("gcc"))
+        .env("PATH", &shims)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = s(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("`gcc`") && err.contains(&format!("PATH={}", shims.display())),
+        "{err}"
+    );
+    // CACHEPOT_PATH overrides PATH for the search.
+    let out = env
+        .cmd(shims.join("gcc"))
+        .env("PATH", &shims)
+        .env("CACHEPOT_PATH", std::env::var("PATH").unwrap())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", s(&out.stderr));
+}
+
+#[test]
+fn unwritable_cache_never_breaks_the_build() {
+    let mut env = Env::new("unwritable");
+    env.dir.write("a.c", "int f(void) { return 1; }\n");
+    // A file where the cache directory should be.
+    let blocker = env.dir.write("blocker", "not a directory");
+    env.set("CACHEPOT_DIR", blocker.join("cache").to_str().unwrap());
+    let out = env.ok(&["gcc", "-c", "a.c", "-o", "a.o"]);
+    assert!(
+        out.stderr.is_empty(),
+        "cache faults must not reach stderr: {}",
+        s(&out.stderr)
+    );
+    assert!(env.dir.join("a.o").exists());
+    // A directory another user cannot write, for a compile run as that user (root ignores modes).
+    let setpriv = require_tool("setpriv");
+    let env2 = Env::new("unwritable2");
+    std::fs::create_dir_all(&env2.cache).unwrap();
+    std::fs::set_permissions(&env2.dir.path, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&env2.cache, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    env2.dir.write("a.c", "int f(void) { return 1; }\n");
+    std::fs::set_permissions(
+        env2.dir.join("a.c"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let out = env2
+        .cmd(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(cachepot_bin())
+        .args(["gcc", "-c", "a.c", "-o", "a.o"])
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", s(&out.stderr));
+    assert!(env2.dir.join("a.o").exists());
+}
+
+#[test]
+fn bad_settings_warn_in_a_compile_and_fail_in_the_cli() {
+    let mut env = Env::new("badcfg");
+    env.dir.write("a.c", "int f(void) { return 1; }\n");
+    env.set("CACHEPOT_CACHE_SIZE", "lots");
+    let out = env.ok(&["gcc", "-c", "a.c", "-o", "a.o"]);
+    let err = s(&out.stderr);
+    assert!(err.starts_with("cachepot: warning: CACHEPOT_CACHE_SIZE=lots"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+    assert!(env.dir.join("a.o").exists());
+    let out = env.cachepot(&["--show-config"]);
+    assert!(!out.status.success());
+    assert!(
+        s(&out.stderr).contains("CACHEPOT_CACHE_SIZE=lots"),
+        "{}",
+        s(&out.stderr)
+    );
+    env.extra_env.clear();
+    env.set("CACHEPOT_RECACHE", "perhaps");
+    let out = env.cachepot(&["--show-stats"]);
+    assert!(!out.status.success());
+    assert!(
+        s(&out.stderr).contains("1/0, true/false, yes/no, on/off"),
+        "{}",
+        s(&out.stderr)
+    );
+}
+
+#[test]
+fn config_file_env_precedence_and_show_config() {
+    let mut env = Env::new("cfgfile");
+    let conf = env.dir.write(
+        "c.toml",
+        "direct = false\n[cache.disk]\nsize = \"2G\"\ndir = \"/tmp/from-file\"\n",
+    );
+    env.set("CACHEPOT_CONF", conf.to_str().unwrap());
+    env.set("CACHEPOT_CACHE_SIZE", "1G");
+    let out = s(&env.ok(&["--show-config"]).stdout);
+    assert!(
+        out.contains("1073741824") && out.contains("env CACHEPOT_CACHE_SIZE"),
+        "{out}"
+    );
+    // CACHEPOT_DIR from the harness wins over the file's dir.
+    assert!(out.contains("env CACHEPOT_DIR"), "{out}");
+    assert!(
+        out.contains("direct") && out.contains(&format!("file {}", conf.display())),
+        "{out}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&env.ok(&["--show-config", "--json"]).stdout).unwrap();
+    assert_eq!(json["settings"]["cache_size"]["value"], "1073741824");
+}
+
+#[test]
+fn zero_stats_and_clear_cache() {
+    let env = Env::new("zero");
+    env.dir.write("a.c", "int f(void) { return 1; }\n");
+    env.ok(&["gcc", "-c", "a.c"]);
+    assert_eq!(env.stat("entries"), 1);
+    env.ok(&["--zero-stats"]);
+    assert_eq!(env.stat("requests"), 0);
+    env.ok(&["--clear-cache"]);
+    assert_eq!(env.stat("entries"), 0);
+    env.ok(&["gcc", "-c", "a.c"]);
+    assert_eq!(env.stat("misses"), 1);
+    let text = s(&env.ok(&["--show-stats"]).stdout);
+    for want in [
+        "cache location",
+        "compile requests",
+        "cache hits",
+        "cache misses",
+        "hit rate",
+        "cache errors",
+        "entries",
+        "of 10.0 GiB",
+    ] {
+        assert!(text.contains(want), "{want} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn install_sh_stages_a_package_with_destdir() {
+    let env = Env::new("install");
+    let stage = env.dir.join("stage");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh");
+    let out = env
+        .cmd("sh")
+        .arg(script)
+        .args(["--no-build", "--prefix", "/usr", "--destdir", stage.to_str().unwrap()])
+        .env("CACHEPOT_BIN", cachepot_bin())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    assert!(stage.join("usr/bin/cachepot").is_file());
+    let link = std::fs::read_link(stage.join("usr/lib/cachepot/gcc")).unwrap();
+    assert_eq!(link, std::path::PathBuf::from("/usr/bin/cachepot"));
+}
