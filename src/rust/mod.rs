@@ -53,6 +53,7 @@ pub fn run(cfg: Config, real: PathBuf, invoked: &OsStr, args: Vec<OsString>) -> 
         args,
         errors: Vec::new(),
         compiled: None,
+        crate_name: None,
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.cached())) {
         Ok(status) => status,
@@ -73,6 +74,8 @@ struct RustCall {
     args: Vec<OsString>,
     errors: Vec<&'static str>,
     compiled: Option<i32>,
+    /// For the log line that says how the call ended.
+    crate_name: Option<String>,
 }
 
 /// What is known before compiling: the request, its manifest key, the file-hash cache.
@@ -124,6 +127,7 @@ impl RustCall {
             && let Some(status) = self.try_hit(&store, &mut p)
         {
             p.hashes.save();
+            log::info!(target: "rust", "crate {}: hit", p.req.crate_name);
             stats::record(&self.cfg.dir.value, &Outcome::HitDirect, &self.errors);
             return status;
         }
@@ -257,6 +261,7 @@ impl RustCall {
 
     fn compile_and_store(&mut self, store: &DiskStore, p: &mut Prepared) -> i32 {
         let req = &p.req;
+        self.crate_name = Some(req.crate_name.clone());
         let outputs = req.outputs();
         let own_dep_info = (!req.emit.dep_info).then(|| {
             req.out_dir.join(format!(
@@ -391,6 +396,12 @@ impl RustCall {
     }
 
     fn count_returning(&self, outcome: Outcome, status: i32) -> i32 {
+        let name = self.crate_name.as_deref().unwrap_or("?");
+        match &outcome {
+            Outcome::Miss => log::info!(target: "rust", "crate {name}: miss"),
+            Outcome::NotCacheable(why) => log::info!(target: "rust", "crate {name}: not cacheable: {why}"),
+            _ => {}
+        }
         stats::record(&self.cfg.dir.value, &outcome, &self.errors);
         status
     }
