@@ -308,6 +308,8 @@ pub fn parse(args: &[OsString]) -> Result<RustcCompile, Refusal> {
                         return Err(too_hard("rustc -C profile-*"));
                     }
                     "extra-filename" => extra_filename = v.to_string(),
+                    // Split debug info writes .dwo/.dwp files beside the outputs that we do not restore.
+                    "split-debuginfo" if v != "off" => return Err(too_hard("rustc -C split-debuginfo")),
                     _ => {}
                 }
                 key_args.push(KeyArg::Plain(format!("-C {value}")));
@@ -556,6 +558,10 @@ mod tests {
         );
         assert_eq!(nc("--crate-name a --crate-type lib --bogus a.rs"), "unsupported option");
         assert_eq!(nc("--crate-type lib a.rs"), "rustc without --crate-name");
+        assert_eq!(
+            nc("--crate-name a --crate-type lib -C split-debuginfo=unpacked a.rs"),
+            "rustc -C split-debuginfo"
+        );
     }
 
     #[test]
