@@ -132,6 +132,8 @@ fn outcome_lines(env: &Env) -> BTreeMap<String, Vec<String>> {
         if let Some(rest) = line.split("] crate ").nth(1)
             && let Some((name, outcome)) = rest.split_once(": ")
         {
+            // "hit (1.2 ms)" is a hit.
+            let outcome = outcome.split(" (").next().unwrap_or_default();
             m.entry(outcome.to_string()).or_default().push(name.to_string());
         }
     }

@@ -139,6 +139,9 @@ fn stat_of(m: &std::fs::Metadata) -> Stat {
 pub struct HashCache {
     file: Option<PathBuf>,
     known: HashMap<PathBuf, (Stat, String)>,
+    /// Files looked up by this call: only they are written back, so files of target dirs that
+    /// are gone drop out.
+    used: std::collections::HashSet<PathBuf>,
     dirty: bool,
     now: i64,
 }
@@ -173,6 +176,7 @@ impl HashCache {
         HashCache {
             file,
             known,
+            used: Default::default(),
             dirty: false,
             now,
         }
@@ -182,6 +186,7 @@ impl HashCache {
     pub fn digest(&mut self, path: &Path) -> Option<String> {
         let meta = std::fs::metadata(path).ok()?;
         let stat = stat_of(&meta);
+        self.used.insert(path.to_path_buf());
         if let Some((s, d)) = self.known.get(path)
             && *s == stat
         {

@@ -54,6 +54,7 @@ pub fn run(cfg: Config, real: PathBuf, invoked: &OsStr, args: Vec<OsString>) -> 
         errors: Vec::new(),
         compiled: None,
         crate_name: None,
+        started: std::time::Instant::now(),
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.cached())) {
         Ok(status) => status,
@@ -76,6 +77,7 @@ struct RustCall {
     compiled: Option<i32>,
     /// For the log line that says how the call ended.
     crate_name: Option<String>,
+    started: std::time::Instant,
 }
 
 /// What is known before compiling: the request, its manifest key, the file-hash cache.
@@ -110,7 +112,7 @@ impl RustCall {
         if out_dir_text.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
             return self.not_cacheable(NotCacheable::TooHard("rustc out dir with quotes or escapes"));
         }
-        let mut hashes = HashCache::load(Some(self.hash_cache_file(&cwd)));
+        let mut hashes = HashCache::load(Some(self.hash_cache_file(&req, &cwd)));
         let manifest_key = match self.manifest_key(&req, &cwd, &tc.identity, &mut hashes) {
             Ok(k) => k,
             Err(r) => return self.not_cacheable(r),
@@ -127,7 +129,12 @@ impl RustCall {
             && let Some(status) = self.try_hit(&store, &mut p)
         {
             p.hashes.save();
-            log::info!(target: "rust", "crate {}: hit", p.req.crate_name);
+            log::info!(
+                target: "rust",
+                "crate {}: hit ({:.1} ms)",
+                p.req.crate_name,
+                self.started.elapsed().as_secs_f64() * 1000.0
+            );
             stats::record(&self.cfg.dir.value, &Outcome::HitDirect, &self.errors);
             return status;
         }
@@ -219,15 +226,17 @@ impl RustCall {
             }
         };
         let out_dir = p.req.out_dir.as_os_str().as_bytes();
+        // rustc creates its out dir; so do we.
+        let _ = std::fs::create_dir_all(p.cwd.join(&p.req.out_dir));
         for out in p.req.outputs() {
             let Some(data) = entry.file(out.role) else {
                 self.fault(&format!("entry {key} lacks its {} file", out.role), "corrupt-entry");
                 return None;
             };
             let data = if out.role == "dep-info" {
-                replace(data, OUT_DIR_MARK, out_dir)
+                std::borrow::Cow::Owned(replace(data, OUT_DIR_MARK, out_dir))
             } else {
-                data.to_vec()
+                std::borrow::Cow::Borrowed(data)
             };
             if let Err(e) = crate::outputs::write_output(&p.cwd.join(&out.path), &data) {
                 self.fault(&format!("cannot write {}: {e}", out.path.display()), "restore-failed");
@@ -379,10 +388,14 @@ impl RustCall {
         self.count_returning(Outcome::Miss, out.status)
     }
 
-    /// One local file per compile command line (and cwd) holds its files' stat data and digests.
-    fn hash_cache_file(&self, cwd: &Path) -> PathBuf {
+    /// One local file per crate compile holds its files' stat data and digests. It is named by what
+    /// does not change with the target dir (cwd, input, key arguments), so a new target dir of the
+    /// same checkout finds the sources' digests without reading them.
+    fn hash_cache_file(&self, req: &RustcCompile, cwd: &Path) -> PathBuf {
         let mut h = cwd.as_os_str().as_bytes().to_vec();
-        for a in &self.args {
+        h.push(0);
+        h.extend_from_slice(req.input.as_os_str().as_bytes());
+        for a in &req.key_args {
             h.push(0);
             h.extend_from_slice(a.as_bytes());
         }
