@@ -20,6 +20,8 @@ fn write_workspace(dir: &Path) {
         "Cargo.toml",
         "[workspace]\nmembers = [\"util\", \"core_lib\", \"app\"]\nresolver = \"2\"\n",
     );
+    // Pinned versions: which crates read OUT_DIR (TARGET_DIR_CRATES) depends on them.
+    w("Cargo.lock", include_str!("data/rust-workspace.lock"));
     w(
         "util/Cargo.toml",
         "[package]\nname = \"util\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
@@ -449,4 +451,48 @@ fn clippy_after_check_still_lints() {
         "{}",
         s(&out.stderr)
     );
+}
+
+#[test]
+fn json_artifact_lines_name_this_calls_out_dir() {
+    let env = small_crate("rust-artifacts");
+    let json = ["--error-format=json", "--json=diagnostic-rendered-ansi,artifacts"];
+    let run = |out: &str| {
+        std::fs::create_dir_all(env.dir.join(out)).unwrap();
+        let out_abs = env.dir.join(out);
+        let mut args = vec![
+            "rustc",
+            "--crate-name",
+            "small",
+            "--crate-type",
+            "lib",
+            "--emit=dep-info,metadata,link",
+            "--out-dir",
+            out_abs.to_str().unwrap(),
+            "src/lib.rs",
+        ];
+        args.extend_from_slice(&json);
+        let o = env.cachepot(&args);
+        assert!(o.status.success(), "{}", s(&o.stderr));
+        (s(&o.stderr), out_abs)
+    };
+    let (first, d1) = run("one");
+    let (second, d2) = run("two");
+    assert_eq!((env.stat("misses"), env.stat("hits")), (1, 1));
+    let artifact = |dir: &Path| {
+        format!(
+            "{{\"$message_type\":\"artifact\",\"artifact\":\"{}/libsmall.rmeta\"",
+            dir.display()
+        )
+    };
+    assert!(first.contains(&artifact(&d1)), "{first}");
+    assert!(second.contains(&artifact(&d2)), "{second}");
+    assert!(!second.contains(d1.to_str().unwrap()), "{second}");
+    assert!(second.contains("unused variable"), "{second}");
+    let dep = s(&env.dir.read("two/small.d"));
+    assert!(
+        dep.starts_with(&format!("{}/small.d: src/lib.rs", d2.display())),
+        "{dep}"
+    );
+    assert!(env.dir.join("two/libsmall.rlib").exists() && env.dir.join("two/libsmall.rmeta").exists());
 }
