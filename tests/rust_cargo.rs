@@ -496,3 +496,48 @@ fn json_artifact_lines_name_this_calls_out_dir() {
     );
     assert!(env.dir.join("two/libsmall.rlib").exists() && env.dir.join("two/libsmall.rmeta").exists());
 }
+
+#[test]
+fn cargo_config_rustc_wrapper_and_install_shims() {
+    let env = Env::new("rust-config");
+    let ws = env.dir.join("ws");
+    let w = |rel: &str, text: &str| {
+        let p = ws.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w(
+        "Cargo.toml",
+        "[package]\nname = \"c\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    w("src/lib.rs", "pub fn c() -> u32 { 3 }\n");
+    w(
+        ".cargo/config.toml",
+        &format!("[build]\nrustc-wrapper = {:?}\n", cachepot_bin().to_str().unwrap()),
+    );
+    for t in ["t1", "t2"] {
+        cargo(
+            &env,
+            &ws,
+            false,
+            &["build", "--target-dir", env.dir.join(t).to_str().unwrap()],
+        );
+    }
+    assert_eq!((env.stat("misses"), env.stat("hits")), (1, 1));
+
+    // --install-shims links rustc and clippy-driver where they are installed.
+    let rustc = require_tool("rustc");
+    let bin = rustc.parent().unwrap();
+    let shims = env.dir.join("shims");
+    let out = env
+        .cmd(cachepot_bin())
+        .env("PATH", bin)
+        .args(["--install-shims", shims.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    assert!(shims.join("rustc").is_symlink());
+    if bin.join("clippy-driver").exists() {
+        assert!(shims.join("clippy-driver").is_symlink());
+    }
+}

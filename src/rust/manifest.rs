@@ -206,11 +206,12 @@ impl HashCache {
 
     /// Write the cache back if it learnt anything (temp file + rename); failures only cost speed.
     pub fn save(&self) {
-        let (Some(file), true) = (&self.file, self.dirty) else {
+        let stale = self.known.keys().any(|k| !self.used.contains(k));
+        let (Some(file), true) = (&self.file, self.dirty || stale) else {
             return;
         };
         let mut text = String::new();
-        for (p, (s, d)) in &self.known {
+        for (p, (s, d)) in self.known.iter().filter(|(k, _)| self.used.contains(*k)) {
             text.push_str(&format!(
                 "{} {} {} {} {} {} {} {d} {}\n",
                 s.0,
@@ -274,8 +275,14 @@ mod tests {
         hc.now += 10; // the ctime moved with set_modified; pretend time passed
         hc.digest(&f).unwrap();
         hc.save();
-        let hc2 = HashCache::load(Some(cache_file));
+        let mut hc2 = HashCache::load(Some(cache_file.clone()));
         assert_eq!(hc2.known.get(&f).map(|k| k.1.clone()), Some(fresh));
+        // A call that no longer uses the file drops it.
+        let g = d.join("b.rs");
+        std::fs::write(&g, "fn b() {}").unwrap();
+        hc2.digest(&g).unwrap();
+        hc2.save();
+        assert!(HashCache::load(Some(cache_file)).known.is_empty());
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
