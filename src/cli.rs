@@ -35,6 +35,15 @@ pub struct Cli {
     /// print the version
     #[argh(switch, short = 'V')]
     pub version: bool,
+    /// start the coordinator (machine-wide compile slots) in the background
+    #[argh(switch)]
+    pub start_coordinator: bool,
+    /// stop the running coordinator
+    #[argh(switch)]
+    pub stop_coordinator: bool,
+    /// with --start-coordinator: run it in the foreground, logging to stderr
+    #[argh(switch)]
+    pub foreground: bool,
 }
 
 /// Run a CLI command; returns the exit status.
@@ -52,6 +61,9 @@ fn run_inner(cli: Cli) -> Result<(), String> {
     if cli.version {
         println!("cachepot {}", env!("CARGO_PKG_VERSION"));
         return Ok(());
+    }
+    if let Some(result) = coordinator_command(&cli) {
+        return result;
     }
     if let Some(dir) = &cli.install_shims {
         let target = match &cli.shim_target {
@@ -100,12 +112,13 @@ fn run_inner(cli: Cli) -> Result<(), String> {
     if cli.show_stats {
         let summary = Summary::from_counters(&stats::read_all(&cfg.dir.value));
         let usage = store.usage();
+        let coordinator = crate::coordinator::status(&cfg);
         print!(
             "{}",
             if cli.json {
-                stats_json(&cfg, &summary, usage.files, usage.bytes)
+                with_coordinator_json(stats_json(&cfg, &summary, usage.files, usage.bytes), &coordinator)
             } else {
-                stats_text(&cfg, &summary, usage.files, usage.bytes)
+                stats_text(&cfg, &summary, usage.files, usage.bytes) + &coordinator_text(&coordinator)
             }
         );
     }
@@ -138,6 +151,21 @@ fn settings(cfg: &Config) -> Vec<(&'static str, String, String)> {
             "error_log",
             opt(&cfg.error_log.value.as_ref().map(|p| p.display().to_string())),
             cfg.error_log.source.to_string(),
+        ),
+        (
+            "coordinator",
+            cfg.coordinator.mode.value.to_string(),
+            cfg.coordinator.mode.source.to_string(),
+        ),
+        (
+            "jobs",
+            cfg.coordinator.jobs.value.to_string(),
+            cfg.coordinator.jobs.source.to_string(),
+        ),
+        (
+            "idle_timeout",
+            cfg.coordinator.idle_timeout.value.to_string(),
+            cfg.coordinator.idle_timeout.source.to_string(),
         ),
     ]
 }
@@ -242,6 +270,83 @@ fn stats_json(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
         cfg.max_size.value,
     )
 }
+
+// ---- Coordinator commands and figures (src/coordinator/) ----
+
+/// `--start-coordinator [--foreground]`, `--stop-coordinator`, and the seed's spelling
+/// `CACHEPOT_START_SERVER=1 [CACHEPOT_NO_DAEMON=1] cachepot`. `None`: not a coordinator command.
+fn coordinator_command(cli: &Cli) -> Option<Result<(), String>> {
+    let asked = cli.start_coordinator || cli.stop_coordinator || cli.foreground;
+    let other = cli.show_stats || cli.zero_stats || cli.clear_cache || cli.show_config || cli.install_shims.is_some();
+    if !asked && other {
+        return None;
+    }
+    let cfg = match Config::load() {
+        Ok(c) => c,
+        Err(e) => return asked.then(|| Err(e.to_string())),
+    };
+    let (start, foreground) = if asked {
+        (cli.start_coordinator, cli.foreground)
+    } else if cfg.coordinator.start_server {
+        (true, cfg.coordinator.no_daemon)
+    } else {
+        return None;
+    };
+    if cli.stop_coordinator && start {
+        return Some(Err(
+            "--start-coordinator and --stop-coordinator exclude each other".into()
+        ));
+    }
+    if foreground && !start {
+        return Some(Err("--foreground goes with --start-coordinator".into()));
+    }
+    Some(if cli.stop_coordinator {
+        crate::coordinator::stop(&cfg).map(|msg| println!("{msg}"))
+    } else if foreground {
+        crate::coordinator::run_foreground(&cfg)
+    } else {
+        crate::coordinator::start(&cfg).map(|msg| println!("{msg}"))
+    })
+}
+
+type CoordinatorFigures = Option<std::collections::BTreeMap<String, u64>>;
+
+fn coordinator_text(figures: &CoordinatorFigures) -> String {
+    let Some(f) = figures else {
+        return format!("{:<34} not running\n", "coordinator");
+    };
+    let get = |k: &str| f.get(k).copied().unwrap_or(0);
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<34} {v}\n"));
+    line("coordinator", format!("running (pid {})", get("pid")));
+    line(
+        "  compile slots in use",
+        format!(
+            "{} of {} (peak {})",
+            get("slots_in_use"),
+            get("slots"),
+            get("slots_peak")
+        ),
+    );
+    line("  compiles waiting for a slot", get("slots_waiting").to_string());
+    line("  slots granted since start", get("slots_granted").to_string());
+    line("  slot waits since start", get("slot_waits").to_string());
+    out
+}
+
+fn with_coordinator_json(stats: String, figures: &CoordinatorFigures) -> String {
+    let inner = match figures {
+        None => "\"running\":false".to_string(),
+        Some(f) => {
+            let items: Vec<String> = f.iter().map(|(k, v)| format!("{}:{v}", json_str(k))).collect();
+            format!("\"running\":true,{}", items.join(","))
+        }
+    };
+    let body = stats.trim_end().strip_suffix('}').unwrap_or(&stats);
+    format!("{body},\"coordinator\":{{{inner}}}}}\n")
+}
+
+// ---- end of coordinator commands ----
 
 /// A JSON string literal.
 pub fn json_str(s: &str) -> String {

@@ -13,6 +13,10 @@
 //! [cache.disk]
 //! dir = "~/.cache/cachepot"  # CACHEPOT_DIR
 //! size = "10G"               # CACHEPOT_CACHE_SIZE
+//! [coordinator]
+//! mode = "off"               # CACHEPOT_COORDINATOR: off | auto
+//! jobs = 8                   # CACHEPOT_JOBS (default: the number of CPUs)
+//! idle_timeout = 600         # CACHEPOT_IDLE_TIMEOUT (seconds, 0 = never)
 //! ```
 
 use std::ffi::OsString;
@@ -74,6 +78,7 @@ pub struct Config {
     pub debug: Setting<bool>,
     pub log: Setting<Option<String>>,
     pub error_log: Setting<Option<PathBuf>>,
+    pub coordinator: CoordinatorConfig,
 }
 
 pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
@@ -98,6 +103,7 @@ impl Config {
             debug: Setting::default(false),
             log: Setting::default(None),
             error_log: Setting::default(None),
+            coordinator: CoordinatorConfig::default(),
         };
         if let Some(path) = config_file_path(env)? {
             cfg.apply_file(&path)?;
@@ -149,6 +155,7 @@ impl Config {
                         source: src(),
                     };
                 }
+                "coordinator" => self.coordinator.apply_table(value, path)?,
                 "cache" => {
                     let cache = value
                         .as_table()
@@ -168,7 +175,7 @@ impl Config {
                 other => {
                     return Err(bad(
                         other,
-                        "is not a known setting; accepted: recache, disable, direct, debug, log, error_log, [cache.disk]",
+                        "is not a known setting; accepted: recache, disable, direct, debug, log, error_log, [cache.disk], [coordinator]",
                     ));
                 }
             }
@@ -249,6 +256,7 @@ impl Config {
                 source: Source::Env("CACHEPOT_ERROR_LOG"),
             };
         }
+        self.coordinator.apply_env(env)?;
         Ok(())
     }
 }
@@ -364,6 +372,214 @@ fn absolute(p: PathBuf) -> PathBuf {
         std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
     }
 }
+
+// ---- Coordinator settings (src/coordinator/) ----
+
+/// Whether compile calls use the coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoordinatorMode {
+    /// Never contact it: no socket, no slot, nothing.
+    Off,
+    /// Take a compile slot from it on a miss, starting it in the background when it is absent.
+    Auto,
+}
+
+impl fmt::Display for CoordinatorMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CoordinatorMode::Off => "off",
+            CoordinatorMode::Auto => "auto",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    pub mode: Setting<CoordinatorMode>,
+    /// Machine-wide compile slots.
+    pub jobs: Setting<u32>,
+    /// Seconds without any connection before the coordinator exits; 0 = never.
+    pub idle_timeout: Setting<u64>,
+    /// The seed's spelling of `cachepot --start-coordinator`: `CACHEPOT_START_SERVER=1`, and with
+    /// `CACHEPOT_NO_DAEMON=1` in the foreground. Commands, not settings, so not in `--show-config`.
+    pub start_server: bool,
+    pub no_daemon: bool,
+    /// The private directory holding the socket: `$XDG_RUNTIME_DIR/cachepot`, else
+    /// `/tmp/cachepot-<uid>`.
+    pub dir: PathBuf,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1);
+        CoordinatorConfig {
+            mode: Setting::default(CoordinatorMode::Off),
+            jobs: Setting::default(cpus),
+            idle_timeout: Setting::default(600),
+            start_server: false,
+            no_daemon: false,
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            dir: PathBuf::from(format!("/tmp/cachepot-{}", unsafe { libc::geteuid() })),
+        }
+    }
+}
+
+impl CoordinatorConfig {
+    fn apply_table(&mut self, value: &toml::Value, path: &Path) -> Result<(), ConfigError> {
+        let bad =
+            |key: &str, what: &str| ConfigError(format!("config file {}: `coordinator.{key}` {what}", path.display()));
+        let table = value
+            .as_table()
+            .ok_or_else(|| bad("", "must be a table ([coordinator])"))?;
+        let src = || Source::File(path.to_path_buf());
+        for (key, v) in table {
+            match key.as_str() {
+                "mode" => {
+                    let s = v.as_str().ok_or_else(|| bad(key, "must be \"off\" or \"auto\""))?;
+                    let mode = parse_coordinator_mode(s).ok_or_else(|| bad(key, "must be \"off\" or \"auto\""))?;
+                    self.mode = Setting {
+                        value: mode,
+                        source: src(),
+                    };
+                }
+                "jobs" => match v.as_integer() {
+                    Some(n) if (1..=65536).contains(&n) => {
+                        self.jobs = Setting {
+                            value: n as u32,
+                            source: src(),
+                        }
+                    }
+                    _ => return Err(bad(key, "must be a number of slots from 1 to 65536")),
+                },
+                "idle_timeout" => match v.as_integer() {
+                    Some(n) if n >= 0 => {
+                        self.idle_timeout = Setting {
+                            value: n as u64,
+                            source: src(),
+                        }
+                    }
+                    _ => return Err(bad(key, "must be a number of seconds (0 = never)")),
+                },
+                other => return Err(bad(other, "is not a known setting; accepted: mode, jobs, idle_timeout")),
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, env: EnvReader) -> Result<(), ConfigError> {
+        let get = |name: &str| {
+            env(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| v.to_string_lossy().into_owned())
+        };
+        if let Some(v) = get("CACHEPOT_COORDINATOR") {
+            let mode = parse_coordinator_mode(&v)
+                .ok_or_else(|| ConfigError(format!("CACHEPOT_COORDINATOR={v}: accepted: off, auto")))?;
+            self.mode = Setting {
+                value: mode,
+                source: Source::Env("CACHEPOT_COORDINATOR"),
+            };
+        }
+        if let Some(v) = get("CACHEPOT_JOBS") {
+            match v.trim().parse::<u32>() {
+                Ok(n) if (1..=65536).contains(&n) => {
+                    self.jobs = Setting {
+                        value: n,
+                        source: Source::Env("CACHEPOT_JOBS"),
+                    }
+                }
+                _ => {
+                    return Err(ConfigError(format!(
+                        "CACHEPOT_JOBS={v}: accepted: a number of slots from 1 to 65536"
+                    )));
+                }
+            }
+        }
+        if let Some(v) = get("CACHEPOT_IDLE_TIMEOUT") {
+            let secs = v.trim().parse::<u64>().map_err(|_| {
+                ConfigError(format!(
+                    "CACHEPOT_IDLE_TIMEOUT={v}: accepted: a number of seconds (0 = never)"
+                ))
+            })?;
+            self.idle_timeout = Setting {
+                value: secs,
+                source: Source::Env("CACHEPOT_IDLE_TIMEOUT"),
+            };
+        }
+        if let Some(run) = env("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+            self.dir = absolute(PathBuf::from(run)).join("cachepot");
+        }
+        if let Some(v) = env("CACHEPOT_START_SERVER").filter(|v| !v.is_empty()) {
+            self.start_server = env_bool("CACHEPOT_START_SERVER", &v)?;
+        }
+        if let Some(v) = env("CACHEPOT_NO_DAEMON").filter(|v| !v.is_empty()) {
+            self.no_daemon = env_bool("CACHEPOT_NO_DAEMON", &v)?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_coordinator_mode(s: &str) -> Option<CoordinatorMode> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "off" | "0" | "false" | "no" => Some(CoordinatorMode::Off),
+        "auto" | "on" | "1" | "true" | "yes" => Some(CoordinatorMode::Auto),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod coordinator_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        Config::load_with(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn coordinator_settings() {
+        let c = load(&[("HOME", "/h")]).unwrap().coordinator;
+        assert_eq!(c.mode.value, CoordinatorMode::Off);
+        assert_eq!(c.idle_timeout.value, 600);
+        assert!(c.jobs.value >= 1);
+        assert!(
+            c.dir.to_str().unwrap().starts_with("/tmp/cachepot-"),
+            "{}",
+            c.dir.display()
+        );
+        let c = load(&[
+            ("HOME", "/h"),
+            ("CACHEPOT_COORDINATOR", "auto"),
+            ("CACHEPOT_JOBS", "4"),
+            ("CACHEPOT_IDLE_TIMEOUT", "0"),
+            ("XDG_RUNTIME_DIR", "/run/user/7"),
+            ("CACHEPOT_START_SERVER", "1"),
+            ("CACHEPOT_NO_DAEMON", "1"),
+        ])
+        .unwrap()
+        .coordinator;
+        assert_eq!(c.mode.value, CoordinatorMode::Auto);
+        assert_eq!((c.jobs.value, c.idle_timeout.value), (4, 0));
+        assert_eq!(c.dir, PathBuf::from("/run/user/7/cachepot"));
+        assert!(c.start_server && c.no_daemon);
+        for (var, value, says) in [
+            ("CACHEPOT_COORDINATOR", "maybe", "accepted: off, auto"),
+            ("CACHEPOT_JOBS", "0", "from 1 to 65536"),
+            ("CACHEPOT_IDLE_TIMEOUT", "-1", "number of seconds"),
+        ] {
+            let e = load(&[("HOME", "/h"), (var, value)]).unwrap_err();
+            assert!(
+                e.0.starts_with(&format!("{var}={value}: ")) && e.0.contains(says),
+                "{e}"
+            );
+        }
+    }
+}
+
+// ---- end of coordinator settings ----
 
 #[cfg(test)]
 mod tests {

@@ -81,7 +81,8 @@ impl Entry {
         encode_framed(MAGIC, &body)
     }
 
-    /// Parse and verify an entry.
+    /// Parse and verify an entry, all in memory (hits use `stream` instead).
+    #[allow(dead_code)]
     pub fn decode(bytes: &[u8]) -> Result<Entry, EntryError> {
         let body = decode_framed(MAGIC, bytes)?;
         let mut r = Reader { buf: &body, pos: 0 };
@@ -119,9 +120,151 @@ impl Entry {
         Ok(entry)
     }
 
+    #[allow(dead_code)]
     pub fn file(&self, role: &str) -> Option<&[u8]> {
         self.files.iter().find(|(r, _)| r == role).map(|(_, d)| d.as_slice())
     }
+}
+
+/// Why streaming an entry out failed: the entry is bad, or an output could not be written.
+#[derive(Debug)]
+pub enum StreamError {
+    Entry(EntryError),
+    Output(std::io::Error),
+}
+
+/// What a streamed entry held besides its files.
+#[derive(Debug, Default)]
+pub struct Replay {
+    pub exit_status: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Roles of the file sections that were written.
+    pub roles: Vec<String>,
+}
+
+/// Decode an entry section by section, copying each file section into the writer `open` returns
+/// for its role (`None` skips it) without holding the decompressed body in memory. The checksum is
+/// verified as the bytes go by; only an `Ok` result means the written files may be used.
+pub fn stream<W: std::io::Write>(
+    bytes: &[u8],
+    mut open: impl FnMut(&str) -> std::io::Result<Option<W>>,
+) -> Result<Replay, StreamError> {
+    use std::io::Read;
+    let bad = StreamError::Entry;
+    if bytes.len() < HEADER_LEN || &bytes[..7] != MAGIC {
+        return Err(bad(if bytes.len() < HEADER_LEN {
+            EntryError::Truncated
+        } else {
+            EntryError::BadMagic
+        }));
+    }
+    if bytes[7] != FORMAT_VERSION {
+        return Err(bad(EntryError::UnsupportedVersion(bytes[7])));
+    }
+    let body_len = u64::from_le_bytes(bytes[9..17].try_into().unwrap());
+    let checksum = u128::from_le_bytes(bytes[17..33].try_into().unwrap());
+    let payload = &bytes[HEADER_LEN..];
+    let inner: Box<dyn Read + '_> = match bytes[8] {
+        CODEC_STORED => Box::new(payload),
+        CODEC_ZSTD => Box::new(
+            zstd::stream::read::Decoder::with_buffer(payload)
+                .map_err(|e| bad(EntryError::Decompress(e.to_string())))?,
+        ),
+        c => return Err(bad(EntryError::UnsupportedCodec(c))),
+    };
+    let mut r = HashingReader {
+        inner,
+        hasher: xxhash_rust::xxh3::Xxh3Default::new(),
+        read: 0,
+    };
+    let mut replay = Replay::default();
+    let small = |r: &mut HashingReader, n: usize| -> Result<Vec<u8>, StreamError> {
+        let mut v = vec![0u8; n];
+        r.read_exact(&mut v).map_err(|_| bad(EntryError::Truncated))?;
+        Ok(v)
+    };
+    replay.exit_status = i32::from_le_bytes(small(&mut r, 4)?.try_into().unwrap());
+    let count = u32::from_le_bytes(small(&mut r, 4)?.try_into().unwrap());
+    for _ in 0..count {
+        let kind = small(&mut r, 1)?[0];
+        let name_len = u16::from_le_bytes(small(&mut r, 2)?.try_into().unwrap()) as usize;
+        let name = String::from_utf8(small(&mut r, name_len)?)
+            .map_err(|_| bad(EntryError::Malformed("section name is not UTF-8")))?;
+        let len = u64::from_le_bytes(small(&mut r, 8)?.try_into().unwrap());
+        if len > body_len {
+            return Err(bad(EntryError::Truncated));
+        }
+        match kind {
+            1 => {
+                if !is_valid_role(&name) {
+                    return Err(bad(EntryError::Malformed("bad output role")));
+                }
+                match open(&name).map_err(StreamError::Output)? {
+                    Some(mut w) => {
+                        copy_exact(&mut r, &mut w, len)?;
+                        w.flush().map_err(StreamError::Output)?;
+                    }
+                    None => copy_exact(&mut r, &mut std::io::sink(), len)?,
+                }
+                replay.roles.push(name);
+            }
+            2 | 3 => {
+                let mut v = Vec::new();
+                copy_exact(&mut r, &mut v, len)?;
+                if kind == 2 {
+                    replay.stdout = v
+                } else {
+                    replay.stderr = v
+                }
+            }
+            _ => return Err(bad(EntryError::Malformed("unknown section kind"))),
+        }
+    }
+    let mut extra = [0u8; 1];
+    if r.read(&mut extra)
+        .map_err(|e| bad(EntryError::Decompress(e.to_string())))?
+        != 0
+        || r.read != body_len
+    {
+        return Err(bad(EntryError::Malformed("length mismatch")));
+    }
+    if r.hasher.digest128() != checksum {
+        return Err(bad(EntryError::ChecksumMismatch));
+    }
+    Ok(replay)
+}
+
+struct HashingReader<'a> {
+    inner: Box<dyn std::io::Read + 'a>,
+    hasher: xxhash_rust::xxh3::Xxh3Default,
+    read: u64,
+}
+
+impl std::io::Read for HashingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+fn copy_exact(r: &mut HashingReader, w: &mut impl std::io::Write, mut len: u64) -> Result<(), StreamError> {
+    use std::io::Read;
+    let mut buf = [0u8; 64 * 1024];
+    while len > 0 {
+        let want = buf.len().min(len as usize);
+        let n = r
+            .read(&mut buf[..want])
+            .map_err(|e| StreamError::Entry(EntryError::Decompress(e.to_string())))?;
+        if n == 0 {
+            return Err(StreamError::Entry(EntryError::Truncated));
+        }
+        w.write_all(&buf[..n]).map_err(StreamError::Output)?;
+        len -= n as u64;
+    }
+    Ok(())
 }
 
 /// Roles are short identifiers; anything else in an entry means it was not written by us.
@@ -256,6 +399,40 @@ mod tests {
             b[i] ^= 0x10;
             if let Ok(got) = Entry::decode(&b) {
                 assert_eq!(got, e, "flip at {i} gave a different entry");
+            }
+        }
+    }
+
+    #[test]
+    fn streaming_matches_decode_and_rejects_damage() {
+        let e = sample();
+        let bytes = e.encode();
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let r = stream(&bytes, |role| {
+            files.push((role.to_string(), Vec::new()));
+            Ok(Some(std::io::Cursor::new(Vec::new())))
+        })
+        .unwrap();
+        assert_eq!(
+            (r.exit_status, &r.stdout, &r.stderr),
+            (e.exit_status, &e.stdout, &e.stderr)
+        );
+        assert_eq!(r.roles, vec!["object".to_string(), "dep".to_string()]);
+        for len in 0..bytes.len() {
+            assert!(
+                stream(&bytes[..len], |_| Ok(Some(std::io::sink()))).is_err(),
+                "truncated at {len} accepted"
+            );
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            if let Ok(r) = stream(&b, |_| Ok(Some(std::io::sink()))) {
+                assert_eq!(
+                    (r.stdout, r.stderr),
+                    (e.stdout.clone(), e.stderr.clone()),
+                    "flip at {i}"
+                );
             }
         }
     }

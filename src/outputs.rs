@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 
 /// Write `data` to `path` as the compiler would have: atomically for regular files, with the mode
 /// a compiler gives new files (0666 minus the umask).
+#[allow(dead_code)] // hits stream through PendingOutput; kept for whole-buffer writers
 pub fn write_output(path: &Path, data: &[u8]) -> std::io::Result<()> {
     if let Ok(meta) = fs::symlink_metadata(path) {
         let ft = meta.file_type();
@@ -57,6 +58,73 @@ pub fn write_output(path: &Path, data: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// An output being written: to a temporary file beside its destination (or, for a special file,
+/// in `spare_dir`), made visible by `commit` only after the entry it comes from was verified.
+pub struct PendingOutput {
+    tmp: PathBuf,
+    dest: PathBuf,
+    special: bool,
+}
+
+impl PendingOutput {
+    pub fn create(dest: &Path, spare_dir: &Path) -> std::io::Result<(PendingOutput, fs::File)> {
+        let special = is_special(dest)?;
+        let dir = if special {
+            fs::create_dir_all(spare_dir)?;
+            spare_dir.to_path_buf()
+        } else {
+            match dest.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            }
+        };
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        let tmp = dir.join(format!(".{name}.cachepot-{}-{nanos}.tmp", std::process::id()));
+        let f = OpenOptions::new().write(true).create_new(true).mode(0o666).open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(new_file_mode()))?;
+        Ok((
+            PendingOutput {
+                tmp,
+                dest: dest.to_path_buf(),
+                special,
+            },
+            f,
+        ))
+    }
+
+    /// Put the file in place: rename over a regular file, write through to a special one.
+    pub fn commit(self) -> std::io::Result<()> {
+        let result = if self.special {
+            fs::read(&self.tmp).and_then(|data| write_through(&self.dest, &data))
+        } else {
+            let dest = fs::canonicalize(&self.dest).unwrap_or_else(|_| self.dest.clone());
+            fs::rename(&self.tmp, dest)
+        };
+        let _ = fs::remove_file(&self.tmp);
+        result
+    }
+
+    pub fn abort(self) {
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+/// Does `path` name something other than a regular file (or a symlink to one, or nothing)?
+fn is_special(path: &Path) -> std::io::Result<bool> {
+    match fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(std::io::Error::other(format!("{} is a directory", path.display()))),
+        Ok(m) => Ok(!m.is_file()),
+        Err(_) => Ok(false),
+    }
 }
 
 fn write_through(path: &Path, data: &[u8]) -> std::io::Result<()> {

@@ -4,7 +4,7 @@
 //! hashed as it is, or "too hard" (the call is passed through).
 
 use super::args::{Flag, ValueStyle::*, match_flag};
-use super::{CCompile, ColorChoice, Family, NotCacheable, Output};
+use super::{CCompile, ColorChoice, DepStyle, Family, NotCacheable, Output};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -28,8 +28,10 @@ enum Kind {
     Wp,
     Xpreprocessor,
     Wa,
-    IncludeDir,
-    /// -include / -imacros: a file read before the source.
+    /// -I, -isystem, -iquote, -idirafter (the flag name says which list).
+    IncludeDir(&'static str),
+    /// -include / -imacros: a file read before the source (listed in the dependency output and in
+    /// the preprocessor's line markers like any header).
     IncludeFile,
     /// A file whose content changes the output but does not pass through the preprocessor.
     InputFile,
@@ -76,10 +78,10 @@ static TABLE: &[Flag<Kind>] = &[
     f("-Wl,", Joined, Plain),
     f("-Xlinker", Separate, Plain),
     f("-Xclang", Separate, Plain),
-    f("-I", JoinedOrSeparate, IncludeDir),
-    f("-isystem", JoinedOrSeparate, IncludeDir),
-    f("-iquote", JoinedOrSeparate, IncludeDir),
-    f("-idirafter", JoinedOrSeparate, IncludeDir),
+    f("-I", JoinedOrSeparate, IncludeDir("-I")),
+    f("-isystem", JoinedOrSeparate, IncludeDir("-isystem")),
+    f("-iquote", JoinedOrSeparate, IncludeDir("-iquote")),
+    f("-idirafter", JoinedOrSeparate, IncludeDir("-idirafter")),
     f("-iprefix", JoinedOrSeparate, Plain),
     f("-iwithprefix", JoinedOrSeparate, Plain),
     f("-iwithprefixbefore", JoinedOrSeparate, Plain),
@@ -337,13 +339,15 @@ struct State {
     language: Option<String>,
     source: Option<(PathBuf, String)>,
     dep_gen: bool,
+    dep_style: DepStyle,
+    dep_missing_ok: bool,
     dep_file: Option<OsString>,
     dep_target_given: bool,
     key_args: Vec<OsString>,
     preprocessor_args: Vec<OsString>,
     extra_inputs: Vec<PathBuf>,
     include_files: Vec<PathBuf>,
-    include_dirs: Vec<PathBuf>,
+    include_dirs: Vec<(&'static str, PathBuf)>,
     debug: bool,
     split_dwarf: bool,
     coverage: bool,
@@ -412,6 +416,11 @@ impl State {
             }
             DepGen => {
                 self.dep_gen = true;
+                self.dep_style = if raw[0] == "-MMD" {
+                    DepStyle::UserWithoutSystem
+                } else {
+                    DepStyle::UserFull
+                };
                 to_preprocessor = false;
             }
             DepFile => {
@@ -423,13 +432,24 @@ impl State {
                 self.dep_target_given = true;
                 to_preprocessor = false;
             }
-            DepOption => to_preprocessor = false,
+            DepOption => {
+                if raw[0] == "-MG" {
+                    // Missing headers are listed as if generated: the listing is not the set read.
+                    self.dep_missing_ok = true;
+                }
+                to_preprocessor = false;
+            }
             Wp => {
                 let v = value.unwrap_or_default();
                 let parts: Vec<&[u8]> = v.as_bytes().split(|&b| b == b',').collect();
                 match parts.as_slice() {
                     [flag, file] if *flag == b"-MD" || *flag == b"-MMD" => {
                         self.dep_gen = true;
+                        self.dep_style = if *flag == b"-MMD" {
+                            DepStyle::UserWithoutSystem
+                        } else {
+                            DepStyle::UserFull
+                        };
                         self.dep_file = Some(OsStr::from_bytes(file).to_os_string());
                         hashed = false;
                         to_preprocessor = false;
@@ -456,10 +476,14 @@ impl State {
                 }
                 to_preprocessor = false;
             }
-            IncludeDir => self.include_dirs.push(value_path()),
+            IncludeDir(flag) => self.include_dirs.push((flag, value_path())),
             IncludeFile => self.include_files.push(value_path()),
             InputFile => {
                 let p = value_path();
+                if cwd.join(&p).is_dir() {
+                    // gcc reads <dir>/<mangled object path>.gcda: which file is not known here.
+                    return Err(NotCacheable::TooHard("profile data directory"));
+                }
                 if !cwd.join(&p).is_file() {
                     return Err(NotCacheable::MissingInput);
                 }
@@ -587,6 +611,11 @@ impl State {
             hash_cwd,
             output_path_in_key,
             color: self.color,
+            dep_style: if self.dep_missing_ok {
+                DepStyle::UserWithoutSystem
+            } else {
+                self.dep_style
+            },
         })
     }
 }

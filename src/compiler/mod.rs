@@ -43,6 +43,18 @@ pub enum ColorChoice {
     Never,
 }
 
+/// Which dependency output the user asked for, which decides how direct mode learns includes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DepStyle {
+    /// None: cachepot adds its own `-MD -MF <temp>`.
+    #[default]
+    None,
+    /// `-MD` (every header listed): read the user's dependency file.
+    UserFull,
+    /// `-MMD` (system headers left out), or options that change the listing (-MG): not usable.
+    UserWithoutSystem,
+}
+
 /// One file a compile writes. The path comes from the command line; the role names it in entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
@@ -54,7 +66,6 @@ pub struct Output {
 
 /// A cacheable single-source C-family compile.
 #[derive(Debug, Clone)]
-#[allow(dead_code)] // include_files/include_dirs are for direct mode
 pub struct CCompile {
     pub family: Family,
     pub source: PathBuf,
@@ -70,12 +81,13 @@ pub struct CCompile {
     /// `-include` / `-imacros` files.
     pub include_files: Vec<PathBuf>,
     /// `-I`, `-isystem`, `-iquote`, `-idirafter` directories, in order.
-    pub include_dirs: Vec<PathBuf>,
+    pub include_dirs: Vec<(&'static str, PathBuf)>,
     /// The working directory as the output will record it (debug info, coverage), when it does.
     pub hash_cwd: Option<PathBuf>,
     /// The output path, when the object embeds it (.gcda path, .dwo name).
     pub output_path_in_key: Option<PathBuf>,
     pub color: ColorChoice,
+    pub dep_style: DepStyle,
 }
 
 /// Why a call is passed straight to the compiler. Each variant is a statistics counter.
