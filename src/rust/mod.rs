@@ -56,6 +56,8 @@ pub fn run(cfg: Config, real: PathBuf, invoked: &OsStr, args: Vec<OsString>) -> 
         crate_name: None,
         started: std::time::Instant::now(),
     };
+    // Panics are bugs; they must not print a backtrace over rustc's output.
+    std::panic::set_hook(Box::new(|info| log::error!(target: "rust", "panic: {info}")));
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.cached())) {
         Ok(status) => status,
         Err(_) => {
@@ -288,7 +290,12 @@ impl RustCall {
             cmd.arg(a);
         }
         let started = SystemTime::now();
-        let out = match run_streaming(cmd) {
+        // A machine-wide compile slot when the coordinator is on (cargo's own jobserver token is
+        // the one cargo already holds for this call).
+        let slot = crate::coordinator::slot(&self.cfg);
+        let out = run_streaming(cmd);
+        drop(slot);
+        let out = match out {
             Ok(o) => o,
             Err(e) => {
                 eprintln!("cachepot: error: cannot run {}: {e}", self.real.display());
