@@ -498,7 +498,7 @@ fn json_artifact_lines_name_this_calls_out_dir() {
 }
 
 #[test]
-fn cargo_config_rustc_wrapper_and_install_shims() {
+fn cargo_config_rustc_wrapper_incremental_and_install_shims() {
     let env = Env::new("rust-config");
     let ws = env.dir.join("ws");
     let w = |rel: &str, text: &str| {
@@ -523,6 +523,18 @@ fn cargo_config_rustc_wrapper_and_install_shims() {
             &["build", "--target-dir", env.dir.join(t).to_str().unwrap()],
         );
     }
+    assert_eq!((env.stat("misses"), env.stat("hits")), (1, 1));
+    // Incremental builds (cargo's default for workspace crates) pass through per crate, no error.
+    let mut inc = Env::new("rust-incremental");
+    inc.cache = env.cache.clone();
+    inc.set("CARGO_INCREMENTAL", "1");
+    cargo(
+        &inc,
+        &ws,
+        false,
+        &["build", "--target-dir", env.dir.join("t3").to_str().unwrap()],
+    );
+    assert_eq!(env.not_cacheable("incremental compile (-C incremental)"), 1);
     assert_eq!((env.stat("misses"), env.stat("hits")), (1, 1));
 
     // --install-shims links rustc and clippy-driver where they are installed.
