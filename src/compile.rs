@@ -55,6 +55,9 @@ pub fn run(inv: Invocation) -> i32 {
     if cfg.disable.value {
         return exec_passthrough(&real, &inv.args);
     }
+    if crate::rust::is_rustc(&inv.compiler) {
+        return crate::rust::run(cfg, real, &inv.compiler, inv.args);
+    }
     let mut call = Call {
         cfg,
         real,

@@ -17,6 +17,7 @@ mod locate;
 mod logging;
 mod manifest;
 mod outputs;
+mod rust;
 mod shims;
 mod stats;
 mod store;

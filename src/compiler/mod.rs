@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod gcc;
+pub mod rustc;
 
 use std::ffi::OsStr;
 use std::os::unix::fs::MetadataExt;

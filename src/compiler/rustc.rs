@@ -1,0 +1,612 @@
+//! rustc's command line as a typed request: crate name and types, what `--emit` asks for, where the
+//! outputs go, the crates and native libraries it reads, and the arguments that go into the key —
+//! or "not cacheable: <reason>". Also the dep-info (`.d`) reader the rustc flow builds its
+//! manifests from. What to do with the request lives in `rust/`; this file only understands words.
+//!
+//! Paths are kept out of the key where the output does not depend on them: `--out-dir`, the
+//! `-L dependency=` directory and `--extern` paths (their files are hashed by content instead), and
+//! `-L native=` directories inside the build's profile directory (written relative to it), so that
+//! two target directories of one checkout share entries.
+
+use super::NotCacheable;
+use super::args::{Flag, ValueStyle, match_flag};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Changes the output; goes into the key as written.
+    Key,
+    CrateName,
+    CrateType,
+    Emit,
+    OutDir,
+    Extern,
+    LibPath,
+    LinkLib,
+    Codegen,
+    Target,
+    /// `-vV`, `--print`, `--help`, `--explain`: a question, not a compile.
+    Query,
+    Uncacheable(&'static str),
+}
+
+use ValueStyle::{JoinedOrSeparate as Jos, None as Bare};
+
+macro_rules! flags {
+    ($(($name:expr, $style:expr, $kind:expr)),* $(,)?) => {
+        &[$(Flag { name: $name, style: $style, kind: $kind }),*]
+    };
+}
+
+/// Every rustc flag we understand. An unknown flag makes the call not cacheable: it may write a
+/// file or change the output in a way the key does not see.
+const TABLE: &[Flag<Kind>] = flags![
+    ("--crate-name", Jos, Kind::CrateName),
+    ("--crate-type", Jos, Kind::CrateType),
+    ("--emit", Jos, Kind::Emit),
+    ("--out-dir", Jos, Kind::OutDir),
+    ("--extern", Jos, Kind::Extern),
+    ("-L", Jos, Kind::LibPath),
+    ("-l", Jos, Kind::LinkLib),
+    ("-C", Jos, Kind::Codegen),
+    ("--codegen", Jos, Kind::Codegen),
+    ("--target", Jos, Kind::Target),
+    ("--cfg", Jos, Kind::Key),
+    ("--check-cfg", Jos, Kind::Key),
+    ("--edition", Jos, Kind::Key),
+    ("-A", Jos, Kind::Key),
+    ("-W", Jos, Kind::Key),
+    ("-D", Jos, Kind::Key),
+    ("-F", Jos, Kind::Key),
+    ("--allow", Jos, Kind::Key),
+    ("--warn", Jos, Kind::Key),
+    ("--deny", Jos, Kind::Key),
+    ("--forbid", Jos, Kind::Key),
+    ("--force-warn", Jos, Kind::Key),
+    ("--cap-lints", Jos, Kind::Key),
+    ("--error-format", Jos, Kind::Key),
+    ("--json", Jos, Kind::Key),
+    ("--color", Jos, Kind::Key),
+    ("--diagnostic-width", Jos, Kind::Key),
+    ("--remap-path-prefix", Jos, Kind::Key),
+    ("-g", Bare, Kind::Key),
+    ("-O", Bare, Kind::Key),
+    ("-v", Bare, Kind::Key),
+    ("--verbose", Bare, Kind::Key),
+    ("-o", Jos, Kind::Uncacheable("rustc -o (explicit output file)")),
+    ("--sysroot", Jos, Kind::Uncacheable("rustc --sysroot")),
+    ("--test", Bare, Kind::Uncacheable("rustc --test (builds a test binary)")),
+    ("-Z", Jos, Kind::Uncacheable("rustc -Z (unstable option)")),
+    ("--print", Jos, Kind::Query),
+    ("-V", Bare, Kind::Query),
+    ("-vV", Bare, Kind::Query),
+    ("--version", Bare, Kind::Query),
+    ("-h", Bare, Kind::Query),
+    ("--help", Bare, Kind::Query),
+    ("--explain", Jos, Kind::Query),
+];
+
+/// What `--emit` asks for (only the kinds we cache).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Emit {
+    pub link: bool,
+    pub metadata: bool,
+    pub dep_info: bool,
+}
+
+/// A crate named to the compile with `--extern`: its file is hashed by content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extern {
+    /// `[modifiers:]name`, as written.
+    pub name: String,
+    pub path: Option<PathBuf>,
+}
+
+/// A native library named with `-l`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeLib {
+    /// `static`, `dylib`, `framework` or empty, without modifiers.
+    pub kind: String,
+    pub name: String,
+}
+
+/// A library crate compile that may be cached.
+#[derive(Debug, Clone)]
+pub struct RustcCompile {
+    pub crate_name: String,
+    pub extra_filename: String,
+    pub input: PathBuf,
+    pub emit: Emit,
+    /// `rlib` (from `lib`/`rlib`) and/or `staticlib`.
+    pub rlib: bool,
+    pub staticlib: bool,
+    /// Where outputs go, as given (cwd when absent).
+    pub out_dir: PathBuf,
+    pub externs: Vec<Extern>,
+    /// `-L` directories for native libraries, in order.
+    pub native_dirs: Vec<PathBuf>,
+    pub native_libs: Vec<NativeLib>,
+    /// A `--target` spec file (a path ending in `.json`), hashed by content.
+    pub target_spec: Option<PathBuf>,
+    /// Arguments for the key, with paths that do not change the output taken out or made relative.
+    pub key_args: Vec<String>,
+}
+
+/// One output file: its role in entries and its path for this call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RustOutput {
+    pub role: &'static str,
+    pub path: PathBuf,
+}
+
+impl RustcCompile {
+    /// The files rustc writes for this request, named as rustc names them.
+    pub fn outputs(&self) -> Vec<RustOutput> {
+        let stem = format!("{}{}", self.crate_name, self.extra_filename);
+        let mut out = Vec::new();
+        let mut add = |role, name: String| {
+            out.push(RustOutput {
+                role,
+                path: self.out_dir.join(name),
+            })
+        };
+        if self.emit.link && self.rlib {
+            add("rlib", format!("lib{stem}.rlib"));
+        }
+        if self.emit.link && self.staticlib {
+            add("staticlib", format!("lib{stem}.a"));
+        }
+        if self.emit.metadata {
+            add("rmeta", format!("lib{stem}.rmeta"));
+        }
+        if self.emit.dep_info {
+            add("dep-info", format!("{stem}.d"));
+        }
+        out
+    }
+}
+
+/// Why a rustc call is passed through without the cache: a question to rustc (`-vV`, `--print`),
+/// or a compile we do not cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Query,
+    NotCacheable(NotCacheable),
+}
+
+fn too_hard(what: &'static str) -> Refusal {
+    Refusal::NotCacheable(NotCacheable::TooHard(what))
+}
+
+/// Parse a rustc command line.
+pub fn parse(args: &[OsString]) -> Result<RustcCompile, Refusal> {
+    let mut crate_name = None;
+    let mut crate_types = Vec::new();
+    let mut emit = Emit::default();
+    let mut out_dir = None;
+    let mut input = None;
+    let mut externs = Vec::new();
+    let mut lib_paths: Vec<(String, PathBuf)> = Vec::new();
+    let mut native_libs = Vec::new();
+    let mut target_spec = None;
+    let mut extra_filename = String::new();
+    // Key arguments that mention paths are finished once the out dir is known.
+    let mut key_args: Vec<KeyArg> = Vec::new();
+    let mut stdin = false;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].as_bytes();
+        if arg.starts_with(b"@") {
+            return Err(too_hard("rustc @argument file"));
+        }
+        if arg == b"-" {
+            // Keep reading: cargo's probes read `-` and ask `--print`, which makes them queries.
+            stdin = true;
+            i += 1;
+            continue;
+        }
+        if !arg.starts_with(b"-") {
+            if input.is_some() {
+                return Err(Refusal::NotCacheable(NotCacheable::MultipleSources));
+            }
+            input = Some(PathBuf::from(&args[i]));
+            i += 1;
+            continue;
+        }
+        let (m, used) = match match_flag(TABLE, args, i) {
+            Some(Ok(x)) => x,
+            Some(Err(_)) => return Err(Refusal::NotCacheable(NotCacheable::BadArguments)),
+            None => return Err(Refusal::NotCacheable(NotCacheable::UnsupportedOption)),
+        };
+        i += used;
+        let raw_name = String::from_utf8_lossy(m.raw[0].as_bytes()).into_owned();
+        let value = match &m.value {
+            Some(v) => {
+                let s = v.to_str().ok_or(Refusal::NotCacheable(NotCacheable::BadArguments))?;
+                // `--crate-name=x` arrives as the joined value `=x`.
+                let s = if raw_name.starts_with("--") && used == 1 {
+                    s.strip_prefix('=')
+                        .ok_or(Refusal::NotCacheable(NotCacheable::UnsupportedOption))?
+                } else {
+                    s
+                };
+                s.to_string()
+            }
+            None => String::new(),
+        };
+        let flag = flag_name(&m.raw[0], m.kind);
+        match m.kind {
+            Kind::Query => return Err(Refusal::Query),
+            Kind::Uncacheable(why) => return Err(too_hard(why)),
+            Kind::Key => key_args.push(KeyArg::Plain(format!("{flag} {value}"))),
+            Kind::CrateName => {
+                crate_name = Some(value.clone());
+                key_args.push(KeyArg::Plain(format!("--crate-name {value}")));
+            }
+            Kind::CrateType => {
+                for t in value.split(',') {
+                    crate_types.push(t.to_string());
+                }
+                key_args.push(KeyArg::Plain(format!("--crate-type {value}")));
+            }
+            Kind::Emit => {
+                for part in value.split(',') {
+                    if part.contains('=') {
+                        return Err(too_hard("rustc --emit with an explicit path"));
+                    }
+                    match part {
+                        "link" => emit.link = true,
+                        "metadata" => emit.metadata = true,
+                        "dep-info" => emit.dep_info = true,
+                        _ => return Err(too_hard("rustc --emit of asm, llvm-ir, llvm-bc, obj or mir")),
+                    }
+                }
+                key_args.push(KeyArg::Plain(format!("--emit {value}")));
+            }
+            Kind::OutDir => out_dir = Some(PathBuf::from(value)),
+            Kind::Extern => {
+                let (name, path) = match value.split_once('=') {
+                    Some((n, p)) => (n.to_string(), Some(PathBuf::from(p))),
+                    None => (value.clone(), None),
+                };
+                key_args.push(KeyArg::Plain(format!("--extern {name}")));
+                externs.push(Extern { name, path });
+            }
+            Kind::LibPath => {
+                let (kind, path) = match value.split_once('=') {
+                    Some((k, p)) if ["native", "crate", "dependency", "framework", "all"].contains(&k) => {
+                        (k.to_string(), PathBuf::from(p))
+                    }
+                    _ => (String::new(), PathBuf::from(&value)),
+                };
+                if kind != "dependency" && kind != "crate" {
+                    key_args.push(KeyArg::LibPath(kind.clone(), path.clone()));
+                } else {
+                    // Crates found there are named by --extern (hashed) or by the hashes that
+                    // those crates' metadata records; the directory itself changes as the build runs.
+                    key_args.push(KeyArg::Plain(format!("-L {kind}=<dir>")));
+                }
+                lib_paths.push((kind, path));
+            }
+            Kind::LinkLib => {
+                let (kind, name) = match value.split_once('=') {
+                    Some((k, n)) => (k.split(':').next().unwrap_or_default().to_string(), n),
+                    None => (String::new(), value.as_str()),
+                };
+                let name = name.split(':').next().unwrap_or_default().to_string();
+                key_args.push(KeyArg::Plain(format!("-l {value}")));
+                native_libs.push(NativeLib { kind, name });
+            }
+            Kind::Codegen => {
+                let (opt, v) = value.split_once('=').unwrap_or((value.as_str(), ""));
+                match opt.replace('_', "-").as_str() {
+                    "incremental" => return Err(too_hard("incremental compile (-C incremental)")),
+                    "save-temps" => return Err(too_hard("rustc -C save-temps")),
+                    "profile-generate" | "profile-use" | "profile-sample-use" => {
+                        return Err(too_hard("rustc -C profile-*"));
+                    }
+                    "extra-filename" => extra_filename = v.to_string(),
+                    // Split debug info writes .dwo/.dwp files beside the outputs that we do not restore.
+                    "split-debuginfo" if v != "off" => return Err(too_hard("rustc -C split-debuginfo")),
+                    _ => {}
+                }
+                key_args.push(KeyArg::Plain(format!("-C {value}")));
+            }
+            Kind::Target => {
+                if value.ends_with(".json") {
+                    target_spec = Some(PathBuf::from(&value));
+                    key_args.push(KeyArg::Plain("--target <spec file>".into()));
+                } else {
+                    key_args.push(KeyArg::Plain(format!("--target {value}")));
+                }
+            }
+        }
+    }
+    if stdin {
+        return Err(Refusal::NotCacheable(NotCacheable::StdinInput));
+    }
+    let Some(input) = input else {
+        return Err(Refusal::NotCacheable(NotCacheable::NoSource));
+    };
+    let crate_name = crate_name.ok_or(too_hard("rustc without --crate-name"))?;
+    if crate_types.is_empty() {
+        return Err(too_hard("rustc without --crate-type"));
+    }
+    let (mut rlib, mut staticlib) = (false, false);
+    for t in &crate_types {
+        match t.as_str() {
+            "lib" | "rlib" => rlib = true,
+            "staticlib" => staticlib = true,
+            "bin" => return Err(too_hard("crate type bin (links)")),
+            "proc-macro" => return Err(too_hard("crate type proc-macro (links)")),
+            "dylib" => return Err(too_hard("crate type dylib (links)")),
+            "cdylib" => return Err(too_hard("crate type cdylib (links)")),
+            _ => return Err(Refusal::NotCacheable(NotCacheable::UnsupportedOption)),
+        }
+    }
+    if !(emit.link || emit.metadata || emit.dep_info) {
+        // rustc's default is `--emit=link`.
+        emit.link = true;
+    }
+    let out_dir = out_dir.unwrap_or_else(|| PathBuf::from("."));
+    let profile_dir = profile_dir(&out_dir);
+    let key_args = key_args
+        .into_iter()
+        .map(|k| match k {
+            KeyArg::Plain(s) => s,
+            KeyArg::LibPath(kind, p) => format!("-L {kind}={}", relative_to(&p, profile_dir.as_deref())),
+        })
+        .collect();
+    let native_dirs = lib_paths
+        .into_iter()
+        .filter(|(k, _)| k != "dependency" && k != "crate")
+        .map(|(_, p)| p)
+        .collect();
+    Ok(RustcCompile {
+        crate_name,
+        extra_filename,
+        input,
+        emit,
+        rlib,
+        staticlib,
+        out_dir,
+        externs,
+        native_dirs,
+        native_libs,
+        target_spec,
+        key_args,
+    })
+}
+
+enum KeyArg {
+    Plain(String),
+    LibPath(String, PathBuf),
+}
+
+/// The flag as a stable key word: `-Copt-level=3` and `-C opt-level=3` key the same.
+fn flag_name(raw: &OsString, kind: Kind) -> String {
+    let s = raw.to_string_lossy();
+    TABLE
+        .iter()
+        .filter(|f| f.kind == kind && s.starts_with(f.name))
+        .max_by_key(|f| f.name.len())
+        .map(|f| f.name.to_string())
+        .unwrap_or_else(|| s.into_owned())
+}
+
+/// The build's profile directory (`target/debug` for `target/debug/deps`), which holds everything
+/// cargo writes for one profile. Paths inside it are keyed relative to it.
+pub fn profile_dir(out_dir: &Path) -> Option<PathBuf> {
+    if out_dir.file_name()? == "deps" {
+        out_dir.parent().map(Path::to_path_buf)
+    } else {
+        None
+    }
+}
+
+/// `path` relative to `base` when inside it (`<profile>/build/x/out`), else as written.
+pub fn relative_to(path: &Path, base: Option<&Path>) -> String {
+    match base.and_then(|b| path.strip_prefix(b).ok()) {
+        Some(rest) => format!("<profile>/{}", rest.display()),
+        None => path.display().to_string(),
+    }
+}
+
+/// What a dep-info file says a compile read.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DepInfo {
+    /// Source files, as written (relative to the cwd, or absolute).
+    pub sources: Vec<PathBuf>,
+    /// Environment variables read with `env!`/`option_env!`: name and value (None: unset).
+    pub env: Vec<(String, Option<String>)>,
+}
+
+/// Read rustc's dep-info: every file is listed as an empty rule (`path:`), and each environment
+/// variable the crate read as a `# env-dep:NAME=value` comment (value escaped: `\\`, `\n`, `\r`).
+pub fn parse_dep_info(text: &str) -> DepInfo {
+    let mut d = DepInfo::default();
+    for line in text.lines() {
+        if let Some(dep) = line.strip_prefix("# env-dep:") {
+            let (name, value) = match dep.split_once('=') {
+                Some((n, v)) => (n, Some(unescape_env(v))),
+                None => (dep, None),
+            };
+            d.env.push((name.to_string(), value));
+        } else if !line.starts_with('#')
+            && let Some(path) = line.strip_suffix(':')
+            && !path.is_empty()
+        {
+            d.sources.push(PathBuf::from(path.replace("\\ ", " ")));
+        }
+    }
+    d
+}
+
+fn unescape_env(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some(o) => out.push(o),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<OsString> {
+        s.split(' ').map(OsString::from).collect()
+    }
+
+    const CARGO_LIB: &str = "--crate-name memchr --edition=2021 /reg/memchr/src/lib.rs --error-format=json \
+        --json=diagnostic-rendered-ansi,artifacts,future-incompat --crate-type lib --emit=dep-info,metadata,link \
+        -C embed-bitcode=no -C debuginfo=2 --cfg feature=\"std\" -C metadata=233d -C extra-filename=-1732 \
+        --out-dir /w/target/debug/deps -L dependency=/w/target/debug/deps \
+        --extern core2=/w/target/debug/deps/libcore2-11.rmeta -L native=/w/target/debug/build/x-1/out \
+        -l static=foo --cap-lints allow";
+
+    #[test]
+    fn cargo_library_compile() {
+        let r = parse(&args(CARGO_LIB)).unwrap();
+        assert_eq!(r.crate_name, "memchr");
+        assert_eq!(r.extra_filename, "-1732");
+        assert_eq!(
+            r.emit,
+            Emit {
+                link: true,
+                metadata: true,
+                dep_info: true
+            }
+        );
+        let outs: Vec<_> = r.outputs().into_iter().map(|o| (o.role, o.path)).collect();
+        assert_eq!(
+            outs,
+            vec![
+                ("rlib", PathBuf::from("/w/target/debug/deps/libmemchr-1732.rlib")),
+                ("rmeta", PathBuf::from("/w/target/debug/deps/libmemchr-1732.rmeta")),
+                ("dep-info", PathBuf::from("/w/target/debug/deps/memchr-1732.d")),
+            ]
+        );
+        assert_eq!(r.externs[0].name, "core2");
+        assert_eq!(
+            r.native_libs[0],
+            NativeLib {
+                kind: "static".into(),
+                name: "foo".into()
+            }
+        );
+        assert!(r.key_args.contains(&"-L native=<profile>/build/x-1/out".to_string()));
+        assert!(r.key_args.contains(&"--edition 2021".to_string()));
+        // No key argument names the target directory.
+        assert!(r.key_args.iter().all(|a| !a.contains("/w/target")), "{:?}", r.key_args);
+    }
+
+    #[test]
+    fn two_target_dirs_key_alike() {
+        let a = parse(&args(CARGO_LIB)).unwrap();
+        let b = parse(&args(&CARGO_LIB.replace("/w/target", "/w/t2"))).unwrap();
+        assert_eq!(a.key_args, b.key_args);
+    }
+
+    #[test]
+    fn joined_and_separate_forms_key_alike() {
+        let a = parse(&args("--crate-name x --crate-type lib -Copt-level=3 a.rs")).unwrap();
+        let b = parse(&args("--crate-name=x --crate-type=lib -C opt-level=3 a.rs")).unwrap();
+        assert_eq!(a.key_args, b.key_args);
+    }
+
+    #[test]
+    fn refusals() {
+        let nc = |s: &str| match parse(&args(s)) {
+            Err(Refusal::NotCacheable(r)) => r.reason(),
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(parse(&args("-vV")).unwrap_err(), Refusal::Query);
+        assert_eq!(
+            parse(&args("- --crate-name ___ --print=file-names --crate-type bin")).unwrap_err(),
+            Refusal::Query
+        );
+        assert_eq!(
+            parse(&args("--crate-name a --crate-type lib -")).unwrap_err(),
+            Refusal::NotCacheable(NotCacheable::StdinInput)
+        );
+        assert_eq!(parse(&args("--print sysroot")).unwrap_err(), Refusal::Query);
+        assert_eq!(nc("--crate-name a --crate-type bin a.rs"), "crate type bin (links)");
+        assert_eq!(
+            nc("--crate-name a --crate-type proc-macro a.rs"),
+            "crate type proc-macro (links)"
+        );
+        assert_eq!(
+            nc("--crate-name a --crate-type lib -C incremental=/t/inc a.rs"),
+            "incremental compile (-C incremental)"
+        );
+        assert_eq!(
+            nc("--crate-name a --crate-type lib --emit=asm a.rs"),
+            "rustc --emit of asm, llvm-ir, llvm-bc, obj or mir"
+        );
+        assert_eq!(nc("--crate-name a --crate-type lib --bogus a.rs"), "unsupported option");
+        assert_eq!(nc("--crate-type lib a.rs"), "rustc without --crate-name");
+        assert_eq!(
+            nc("--crate-name a --crate-type lib -C split-debuginfo=unpacked a.rs"),
+            "rustc -C split-debuginfo"
+        );
+    }
+
+    #[test]
+    fn every_key_flag_changes_the_key() {
+        let base = parse(&args("--crate-name a --crate-type lib a.rs")).unwrap().key_args;
+        for extra in [
+            "--cfg x",
+            "-C opt-level=3",
+            "--edition 2021",
+            "-A warnings",
+            "--target x86_64-unknown-linux-musl",
+            "-g",
+            "-O",
+            "--cap-lints allow",
+            "--error-format json",
+        ] {
+            let with = parse(&args(&format!("--crate-name a --crate-type lib {extra} a.rs")))
+                .unwrap()
+                .key_args;
+            assert_ne!(base, with, "{extra}");
+        }
+    }
+
+    #[test]
+    fn dep_info() {
+        let text = "/t/deps/a-1.d: src/lib.rs src/my\\ mod.rs /t/build/a/out/gen.rs\n\n\
+            /t/deps/liba-1.rlib: src/lib.rs\n\nsrc/lib.rs:\nsrc/my\\ mod.rs:\n/t/build/a/out/gen.rs:\n\n\
+            # env-dep:CARGO_PKG_NAME=a\n# env-dep:OUT_DIR=/t/build/a/out\n# env-dep:MISSING\n# env-dep:ML=x\\ny\n";
+        let d = parse_dep_info(text);
+        assert_eq!(
+            d.sources,
+            vec![
+                PathBuf::from("src/lib.rs"),
+                PathBuf::from("src/my mod.rs"),
+                PathBuf::from("/t/build/a/out/gen.rs")
+            ]
+        );
+        assert_eq!(
+            d.env,
+            vec![
+                ("CARGO_PKG_NAME".into(), Some("a".into())),
+                ("OUT_DIR".into(), Some("/t/build/a/out".into())),
+                ("MISSING".into(), None),
+                ("ML".into(), Some("x\ny".into())),
+            ]
+        );
+    }
+}

@@ -1,0 +1,564 @@
+//! The flow of one rustc call (from `RUSTC_WRAPPER=cachepot`, a `rustc` shim or
+//! `cachepot rustc …`): parse, resolve the toolchain, key what is known before compiling, check
+//! the manifest of earlier dep-info passes, and restore a hit without starting any rustc process;
+//! on a miss run rustc once, streaming its stderr (cargo starts dependent crates on its artifact
+//! lines), and store the outputs and a manifest candidate from the dep-info it wrote.
+//!
+//! Paths: the out dir is taken out of keys; the `.d` file and rustc's JSON artifact lines name it,
+//! so entries hold them with the out dir replaced by `OUT_DIR_MARK` and a hit puts this call's out
+//! dir back. A crate whose inputs lie inside the target dir (OUT_DIR files, `env!("OUT_DIR")`) keys
+//! those absolute paths, so it hits only within the same target dir; such misses are counted under
+//! `rust.target_dir_in_inputs`.
+
+pub mod manifest;
+pub mod toolchain;
+
+use crate::compiler::NotCacheable;
+use crate::compiler::rustc::{self, Refusal, RustcCompile};
+use crate::config::Config;
+use crate::entry::Entry;
+use crate::key::{KeyBuilder, hex};
+use crate::locate;
+use crate::stats::{self, Outcome};
+use crate::store::Storage;
+use crate::store::disk::DiskStore;
+use manifest::{Candidate, HashCache, Manifest};
+use std::ffi::{OsStr, OsString};
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::SystemTime;
+
+/// Stands for this call's out dir inside stored `.d` files and stderr.
+const OUT_DIR_MARK: &[u8] = b"\0cachepot-out-dir\0";
+/// Bump when what this flow feeds into keys changes.
+const RUST_KEY_VERSION: &str = "1";
+/// Counter for misses of crates whose inputs name the target dir.
+const TARGET_DIR_COUNTER: &str = "rust.target_dir_in_inputs";
+
+/// Is this compiler name rustc (or clippy's driver, which cargo runs in its place)?
+pub fn is_rustc(invoked: &OsStr) -> bool {
+    let name = Path::new(invoked).file_name().unwrap_or_default().to_string_lossy();
+    name == "rustc" || name == "clippy-driver"
+}
+
+/// Run one rustc call through the cache; returns the exit status to exit with.
+pub fn run(cfg: Config, real: PathBuf, invoked: &OsStr, args: Vec<OsString>) -> i32 {
+    let mut call = RustCall {
+        cfg,
+        real,
+        clippy: Path::new(invoked).file_name().is_some_and(|n| n == "clippy-driver"),
+        args,
+        errors: Vec::new(),
+        compiled: None,
+        crate_name: None,
+        started: std::time::Instant::now(),
+    };
+    // Panics are bugs; they must not print a backtrace over rustc's output.
+    std::panic::set_hook(Box::new(|info| log::error!(target: "rust", "panic: {info}")));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.cached())) {
+        Ok(status) => status,
+        Err(_) => {
+            log::error!(target: "rust", "internal error in cachepot; running rustc without the cache");
+            match call.compiled {
+                Some(status) => status,
+                None => exec_passthrough(&call.real, &call.args),
+            }
+        }
+    }
+}
+
+struct RustCall {
+    cfg: Config,
+    real: PathBuf,
+    clippy: bool,
+    args: Vec<OsString>,
+    errors: Vec<&'static str>,
+    compiled: Option<i32>,
+    /// For the log line that says how the call ended.
+    crate_name: Option<String>,
+    started: std::time::Instant,
+}
+
+/// What is known before compiling: the request, its manifest key, the file-hash cache.
+struct Prepared {
+    req: RustcCompile,
+    cwd: PathBuf,
+    manifest_key: String,
+    hashes: HashCache,
+}
+
+impl RustCall {
+    fn cached(&mut self) -> i32 {
+        if self.clippy {
+            // Clippy's lints come from running it; a cached rmeta would silently skip them.
+            return self.not_cacheable(NotCacheable::TooHard("clippy-driver (lints are not cached)"));
+        }
+        let req = match rustc::parse(&self.args) {
+            Ok(r) => r,
+            Err(Refusal::Query) => return self.not_cacheable(NotCacheable::TooHard("rustc query (-vV, --print)")),
+            Err(Refusal::NotCacheable(r)) => return self.not_cacheable(r),
+        };
+        let Ok(cwd) = std::env::current_dir() else {
+            return self.not_cacheable(NotCacheable::BadArguments);
+        };
+        let tc = match toolchain::resolve(&self.real) {
+            Ok(t) => t,
+            Err(why) => return self.not_cacheable(NotCacheable::TooHard(why)),
+        };
+        // Run the toolchain we keyed, not whatever a proxy would pick by then.
+        self.real = tc.rustc.clone();
+        let out_dir_text = req.out_dir.as_os_str().as_bytes();
+        if out_dir_text.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+            return self.not_cacheable(NotCacheable::TooHard("rustc out dir with quotes or escapes"));
+        }
+        let mut hashes = HashCache::load(Some(self.hash_cache_file(&req, &cwd)));
+        let manifest_key = match self.manifest_key(&req, &cwd, &tc.identity, &mut hashes) {
+            Ok(k) => k,
+            Err(r) => return self.not_cacheable(r),
+        };
+        log::debug!(target: "rust", "crate {} manifest key {manifest_key}", req.crate_name);
+        let mut p = Prepared {
+            req,
+            cwd,
+            manifest_key,
+            hashes,
+        };
+        let store = DiskStore::new(&self.cfg.dir.value, self.cfg.max_size.value);
+        if !self.cfg.recache.value
+            && let Some(status) = self.try_hit(&store, &mut p)
+        {
+            p.hashes.save();
+            log::info!(
+                target: "rust",
+                "crate {}: hit ({:.1} ms)",
+                p.req.crate_name,
+                self.started.elapsed().as_secs_f64() * 1000.0
+            );
+            stats::record(&self.cfg.dir.value, &Outcome::HitDirect, &self.errors);
+            return status;
+        }
+        self.compile_and_store(&store, &mut p)
+    }
+
+    /// Everything known before compiling: toolchain, cwd (debug info records it), arguments with
+    /// target-dir paths taken out, the crates and native libraries read (by content) and the
+    /// environment cargo sets for the crate.
+    fn manifest_key(
+        &self,
+        req: &RustcCompile,
+        cwd: &Path,
+        toolchain: &str,
+        hashes: &mut HashCache,
+    ) -> Result<String, NotCacheable> {
+        let mut kb = KeyBuilder::new("rust manifest", self.cfg.debug.value);
+        kb.add_str("rust key version", RUST_KEY_VERSION);
+        kb.add_str("toolchain", toolchain);
+        kb.add_os("cwd", cwd.as_os_str());
+        kb.add_os("input", req.input.as_os_str());
+        for a in &req.key_args {
+            kb.add_str("arg", a);
+        }
+        for e in &req.externs {
+            match &e.path {
+                Some(p) => {
+                    let d = hashes.digest(&cwd.join(p)).ok_or(NotCacheable::MissingInput)?;
+                    kb.add_digest(&format!("extern {}", e.name), &d);
+                }
+                None => kb.add_str("extern from sysroot", &e.name),
+            }
+        }
+        for lib in &req.native_libs {
+            // A static library is bundled into the rlib; others are only named.
+            if lib.kind == "static" || lib.kind.is_empty() {
+                let file = format!("lib{}.a", lib.name);
+                let found = req
+                    .native_dirs
+                    .iter()
+                    .map(|d| cwd.join(d).join(&file))
+                    .find(|p| p.is_file());
+                match found.and_then(|p| hashes.digest(&p)) {
+                    Some(d) => kb.add_digest(&format!("native library {}", lib.name), &d),
+                    None => kb.add_str(
+                        &format!("native library {}", lib.name),
+                        "<not found as a static library>",
+                    ),
+                }
+            }
+        }
+        if let Some(spec) = &req.target_spec {
+            let d = hashes.digest(&cwd.join(spec)).ok_or(NotCacheable::MissingInput)?;
+            kb.add_digest("target spec", &d);
+        }
+        let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().filter(|(k, _)| keyed_env(k)).collect();
+        vars.sort();
+        for (k, v) in vars {
+            kb.add_os(&format!("env {}", k.to_string_lossy()), &v);
+        }
+        let (key, dump) = kb.finish();
+        if let Some(dump) = dump {
+            log::debug!(target: "rust", "manifest key {key} inputs:\n{dump}");
+        }
+        Ok(key)
+    }
+
+    fn try_hit(&mut self, store: &DiskStore, p: &mut Prepared) -> Option<i32> {
+        let manifest = self.load_manifest(store, &p.manifest_key)?;
+        let candidate = manifest
+            .candidates
+            .iter()
+            .find(|c| candidate_matches(c, &p.cwd, &mut p.hashes))?;
+        let key = &candidate.result_key;
+        let bytes = match store.get(key) {
+            Ok(Some(b)) => b,
+            Ok(None) => return None,
+            Err(e) => {
+                self.fault(&e.to_string(), e.stat_name());
+                return None;
+            }
+        };
+        let entry = match Entry::decode(&bytes) {
+            Ok(e) => e,
+            Err(e) => {
+                self.fault(&format!("entry {key}: {e}; removed"), "corrupt-entry");
+                let _ = store.remove(key);
+                return None;
+            }
+        };
+        let out_dir = p.req.out_dir.as_os_str().as_bytes();
+        // rustc creates its out dir; so do we.
+        let _ = std::fs::create_dir_all(p.cwd.join(&p.req.out_dir));
+        for out in p.req.outputs() {
+            let Some(data) = entry.file(out.role) else {
+                self.fault(&format!("entry {key} lacks its {} file", out.role), "corrupt-entry");
+                return None;
+            };
+            let data = if out.role == "dep-info" {
+                std::borrow::Cow::Owned(replace(data, OUT_DIR_MARK, out_dir))
+            } else {
+                std::borrow::Cow::Borrowed(data)
+            };
+            if let Err(e) = crate::outputs::write_output(&p.cwd.join(&out.path), &data) {
+                self.fault(&format!("cannot write {}: {e}", out.path.display()), "restore-failed");
+                return None;
+            }
+        }
+        log::debug!(target: "rust", "hit {key} for crate {}", p.req.crate_name);
+        // Every file is in place before the artifact lines that announce them.
+        let _ = std::io::stdout().write_all(&entry.stdout);
+        let _ = std::io::stderr().write_all(&replace(&entry.stderr, OUT_DIR_MARK, out_dir));
+        Some(entry.exit_status)
+    }
+
+    fn load_manifest(&mut self, store: &DiskStore, key: &str) -> Option<Manifest> {
+        match store.get(key) {
+            Ok(Some(b)) => match Manifest::decode(&b) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    self.fault(&format!("rust manifest {key}: {e}; removed"), "corrupt-entry");
+                    let _ = store.remove(key);
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                self.fault(&e.to_string(), e.stat_name());
+                None
+            }
+        }
+    }
+
+    fn compile_and_store(&mut self, store: &DiskStore, p: &mut Prepared) -> i32 {
+        let req = &p.req;
+        self.crate_name = Some(req.crate_name.clone());
+        let outputs = req.outputs();
+        let own_dep_info = (!req.emit.dep_info).then(|| {
+            req.out_dir.join(format!(
+                ".{}{}.cachepot-{}.d",
+                req.crate_name,
+                req.extra_filename,
+                std::process::id()
+            ))
+        });
+        let mut cmd = Command::new(&self.real);
+        cmd.args(&self.args);
+        if let Some(d) = &own_dep_info {
+            let mut a = OsString::from("--emit=dep-info=");
+            a.push(d);
+            cmd.arg(a);
+        }
+        let started = SystemTime::now();
+        // A machine-wide compile slot when the coordinator is on (cargo's own jobserver token is
+        // the one cargo already holds for this call).
+        let slot = crate::coordinator::slot(&self.cfg);
+        let out = run_streaming(cmd);
+        drop(slot);
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("cachepot: error: cannot run {}: {e}", self.real.display());
+                return 127;
+            }
+        };
+        self.compiled = Some(out.status);
+        if out.status != 0 {
+            return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed.reason()), out.status);
+        }
+        let dep_path = match &own_dep_info {
+            Some(d) => d.clone(),
+            None => outputs
+                .iter()
+                .find(|o| o.role == "dep-info")
+                .map(|o| o.path.clone())
+                .unwrap_or_default(),
+        };
+        let dep_text = std::fs::read(p.cwd.join(&dep_path));
+        if let Some(d) = &own_dep_info {
+            let _ = std::fs::remove_file(p.cwd.join(d));
+        }
+        let Ok(dep_text) = dep_text else {
+            self.fault(&format!("cannot read dep-info {}", dep_path.display()), "read-failed");
+            return self.count_returning(Outcome::Miss, out.status);
+        };
+        let deps = rustc::parse_dep_info(&String::from_utf8_lossy(&dep_text));
+        let mut candidate = Candidate::default();
+        let mut kb = KeyBuilder::new("rust result", self.cfg.debug.value);
+        kb.add_str("manifest key", &p.manifest_key);
+        for src in &deps.sources {
+            let full = p.cwd.join(src);
+            let changed = std::fs::metadata(&full)
+                .and_then(|m| m.modified())
+                .map(|t| t >= started)
+                .unwrap_or(true);
+            let digest = match p.hashes.digest(&full) {
+                Some(d) if !changed => d,
+                _ => {
+                    log::debug!(target: "rust", "{} changed or vanished during the compile; not storing", src.display());
+                    return self.count_returning(Outcome::Miss, out.status);
+                }
+            };
+            kb.add_os("source path", src.as_os_str());
+            kb.add_digest("source", &digest);
+            candidate.sources.push((src.clone(), digest));
+        }
+        for (name, value) in &deps.env {
+            kb.add_str(&format!("env-dep {name}"), value.as_deref().unwrap_or("<unset>"));
+        }
+        candidate.env = deps.env.clone();
+        let (result_key, dump) = kb.finish();
+        if let Some(dump) = dump {
+            log::debug!(target: "rust", "result key {result_key} inputs:\n{dump}");
+        }
+        candidate.result_key = result_key.clone();
+        let out_dir = req.out_dir.as_os_str().as_bytes();
+        let mut entry = Entry {
+            exit_status: out.status,
+            files: Vec::new(),
+            stdout: out.stdout,
+            stderr: replace(&out.stderr, out_dir, OUT_DIR_MARK),
+        };
+        for o in &outputs {
+            let path = p.cwd.join(&o.path);
+            if !crate::outputs::is_regular_file(&path) {
+                log::debug!(target: "rust", "{} is not a regular file; not storing", path.display());
+                return self.count_returning(Outcome::Miss, out.status);
+            }
+            match std::fs::read(&path) {
+                Ok(data) if o.role == "dep-info" => entry
+                    .files
+                    .push((o.role.to_string(), replace(&data, out_dir, OUT_DIR_MARK))),
+                Ok(data) => entry.files.push((o.role.to_string(), data)),
+                Err(e) => {
+                    self.fault(&format!("cannot read back {}: {e}", path.display()), "read-failed");
+                    return self.count_returning(Outcome::Miss, out.status);
+                }
+            }
+        }
+        if let Err(e) = store.put(&result_key, &entry.encode()) {
+            self.fault(&format!("cannot store entry {result_key}: {e}"), e.stat_name());
+        } else {
+            let mut manifest = self.load_manifest(store, &p.manifest_key).unwrap_or_default();
+            manifest.add(candidate);
+            if let Err(e) = store.put(&p.manifest_key, &manifest.encode()) {
+                self.fault(&format!("cannot store rust manifest: {e}"), e.stat_name());
+            }
+        }
+        p.hashes.save();
+        if names_target_dir(req, &deps) {
+            log::debug!(target: "rust", "crate {} reads files or variables naming the target dir; it hits only in this target dir", req.crate_name);
+            let mut c = stats::Counters::new();
+            c.insert(TARGET_DIR_COUNTER.to_string(), 1);
+            let _ = stats::add_counters(&self.cfg.dir.value, &c);
+        }
+        self.count_returning(Outcome::Miss, out.status)
+    }
+
+    /// One local file per crate compile holds its files' stat data and digests. It is named by what
+    /// does not change with the target dir (cwd, input, key arguments), so a new target dir of the
+    /// same checkout finds the sources' digests without reading them.
+    fn hash_cache_file(&self, req: &RustcCompile, cwd: &Path) -> PathBuf {
+        let mut h = cwd.as_os_str().as_bytes().to_vec();
+        h.push(0);
+        h.extend_from_slice(req.input.as_os_str().as_bytes());
+        for a in &req.key_args {
+            h.push(0);
+            h.extend_from_slice(a.as_bytes());
+        }
+        let name = hex(&xxhash_rust::xxh3::xxh3_128(&h).to_le_bytes());
+        self.cfg.dir.value.join("rust-hashes").join(&name[..2]).join(name)
+    }
+
+    fn fault(&mut self, message: &str, stat: &'static str) {
+        log::warn!(target: "rust", "cache fault, compiling instead: {message}");
+        self.errors.push(stat);
+    }
+
+    fn count_returning(&self, outcome: Outcome, status: i32) -> i32 {
+        let name = self.crate_name.as_deref().unwrap_or("?");
+        match &outcome {
+            Outcome::Miss => log::info!(target: "rust", "crate {name}: miss"),
+            Outcome::NotCacheable(why) => log::info!(target: "rust", "crate {name}: not cacheable: {why}"),
+            _ => {}
+        }
+        stats::record(&self.cfg.dir.value, &outcome, &self.errors);
+        status
+    }
+
+    fn not_cacheable(&mut self, reason: NotCacheable) -> i32 {
+        log::debug!(target: "rust", "not cacheable: {}", reason.reason());
+        stats::record(
+            &self.cfg.dir.value,
+            &Outcome::NotCacheable(reason.reason()),
+            &self.errors,
+        );
+        exec_passthrough(&self.real, &self.args)
+    }
+}
+
+/// Environment that goes into every key: what cargo sets for the crate, except what names the
+/// target dir or the jobserver, and rustc's own switches.
+fn keyed_env(name: &OsStr) -> bool {
+    let n = name.to_string_lossy();
+    if n.starts_with("CARGO") {
+        return !(n == "CARGO_MAKEFLAGS" || n.contains("TARGET_DIR") || n == "CARGO_TARGET_TMPDIR");
+    }
+    n == "RUSTC_BOOTSTRAP" || n == "RUSTC_LOG" || n == "RUSTC_FORCE_RUSTC_VERSION"
+}
+
+/// Do this candidate's files and variables all match now?
+fn candidate_matches(c: &Candidate, cwd: &Path, hashes: &mut HashCache) -> bool {
+    c.env.iter().all(|(name, value)| std::env::var(name).ok() == *value)
+        && c.sources
+            .iter()
+            .all(|(path, digest)| hashes.digest(&cwd.join(path)).as_ref() == Some(digest))
+}
+
+/// Does the crate read a file or variable that names the build's profile (target) dir?
+fn names_target_dir(req: &RustcCompile, deps: &rustc::DepInfo) -> bool {
+    let Some(profile) = rustc::profile_dir(&req.out_dir) else {
+        return false;
+    };
+    deps.sources.iter().any(|s| s.starts_with(&profile))
+        || deps
+            .env
+            .iter()
+            .any(|(_, v)| v.as_deref().is_some_and(|v| Path::new(v).starts_with(&profile)))
+}
+
+/// `data` with every `from` replaced by `to`.
+fn replace(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    if from.is_empty() {
+        return data.to_vec();
+    }
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(data[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+struct Captured {
+    status: i32,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Run rustc, passing its stderr on as it comes (cargo acts on artifact lines at once) while
+/// keeping a copy of stdout and stderr for the entry.
+fn run_streaming(mut cmd: Command) -> std::io::Result<Captured> {
+    cmd.env(locate::GUARD_VAR, locate::guard_value())
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let mut child_out = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = child_out.read_to_end(&mut v);
+        v
+    });
+    let mut stderr = Vec::new();
+    let mut child_err = child.stderr.take().expect("piped stderr");
+    let mut buf = [0u8; 8192];
+    let mut own = std::io::stderr();
+    loop {
+        match child_err.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let _ = own.write_all(&buf[..n]);
+                stderr.extend_from_slice(&buf[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let status = child.wait()?;
+    let stdout = reader.join().unwrap_or_default();
+    let _ = std::io::stdout().write_all(&stdout);
+    let status = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    Ok(Captured { status, stdout, stderr })
+}
+
+/// Replace this process with the real compiler (stdio untouched). Returns only on failure.
+fn exec_passthrough(real: &Path, args: &[OsString]) -> i32 {
+    let err = Command::new(real)
+        .args(args)
+        .env(locate::GUARD_VAR, locate::guard_value())
+        .exec();
+    eprintln!("cachepot: error: cannot run {}: {err}", real.display());
+    127
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_round_trips_out_dir() {
+        let d = b"/t/deps/a.d: src/lib.rs\n/t/deps/liba.rlib: src/lib.rs\n";
+        let stored = replace(d, b"/t/deps", OUT_DIR_MARK);
+        assert!(!stored.windows(7).any(|w| w == b"/t/deps"));
+        assert_eq!(
+            replace(&stored, OUT_DIR_MARK, b"/u/deps"),
+            b"/u/deps/a.d: src/lib.rs\n/u/deps/liba.rlib: src/lib.rs\n"
+        );
+    }
+
+    #[test]
+    fn env_in_keys() {
+        assert!(keyed_env(OsStr::new("CARGO_PKG_NAME")));
+        assert!(keyed_env(OsStr::new("RUSTC_BOOTSTRAP")));
+        assert!(!keyed_env(OsStr::new("CARGO_MAKEFLAGS")));
+        assert!(!keyed_env(OsStr::new("CARGO_TARGET_DIR")));
+        assert!(!keyed_env(OsStr::new("OUT_DIR")));
+    }
+}
