@@ -275,6 +275,8 @@ def main():
     ap.add_argument("--calls", type=int, default=300, help="calls for the per-call hit latency")
     ap.add_argument("--skip-cold", action="store_true", help="measure hit latency and RSS only")
     ap.add_argument("--tools", default="plain,cachepot,ccache,sccache", help="comma-separated subset to run")
+    ap.add_argument("--rust", action="store_true", help="also run bench/rust.py (cargo build, cachepot vs sccache)")
+    ap.add_argument("--remote", action="store_true", help="also run bench/remote_hit.py (empty local dir, Redis/S3)")
     args = ap.parse_args()
     names = args.tools.split(",")
     tools = ensure_tools("sccache" in names)
@@ -317,6 +319,17 @@ def main():
     for n in names:
         T[n].stop()
     report(res, args)
+    # The Rust and remote rows have their own scripts; run them with the same sccache.
+    extra_env = dict(os.environ, SCCACHE=tools["sccache"] or "")
+    if args.rust:
+        print("\n## Rust: cargo build of a real workspace\n", flush=True)
+        subprocess.run([sys.executable, str(ROOT / "bench/rust.py"), "--runs", str(args.runs)], env=extra_env, check=True)
+    if args.remote:
+        print("\n## Remote hits: warm rebuild with an empty local dir\n", flush=True)
+        cmd = [sys.executable, str(ROOT / "bench/remote_hit.py")]
+        if tools["sccache"]:
+            cmd += ["--sccache", tools["sccache"]]
+        subprocess.run(cmd, env=extra_env, check=True)
 
 
 def report(res, args):
