@@ -252,7 +252,8 @@ impl std::io::Read for HashingReader<'_> {
 
 fn copy_exact(r: &mut HashingReader, w: &mut impl std::io::Write, mut len: u64) -> Result<(), StreamError> {
     use std::io::Read;
-    let mut buf = [0u8; 64 * 1024];
+    // Small enough that zeroing it costs nothing next to a hit; zstd's own buffer does the batching.
+    let mut buf = [0u8; 8 * 1024];
     while len > 0 {
         let want = buf.len().min(len as usize);
         let n = r

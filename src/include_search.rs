@@ -129,15 +129,17 @@ pub fn search_chain(req: &CCompile, system: &[PathBuf]) -> Vec<PathBuf> {
 /// search first), that is absent now.
 pub fn must_be_absent(includes: &[PathBuf], chain: &[PathBuf], cwd: &Path) -> Vec<PathBuf> {
     let mut current_dirs: Vec<PathBuf> = Vec::new();
+    let mut seen_dirs: std::collections::HashSet<&Path> = std::collections::HashSet::new();
     for inc in includes {
-        if let Some(p) = inc.parent() {
-            let p = p.to_path_buf();
-            if !current_dirs.contains(&p) {
-                current_dirs.push(p);
-            }
+        if let Some(p) = inc.parent()
+            && seen_dirs.insert(p)
+        {
+            current_dirs.push(p.to_path_buf());
         }
     }
     let mut out: Vec<PathBuf> = Vec::new();
+    // Candidates repeat across includes: dedupe by hash, not by scanning `out` (quadratic).
+    let mut seen: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
     for inc in includes {
         for (i, dir) in chain.iter().enumerate() {
             let Ok(rel) = inc.strip_prefix(dir) else { continue };
@@ -149,7 +151,7 @@ pub fn must_be_absent(includes: &[PathBuf], chain: &[PathBuf], cwd: &Path) -> Ve
             // Only an interpretation consistent with what the compiler found counts.
             if candidates.iter().all(|c| !cwd.join(c).exists()) {
                 for c in candidates {
-                    if !out.contains(&c) {
+                    if seen.insert(c.clone()) {
                         out.push(c);
                     }
                 }

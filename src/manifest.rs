@@ -233,15 +233,19 @@ pub fn dir_state(path: &Path) -> u64 {
 /// Group must-be-absent paths by their directory, with each directory's current state.
 pub fn watch_dirs(absent: &[PathBuf], cwd: &Path) -> Vec<WatchedDir> {
     let mut dirs: Vec<WatchedDir> = Vec::new();
+    let mut index: std::collections::HashMap<PathBuf, usize> = std::collections::HashMap::new();
     for a in absent {
         let parent = a.parent().map(Path::to_path_buf).unwrap_or_default();
-        match dirs.iter_mut().find(|d| d.path == parent) {
-            Some(d) => d.absent.push(a.clone()),
-            None => dirs.push(WatchedDir {
-                state: dir_state(&cwd.join(&parent)),
-                path: parent,
-                absent: vec![a.clone()],
-            }),
+        match index.get(&parent) {
+            Some(&i) => dirs[i].absent.push(a.clone()),
+            None => {
+                index.insert(parent.clone(), dirs.len());
+                dirs.push(WatchedDir {
+                    state: dir_state(&cwd.join(&parent)),
+                    path: parent,
+                    absent: vec![a.clone()],
+                });
+            }
         }
     }
     dirs
