@@ -321,6 +321,9 @@ def main():
     report(res, args)
     # The Rust and remote rows have their own scripts; run them with the same sccache.
     extra_env = dict(os.environ, SCCACHE=tools["sccache"] or "")
+    # s3s-fs and the other servers .ci/setup-remote.sh installs live here.
+    ci_tools = Path(os.environ.get("CACHEPOT_CI_TOOLS", Path.home() / ".cache/cachepot-ci-tools")) / "bin"
+    extra_env["PATH"] = f"{ci_tools}:{extra_env.get('PATH', '')}"
     if args.rust:
         print("\n## Rust: cargo build of a real workspace\n", flush=True)
         subprocess.run([sys.executable, str(ROOT / "bench/rust.py"), "--runs", str(args.runs)], env=extra_env, check=True)
