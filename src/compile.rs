@@ -726,7 +726,7 @@ fn included_files(preprocessed: &[u8]) -> Vec<PathBuf> {
 }
 
 /// Replace this process with the real compiler (stdio untouched). Returns only on failure.
-fn exec_passthrough(real: &Path, args: &[OsString]) -> i32 {
+pub(crate) fn exec_passthrough(real: &Path, args: &[OsString]) -> i32 {
     let err = Command::new(real)
         .args(args)
         .env(locate::GUARD_VAR, locate::guard_value())
@@ -735,7 +735,8 @@ fn exec_passthrough(real: &Path, args: &[OsString]) -> i32 {
     127
 }
 
-fn exit_code(status: ExitStatus) -> i32 {
+/// The status a shell would report: the exit code, or 128 + the signal that killed it.
+pub(crate) fn exit_code(status: ExitStatus) -> i32 {
     status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }
 

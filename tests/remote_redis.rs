@@ -338,3 +338,46 @@ fn damaged_remote_manifests_are_rejected_and_replaced() {
     assert_eq!(build(&c, &files), good);
     assert_eq!(c.stat("hits_direct"), 2, "{}", c.stats());
 }
+
+#[test]
+fn rustc_results_and_manifests_come_from_the_remote_too() {
+    let server = redis(&[]);
+    let rustc = require_tool("rustc");
+    // One checkout (rustc records its path), two "machines": two cache dirs, one remote.
+    let a = env_with("redis-rust-a", &url(&server));
+    let b = env_with("redis-rust-b", &url(&server));
+    a.dir.write("src/lib.rs", "pub fn answer() -> u32 { 42 }\n");
+    std::fs::create_dir_all(a.dir.join("out")).unwrap();
+    let compile = |env: &Env| {
+        let out = env
+            .cmd(cachepot_bin())
+            .current_dir(&a.dir.path)
+            .arg(&rustc)
+            .args([
+                "--crate-name",
+                "answer",
+                "--edition=2021",
+                "src/lib.rs",
+                "--crate-type",
+                "lib",
+            ])
+            .args(["--emit=dep-info,metadata,link", "-C", "opt-level=1", "--out-dir", "out"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", s(&out.stderr));
+        let rlib = a.dir.read("out/libanswer.rlib");
+        std::fs::remove_file(a.dir.join("out/libanswer.rlib")).unwrap();
+        rlib
+    };
+    let rlib_a = compile(&a);
+    assert_eq!(a.stat("misses"), 1, "{}", a.stats());
+    let rlib_b = compile(&b);
+    assert_eq!(
+        b.stat("hits"),
+        1,
+        "an empty local dir must get the crate from the remote: {}",
+        b.stats()
+    );
+    assert_eq!(rlib_b, rlib_a);
+    assert!(other(&b, "remote.hit") >= 2, "{}", b.stats());
+}

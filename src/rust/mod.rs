@@ -13,6 +13,7 @@
 pub mod manifest;
 pub mod toolchain;
 
+use crate::compile::exec_passthrough;
 use crate::compiler::NotCacheable;
 use crate::compiler::rustc::{self, Refusal, RustcCompile};
 use crate::config::Config;
@@ -21,12 +22,10 @@ use crate::key::{KeyBuilder, hex};
 use crate::locate;
 use crate::stats::{self, Outcome};
 use crate::store::Storage;
-use crate::store::disk::DiskStore;
 use manifest::{Candidate, HashCache, Manifest};
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
@@ -126,9 +125,11 @@ impl RustCall {
             manifest_key,
             hashes,
         };
-        let store = DiskStore::new(&self.cfg.dir.value, self.cfg.max_size.value);
+        // The same store as C compiles: the local disk, with the configured remote behind it.
+        let store = crate::store::open(&self.cfg);
+        let store = store.as_ref();
         if !self.cfg.recache.value
-            && let Some(status) = self.try_hit(&store, &mut p)
+            && let Some(status) = self.try_hit(store, &mut p)
         {
             p.hashes.save();
             log::info!(
@@ -140,7 +141,7 @@ impl RustCall {
             stats::record(&self.cfg.dir.value, &Outcome::HitDirect, &self.errors);
             return status;
         }
-        self.compile_and_store(&store, &mut p)
+        self.compile_and_store(store, &mut p)
     }
 
     /// Everything known before compiling: toolchain, cwd (debug info records it), arguments with
@@ -204,7 +205,7 @@ impl RustCall {
         Ok(key)
     }
 
-    fn try_hit(&mut self, store: &DiskStore, p: &mut Prepared) -> Option<i32> {
+    fn try_hit(&mut self, store: &dyn Storage, p: &mut Prepared) -> Option<i32> {
         let manifest = self.load_manifest(store, &p.manifest_key)?;
         let candidate = manifest
             .candidates
@@ -252,7 +253,7 @@ impl RustCall {
         Some(entry.exit_status)
     }
 
-    fn load_manifest(&mut self, store: &DiskStore, key: &str) -> Option<Manifest> {
+    fn load_manifest(&mut self, store: &dyn Storage, key: &str) -> Option<Manifest> {
         match store.get(key) {
             Ok(Some(b)) => match Manifest::decode(&b) {
                 Ok(m) => Some(m),
@@ -270,7 +271,7 @@ impl RustCall {
         }
     }
 
-    fn compile_and_store(&mut self, store: &DiskStore, p: &mut Prepared) -> i32 {
+    fn compile_and_store(&mut self, store: &dyn Storage, p: &mut Prepared) -> i32 {
         let req = &p.req;
         self.crate_name = Some(req.crate_name.clone());
         let outputs = req.outputs();
@@ -524,18 +525,8 @@ fn run_streaming(mut cmd: Command) -> std::io::Result<Captured> {
     let status = child.wait()?;
     let stdout = reader.join().unwrap_or_default();
     let _ = std::io::stdout().write_all(&stdout);
-    let status = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let status = crate::compile::exit_code(status);
     Ok(Captured { status, stdout, stderr })
-}
-
-/// Replace this process with the real compiler (stdio untouched). Returns only on failure.
-fn exec_passthrough(real: &Path, args: &[OsString]) -> i32 {
-    let err = Command::new(real)
-        .args(args)
-        .env(locate::GUARD_VAR, locate::guard_value())
-        .exec();
-    eprintln!("cachepot: error: cannot run {}: {err}", real.display());
-    127
 }
 
 #[cfg(test)]
