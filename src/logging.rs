@@ -5,21 +5,16 @@
 use crate::config::Config;
 use std::io::Write;
 
-pub fn init(cfg: &Config) {
-    let filter = cfg.log.value.clone();
-    let file = cfg.error_log.value.as_ref();
-    if filter.is_none() && file.is_none() {
-        return;
-    }
-    let mut b = env_logger::Builder::new();
-    b.parse_filters(filter.as_deref().unwrap_or("warn"));
-    b.format(|buf, record| {
+/// Our log line: `[<unix time> <program>[<pid>] <level> <module>] <message>`, the same for compile
+/// calls and the coordinator so one grep reads both.
+pub fn format_lines(b: &mut env_logger::Builder, program: &'static str) {
+    b.format(move |buf, record| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         writeln!(
             buf,
-            "[{}.{:03} cachepot[{}] {} {}] {}",
+            "[{}.{:03} {program}[{}] {} {}] {}",
             now.as_secs(),
             now.subsec_millis(),
             std::process::id(),
@@ -28,6 +23,17 @@ pub fn init(cfg: &Config) {
             record.args()
         )
     });
+}
+
+pub fn init(cfg: &Config) {
+    let filter = cfg.log.value.clone();
+    let file = cfg.error_log.value.as_ref();
+    if filter.is_none() && file.is_none() {
+        return;
+    }
+    let mut b = env_logger::Builder::new();
+    b.parse_filters(filter.as_deref().unwrap_or("warn"));
+    format_lines(&mut b, "cachepot");
     if let Some(path) = file {
         match std::fs::OpenOptions::new().create(true).append(true).open(path) {
             Ok(f) => {

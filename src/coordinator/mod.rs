@@ -101,21 +101,6 @@ fn init_foreground_log(cfg: &Config) {
     let mut b = env_logger::Builder::new();
     b.parse_filters(cfg.log.value.as_deref().unwrap_or("info"));
     b.target(env_logger::Target::Stderr);
-    b.format(|buf, record| {
-        use std::io::Write;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        writeln!(
-            buf,
-            "[{}.{:03} cachepot-coordinator[{}] {} {}] {}",
-            now.as_secs(),
-            now.subsec_millis(),
-            std::process::id(),
-            record.level(),
-            record.target(),
-            record.args()
-        )
-    });
+    crate::logging::format_lines(&mut b, "cachepot-coordinator");
     let _ = b.try_init();
 }

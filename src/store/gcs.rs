@@ -373,21 +373,8 @@ fn read_token(file: &Path, id: &str) -> Option<String> {
 
 /// Keep the token for the next compiles: a 0600 file, written by temp file + rename.
 fn write_token(file: &Path, id: &str, valid_until: u64, token: &str) {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(file.parent().unwrap_or(Path::new(".")))?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(format!("v1 {id} {valid_until} {token}\n").as_bytes())?;
-        std::fs::rename(&tmp, file)
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
+    let line = format!("v1 {id} {valid_until} {token}\n");
+    if let Err(e) = super::write_private_file(file, line.as_bytes()) {
         log::debug!(target: "gcs", "cannot keep the token in {}: {e}", file.display());
     }
 }

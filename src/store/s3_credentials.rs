@@ -335,8 +335,6 @@ fn read_cached(file: &Path, id: &str) -> Option<Option<AwsCredentials>> {
 
 /// Keep fetched credentials for the next compiles: a 0600 file, written by temp file + rename.
 fn write_cached(file: &Path, id: &str, fetched: &Fetched) {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let line = match &fetched.creds {
         None => format!("v1 {id} {} anonymous\n", fetched.valid_until),
         Some(c) => format!(
@@ -347,19 +345,7 @@ fn write_cached(file: &Path, id: &str, fetched: &Fetched) {
             c.token.as_deref().unwrap_or("-")
         ),
     };
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(file.parent().unwrap_or(Path::new(".")))?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(line.as_bytes())?;
-        std::fs::rename(&tmp, file)
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
+    if let Err(e) = super::write_private_file(file, line.as_bytes()) {
         log::debug!(target: "s3", "cannot keep credentials in {}: {e}", file.display());
     }
 }
