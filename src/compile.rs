@@ -66,15 +66,26 @@ pub fn run(inv: Invocation) -> i32 {
         errors: Vec::new(),
         compiled: None,
     };
-    quiet_panics();
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.cached())) {
+    guarded("compile", &mut call, Call::cached, |c| {
+        c.compiled.unwrap_or_else(|| exec_passthrough(&c.real, &c.args))
+    })
+}
+
+/// Run one cached call. A panic is a bug: it must not print a backtrace over the compiler's
+/// output, nor fail the build. After one, `after_panic` gives the status: the compiler's, if it
+/// already ran, else that of the compiler run now without the cache.
+pub(crate) fn guarded<C>(
+    target: &'static str,
+    call: &mut C,
+    cached: impl FnOnce(&mut C) -> i32,
+    after_panic: impl FnOnce(&C) -> i32,
+) -> i32 {
+    std::panic::set_hook(Box::new(move |info| log::error!(target: target, "panic: {info}")));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cached(call))) {
         Ok(status) => status,
         Err(_) => {
-            log::error!(target: "compile", "internal error in cachepot; running the compiler without the cache");
-            match call.compiled {
-                Some(status) => status,
-                None => exec_passthrough(&call.real, &call.args),
-            }
+            log::error!(target: target, "internal error in cachepot; running the compiler without the cache");
+            after_panic(call)
         }
     }
 }
@@ -795,13 +806,6 @@ pub fn strip_ansi(input: &[u8]) -> Vec<u8> {
         i += 1;
     }
     out
-}
-
-/// Panics are bugs; in a compile call they must not print a backtrace over the compiler's output.
-fn quiet_panics() {
-    std::panic::set_hook(Box::new(|info| {
-        log::error!(target: "compile", "panic: {info}");
-    }));
 }
 
 #[cfg(test)]

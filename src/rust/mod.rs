@@ -55,18 +55,9 @@ pub fn run(cfg: Config, real: PathBuf, invoked: &OsStr, args: Vec<OsString>) -> 
         crate_name: None,
         started: std::time::Instant::now(),
     };
-    // Panics are bugs; they must not print a backtrace over rustc's output.
-    std::panic::set_hook(Box::new(|info| log::error!(target: "rust", "panic: {info}")));
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call.cached())) {
-        Ok(status) => status,
-        Err(_) => {
-            log::error!(target: "rust", "internal error in cachepot; running rustc without the cache");
-            match call.compiled {
-                Some(status) => status,
-                None => exec_passthrough(&call.real, &call.args),
-            }
-        }
-    }
+    crate::compile::guarded("rust", &mut call, RustCall::cached, |c| {
+        c.compiled.unwrap_or_else(|| exec_passthrough(&c.real, &c.args))
+    })
 }
 
 struct RustCall {
