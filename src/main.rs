@@ -3,24 +3,7 @@
 //! - `cachepot <compiler> …`    → a compile through the cache, compiler named by the first argument
 //! - `gcc …` (a shim symlink)   → a compile through the cache, compiler named by argv[0]
 
-mod cli;
-mod compile;
-mod compiler;
-mod config;
-mod coordinator;
-mod depfile;
-mod entry;
-mod include_search;
-mod jobserver;
-mod key;
-mod locate;
-mod logging;
-mod manifest;
-mod outputs;
-mod rust;
-mod shims;
-mod stats;
-mod store;
+use cachepot::{cli, compile};
 
 use std::ffi::OsString;
 use std::path::Path;
