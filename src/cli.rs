@@ -113,12 +113,20 @@ fn run_inner(cli: Cli) -> Result<(), String> {
         let summary = Summary::from_counters(&stats::read_all(&cfg.dir.value));
         let usage = store.usage();
         let coordinator = crate::coordinator::status(&cfg);
+        let warning = stats::health(&cfg.dir.value);
         print!(
             "{}",
             if cli.json {
-                with_coordinator_json(stats_json(&cfg, &summary, usage.files, usage.bytes), &coordinator)
+                with_stats_warning_json(
+                    with_coordinator_json(stats_json(&cfg, &summary, usage.files, usage.bytes), &coordinator),
+                    warning.as_deref(),
+                )
             } else {
-                stats_text(&cfg, &summary, usage.files, usage.bytes) + &coordinator_text(&coordinator)
+                stats_text(&cfg, &summary, usage.files, usage.bytes)
+                    + &coordinator_text(&coordinator)
+                    + &warning
+                        .map(|w| format!("{:<34} {w}\n", "statistics incomplete"))
+                        .unwrap_or_default()
             }
         );
     }
@@ -352,6 +360,13 @@ fn with_coordinator_json(stats: String, figures: &CoordinatorFigures) -> String 
 }
 
 // ---- end of coordinator commands ----
+
+/// Add `"stats_warning"` (why counts may be missing, or null; see `stats::health`).
+fn with_stats_warning_json(stats: String, warning: Option<&str>) -> String {
+    let value = warning.map(json_str).unwrap_or_else(|| "null".into());
+    let body = stats.trim_end().strip_suffix('}').unwrap_or(&stats);
+    format!("{body},\"stats_warning\":{value}}}\n")
+}
 
 /// A JSON string literal.
 pub fn json_str(s: &str) -> String {

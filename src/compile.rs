@@ -147,7 +147,7 @@ impl Call {
                 return self.not_cacheable(NotCacheable::UnknownCompiler);
             }
         };
-        let Ok(source) = std::fs::read(cwd.join(&req.source)) else {
+        let Ok(source) = crate::limits::read_regular(&cwd.join(&req.source), crate::limits::INPUT_FILE) else {
             return self.not_cacheable(NotCacheable::MissingInput);
         };
         if manifest::has_incbin(&source) {
@@ -192,9 +192,15 @@ impl Call {
         if let Some(p) = &req.output_path_in_key {
             kb.add_os("output path", p.as_os_str());
         }
+        for o in req.outputs.iter().filter(|o| outputs::needs_no_restore(&o.path)) {
+            // Its bytes are not in the entry (or are in its stdout): never share it with a call
+            // that needs them as a file.
+            kb.add_os(&format!("{} output elsewhere", o.role), o.path.as_os_str());
+        }
         kb.add_digest("source", &sha256_hex(&k.source));
         for f in &req.extra_inputs {
-            let data = std::fs::read(k.cwd.join(f)).map_err(|_| NotCacheable::MissingInput)?;
+            let data = crate::limits::read_regular(&k.cwd.join(f), crate::limits::INPUT_FILE)
+                .map_err(|_| NotCacheable::MissingInput)?;
             kb.add_digest(&format!("input file {}", f.display()), &sha256_hex(&data));
         }
         Ok(())
@@ -252,7 +258,13 @@ impl Call {
             // expanded time) and record no manifest, so no direct hit can freeze it.
             return self.preprocessor_mode(store, k, None);
         }
-        if k.req.dep_style == DepStyle::UserWithoutSystem || k.pch_in_use {
+        // A dependency output to a special file (`-MF /dev/stdout`, a FIFO) cannot be read back.
+        let dep_elsewhere = k
+            .req
+            .outputs
+            .iter()
+            .any(|o| o.role == "dep" && outputs::is_special_output(&o.path));
+        if k.req.dep_style == DepStyle::UserWithoutSystem || k.pch_in_use || dep_elsewhere {
             return self.preprocessor_mode(store, k, Some((manifest_key, manifest, manifest_dump)));
         }
         self.depend_mode(store, k, &manifest_key, &mut manifest, manifest_dump.as_deref())
@@ -287,7 +299,7 @@ impl Call {
         let dep_text = dep_path
             .as_ref()
             .filter(|p| outputs::is_regular_file(&k.cwd.join(p)))
-            .and_then(|p| std::fs::read(k.cwd.join(p)).ok());
+            .and_then(|p| crate::limits::read_regular(&k.cwd.join(p), crate::limits::DEP_FILE).ok());
         if let Some(d) = &own_dep {
             let _ = std::fs::remove_file(d);
         }
@@ -403,7 +415,7 @@ impl Call {
                 log::debug!(target: "compile", "{} changed during the compile; not recording it", inc.display());
                 return None;
             }
-            let data = std::fs::read(&path).ok()?;
+            let data = crate::limits::read_regular(&path, crate::limits::INPUT_FILE).ok()?;
             if manifest::has_incbin(&data) {
                 log::debug!(target: "compile", "{} uses .incbin, which reads a file no listing names", inc.display());
                 return None;
@@ -511,7 +523,11 @@ impl Call {
         let spare = self.cfg.dir.value.join("tmp");
         let mut pending: Vec<outputs::PendingOutput> = Vec::new();
         let streamed = entry::stream(&bytes, |role| {
-            let Some(out) = req.outputs.iter().find(|o| o.role == role) else {
+            let Some(out) = req
+                .outputs
+                .iter()
+                .find(|o| o.role == role && !outputs::needs_no_restore(&o.path))
+            else {
                 return Ok(None);
             };
             let (p, file) = outputs::PendingOutput::create(&out.path, &spare)?;
@@ -534,11 +550,9 @@ impl Call {
                 return None;
             }
         };
-        if let Some(missing) = req
-            .outputs
-            .iter()
-            .find(|o| !o.optional && !replay_data.roles.iter().any(|r| r == o.role))
-        {
+        if let Some(missing) = req.outputs.iter().find(|o| {
+            !o.optional && !outputs::needs_no_restore(&o.path) && !replay_data.roles.iter().any(|r| r == o.role)
+        }) {
             pending.into_iter().for_each(outputs::PendingOutput::abort);
             self.fault(&format!("entry {key} lacks its {} file", missing.role), "corrupt-entry");
             return None;
@@ -590,6 +604,10 @@ impl Call {
             stderr: out.stderr,
         };
         for o in &req.outputs {
+            if outputs::needs_no_restore(&o.path) {
+                // /dev/null, or the compiler's stdout/stderr: already in `entry.stdout`/`stderr`.
+                continue;
+            }
             if !outputs::is_regular_file(&o.path) {
                 if o.optional && !o.path.exists() {
                     continue;

@@ -123,8 +123,10 @@ impl Config {
     }
 
     fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path)
+        let bytes = crate::limits::read_regular(path, crate::limits::CONFIG_FILE)
             .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| ConfigError(format!("config file {} is not UTF-8 text", path.display())))?;
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             ConfigError(format!(
                 "config file {} is not valid TOML: {}",
@@ -211,8 +213,13 @@ impl Config {
             match key.as_str() {
                 "dir" => {
                     let s = v.as_str().ok_or_else(|| bad(key, "must be a directory path string"))?;
+                    let dir = expand_tilde(s, None);
+                    if !dir.is_absolute() {
+                        // As for CACHEPOT_DIR: a relative dir would be one cache per working directory.
+                        return Err(bad(key, "must be an absolute path (or start with ~/)"));
+                    }
                     self.dir = Setting {
-                        value: expand_tilde(s, None),
+                        value: dir,
                         source: Source::File(path.to_path_buf()),
                     };
                 }
@@ -236,8 +243,16 @@ impl Config {
     fn apply_env(&mut self, env: EnvReader) -> Result<(), ConfigError> {
         let get = |name: &str| env(name).filter(|v| !v.is_empty());
         if let Some(v) = get("CACHEPOT_DIR") {
+            if !Path::new(&v).is_absolute() {
+                // Made absolute here it would name a different cache in every directory a build
+                // compiles in: refuse it rather than scatter caches over the source tree.
+                return Err(ConfigError(format!(
+                    "CACHEPOT_DIR={}: a relative path would make one cache per working directory; set an absolute path",
+                    v.to_string_lossy()
+                )));
+            }
             self.dir = Setting {
-                value: absolute(PathBuf::from(v)),
+                value: PathBuf::from(v),
                 source: Source::Env("CACHEPOT_DIR"),
             };
         }
@@ -354,8 +369,14 @@ fn config_file_path(env: EnvReader) -> Result<Option<PathBuf>, ConfigError> {
     if let Some(p) = env("CACHEPOT_CONF").filter(|v| !v.is_empty()) {
         let p = absolute(PathBuf::from(p));
         if !p.is_file() {
+            let what = match std::fs::metadata(&p) {
+                Ok(m) if m.is_dir() => "is a directory",
+                Ok(_) => "is not a regular file",
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such file",
+                Err(_) => "cannot be read",
+            };
             return Err(ConfigError(format!(
-                "CACHEPOT_CONF={}: no such file; point it at a TOML config file or unset it",
+                "CACHEPOT_CONF={}: {what}; point it at a TOML config file or unset it",
                 p.display()
             )));
         }
@@ -674,6 +695,30 @@ mod tests {
         std::fs::write(&file, "[cache.disk]\nsise = 1\n").unwrap();
         let e = load(&[("HOME", "/h"), ("CACHEPOT_CONF", f)]).unwrap_err();
         assert!(e.0.contains("cache.disk.sise"), "{e}");
+        std::fs::write(&file, "[cache.disk]\ndir = \"rel/cache\"\n").unwrap();
+        let e = load(&[("HOME", "/h"), ("CACHEPOT_CONF", f)]).unwrap_err();
+        assert!(e.0.contains("cache.disk.dir` must be an absolute path"), "{e}");
+        let e = load(&[("HOME", "/h"), ("CACHEPOT_CONF", dir.to_str().unwrap())]).unwrap_err();
+        assert!(
+            e.0.ends_with("is a directory; point it at a TOML config file or unset it"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn relative_cache_dir_is_refused() {
+        let e = load(&[("HOME", "/h"), ("CACHEPOT_DIR", "cache")]).unwrap_err();
+        assert!(e.0.starts_with("CACHEPOT_DIR=cache: a relative path"), "{e}");
+        assert_eq!(
+            load(&[("HOME", "/h"), ("CACHEPOT_DIR", "/abs")]).unwrap().dir.value,
+            PathBuf::from("/abs")
+        );
+    }
+
+    #[test]
+    fn endless_config_file_is_refused() {
+        let e = load(&[("HOME", "/h"), ("CACHEPOT_CONF", "/dev/zero")]).unwrap_err();
+        assert!(e.0.contains("/dev/zero"), "{e}");
     }
 }

@@ -24,8 +24,6 @@ pub const FORMAT_VERSION: u8 = 1;
 const CODEC_STORED: u8 = 0;
 const CODEC_ZSTD: u8 = 1;
 const HEADER_LEN: usize = 7 + 1 + 1 + 8 + 16;
-/// Refuse to allocate for bodies larger than this (a corrupted length field must not OOM us).
-const MAX_BODY: u64 = 4 << 30;
 /// zstd level: 1 is the fastest level that still compresses objects ~3x; both peers use a low level.
 const ZSTD_LEVEL: i32 = 1;
 
@@ -84,7 +82,7 @@ impl Entry {
     /// Parse and verify an entry, all in memory (hits use `stream` instead).
     #[allow(dead_code)]
     pub fn decode(bytes: &[u8]) -> Result<Entry, EntryError> {
-        let body = decode_framed(MAGIC, bytes)?;
+        let body = decode_framed_bounded(MAGIC, bytes, crate::limits::ENTRY_BODY)?;
         let mut r = Reader { buf: &body, pos: 0 };
         let exit_status = i32::from_le_bytes(r.take(4)?.try_into().unwrap());
         let count = u32::from_le_bytes(r.take(4)?.try_into().unwrap());
@@ -146,6 +144,8 @@ pub struct Replay {
 /// Decode an entry section by section, copying each file section into the writer `open` returns
 /// for its role (`None` skips it) without holding the decompressed body in memory. The checksum is
 /// verified as the bytes go by; only an `Ok` result means the written files may be used.
+/// Bounded: a body over `limits::ENTRY_BODY` or a stdout/stderr section over
+/// `limits::CAPTURED_OUTPUT` is refused before anything is allocated for it.
 pub fn stream<W: std::io::Write>(
     bytes: &[u8],
     mut open: impl FnMut(&str) -> std::io::Result<Option<W>>,
@@ -164,6 +164,9 @@ pub fn stream<W: std::io::Write>(
     }
     let body_len = u64::from_le_bytes(bytes[9..17].try_into().unwrap());
     let checksum = u128::from_le_bytes(bytes[17..33].try_into().unwrap());
+    if body_len > crate::limits::ENTRY_BODY {
+        return Err(bad(EntryError::Malformed("body length too large")));
+    }
     let payload = &bytes[HEADER_LEN..];
     let inner: Box<dyn Read + '_> = match bytes[8] {
         CODEC_STORED => Box::new(payload),
@@ -210,6 +213,9 @@ pub fn stream<W: std::io::Write>(
                 replay.roles.push(name);
             }
             2 | 3 => {
+                if len > crate::limits::CAPTURED_OUTPUT {
+                    return Err(bad(EntryError::Malformed("compiler output section too large")));
+                }
                 let mut v = Vec::new();
                 copy_exact(&mut r, &mut v, len)?;
                 if kind == 2 {
@@ -303,8 +309,16 @@ pub fn encode_framed(magic: &[u8; 7], body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Undo `encode_framed`, verifying magic, version, length and checksum.
+/// Undo `encode_framed`, verifying magic, version, length and checksum; bodies over
+/// `limits::MANIFEST_BODY` are refused (the framing holds manifests; entries are streamed).
 pub fn decode_framed(magic: &[u8; 7], bytes: &[u8]) -> Result<Vec<u8>, EntryError> {
+    decode_framed_bounded(magic, bytes, crate::limits::MANIFEST_BODY)
+}
+
+/// `decode_framed` with a bound of `max_body` bytes. Decompression allocates as the output
+/// grows and stops one byte past the declared length, so neither a lying length field nor a
+/// zstd bomb costs more than the bound.
+pub fn decode_framed_bounded(magic: &[u8; 7], bytes: &[u8], max_body: u64) -> Result<Vec<u8>, EntryError> {
     if bytes.len() < HEADER_LEN {
         return Err(if bytes.starts_with(&magic[..bytes.len().min(7)]) {
             EntryError::Truncated
@@ -321,14 +335,23 @@ pub fn decode_framed(magic: &[u8; 7], bytes: &[u8]) -> Result<Vec<u8>, EntryErro
     let codec = bytes[8];
     let body_len = u64::from_le_bytes(bytes[9..17].try_into().unwrap());
     let checksum = u128::from_le_bytes(bytes[17..33].try_into().unwrap());
-    if body_len > MAX_BODY {
+    if body_len > max_body {
         return Err(EntryError::Malformed("body length too large"));
     }
     let payload = &bytes[HEADER_LEN..];
     let body = match codec {
         CODEC_STORED => payload.to_vec(),
         CODEC_ZSTD => {
-            zstd::bulk::decompress(payload, body_len as usize).map_err(|e| EntryError::Decompress(e.to_string()))?
+            use std::io::Read;
+            let decoder =
+                zstd::stream::read::Decoder::with_buffer(payload).map_err(|e| EntryError::Decompress(e.to_string()))?;
+            // zstd rarely compresses by more than ~50x on real data: a first guess, never the bound.
+            let mut body = Vec::with_capacity((payload.len() as u64 * 8).min(body_len) as usize);
+            decoder
+                .take(body_len + 1)
+                .read_to_end(&mut body)
+                .map_err(|e| EntryError::Decompress(e.to_string()))?;
+            body
         }
         c => return Err(EntryError::UnsupportedCodec(c)),
     };
@@ -436,6 +459,37 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A frame whose payload decompresses to far more than its declared (small) length, or which
+    /// declares a huge length: refused without allocating the claimed size.
+    #[test]
+    fn bombs_and_lying_lengths_are_refused() {
+        let big = vec![0u8; 64 << 20];
+        let bomb = zstd::bulk::compress(&big, 3).unwrap();
+        let mut frame = encode_framed(MAGIC, b"small");
+        frame.truncate(HEADER_LEN);
+        frame[8] = CODEC_ZSTD;
+        frame.extend_from_slice(&bomb);
+        assert!(decode_framed(MAGIC, &frame).is_err());
+        assert!(stream(&frame, |_| Ok(Some(std::io::sink()))).is_err());
+        let mut lying = sample().encode();
+        lying[9..17].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(
+            Entry::decode(&lying),
+            Err(EntryError::Malformed("body length too large"))
+        );
+        assert!(stream(&lying, |_| Ok(Some(std::io::sink()))).is_err());
+        // A section claiming 1 GiB of stdout is refused before anything is allocated.
+        let mut body = Vec::new();
+        body.extend_from_slice(&0i32.to_le_bytes());
+        body.extend_from_slice(&1u32.to_le_bytes());
+        body.push(2);
+        body.extend_from_slice(&0u16.to_le_bytes());
+        body.extend_from_slice(&(1u64 << 30).to_le_bytes());
+        let mut huge = encode_framed(MAGIC, &body);
+        huge[9..17].copy_from_slice(&(1u64 << 31).to_le_bytes());
+        assert!(stream(&huge, |_| Ok(Some(std::io::sink()))).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod entry;
 pub mod include_search;
 pub mod jobserver;
 pub mod key;
+pub mod limits;
 pub mod locate;
 pub mod logging;
 pub mod manifest;

@@ -151,7 +151,7 @@ impl ResultSet {
             if f.stat != 0 && stat_fingerprint(&meta) == f.stat {
                 continue;
             }
-            match std::fs::read(&path) {
+            match crate::limits::read_regular(&path, crate::limits::INPUT_FILE) {
                 Ok(data) if content_digest(&data) == f.digest => read_any = true,
                 _ => return Check::Fails,
             }

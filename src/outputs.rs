@@ -119,12 +119,47 @@ impl PendingOutput {
 }
 
 /// Does `path` name something other than a regular file (or a symlink to one, or nothing)?
+/// Anything under `/dev` or `/proc`, or a link into `/proc` (`/dev/stdout` → `/proc/self/fd/1`),
+/// counts as special even when it resolves to a regular file (stdout redirected to one): no temp
+/// file may be made beside it, and no rename may land on what it points to.
 fn is_special(path: &Path) -> std::io::Result<bool> {
+    if in_dev_or_proc(path) {
+        return Ok(true);
+    }
     match fs::metadata(path) {
         Ok(m) if m.is_dir() => Err(std::io::Error::other(format!("{} is a directory", path.display()))),
         Ok(m) => Ok(!m.is_file()),
         Err(_) => Ok(false),
     }
+}
+
+fn in_dev_or_proc(path: &Path) -> bool {
+    let system = |p: &Path| p.starts_with("/dev") || p.starts_with("/proc");
+    system(path) || fs::read_link(path).is_ok_and(|t| system(&t))
+}
+
+/// Is `path` an output that is not stored and not restored: `/dev/null`, or the compiler's own
+/// stdout/stderr (`-MF /dev/stdout`), whose bytes are in the captured output that a hit replays
+/// (writing them again would print them twice).
+pub fn needs_no_restore(path: &Path) -> bool {
+    matches!(
+        path.to_str(),
+        Some(
+            "/dev/null"
+                | "/dev/stdout"
+                | "/dev/stderr"
+                | "/dev/fd/1"
+                | "/dev/fd/2"
+                | "/proc/self/fd/1"
+                | "/proc/self/fd/2"
+        )
+    )
+}
+
+/// Is `path` something other than a regular file we could read back after a compile (a device,
+/// a FIFO, a path under `/dev` or `/proc`)?
+pub fn is_special_output(path: &Path) -> bool {
+    is_special(path).unwrap_or(true)
 }
 
 fn write_through(path: &Path, data: &[u8]) -> std::io::Result<()> {
@@ -168,6 +203,10 @@ mod tests {
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, new_file_mode());
         write_output(Path::new("/dev/null"), b"x").unwrap();
         assert!(fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+        // /dev/stdout is special even when this process's stdout is a regular file.
+        assert!(is_special(Path::new("/dev/stdout")).unwrap());
+        assert!(is_special(Path::new("/proc/self/fd/1")).unwrap());
+        assert!(!is_special(&p).unwrap());
         fs::remove_dir_all(&d).unwrap();
     }
 }

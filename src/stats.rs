@@ -5,13 +5,23 @@
 //!
 //! Shard grammar: lines of `<counter name> <decimal count>`; unknown names are kept, so older and
 //! newer versions can share a cache directory.
+//!
+//! A full file system (no blocks or no inodes) must not lose counts silently: every shard is
+//! created with `SHARD_RESERVE` bytes allocated to it, all 16 at once, the first time the stats
+//! directory is used. When the temporary file cannot be made or written, the shard is rewritten in
+//! place instead, inside its reserved space, still under its lock (readers take the lock shared,
+//! so they never see it half-written); counters only grow, so a rewrite never shortens the text.
+//! What cannot be counted even so is surfaced by `health` in `--show-stats`.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const SHARDS: u32 = 16;
+/// Space allocated to every shard up front (a shard with every counter is ~2 KiB).
+const SHARD_RESERVE: i64 = 16 << 10;
 
 /// How one compile call ended. Every call counts exactly once as one of these.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,15 +62,48 @@ pub fn record(cache_dir: &Path, outcome: &Outcome, errors: &[&str]) {
 /// Add arbitrary counters (used by record and by other modules' own figures).
 pub fn add_counters(cache_dir: &Path, add: &Counters) -> std::io::Result<()> {
     let dir = cache_dir.join("stats");
-    fs::create_dir_all(&dir)?;
     let shard = std::process::id() % SHARDS;
-    let _lock = lock_shard(&dir, shard)?;
     let path = shard_path(&dir, shard);
+    if !path.is_file() {
+        fs::create_dir_all(&dir)?;
+        reserve_shards(&dir);
+    }
+    let _lock = lock_shard(&dir, shard)?;
     let mut counters = read_shard(&path);
     for (k, v) in add {
         *counters.entry(k.clone()).or_default() += v;
     }
-    write_shard(&path, &counters)
+    match write_shard(&path, &counters) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            // No room for a new file: count in the space the shard already holds, and say so.
+            *counters.entry("error.stats-write-failed".into()).or_default() += 1;
+            remove_temp_files(&dir);
+            rewrite_in_place(&path, &counters)
+                .map_err(|e2| std::io::Error::new(e2.kind(), format!("{e}; in place: {e2}")))
+        }
+    }
+}
+
+/// Create every missing shard with its space reserved, so that a file system that fills up later
+/// still has room for the counts. Failures are fine: the shard is then made when first written.
+fn reserve_shards(dir: &Path) {
+    for shard in 0..SHARDS {
+        let path = shard_path(dir, shard);
+        if let Ok(f) = OpenOptions::new().write(true).create_new(true).open(&path) {
+            reserve(&f);
+        }
+    }
+}
+
+/// Allocate `SHARD_RESERVE` bytes to `f` without changing its length (best effort).
+fn reserve(f: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fallocate on a descriptor we own; KEEP_SIZE leaves the visible length alone, so
+    // readers still see exactly the text written.
+    unsafe {
+        libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, SHARD_RESERVE);
+    }
 }
 
 /// The sum of all shards.
@@ -68,6 +111,8 @@ pub fn read_all(cache_dir: &Path) -> Counters {
     let dir = cache_dir.join("stats");
     let mut total = Counters::new();
     for shard in 0..SHARDS {
+        // Shared lock: a shard being rewritten in place is never read half-way.
+        let _lock = File::open(dir.join(format!("{shard:02}.lock"))).and_then(|f| f.lock_shared().map(|()| f));
         for (k, v) in read_shard(&shard_path(&dir, shard)) {
             *total.entry(k).or_default() += v;
         }
@@ -75,8 +120,11 @@ pub fn read_all(cache_dir: &Path) -> Counters {
     total
 }
 
-/// Reset every counter to zero.
+/// Reset every counter to zero. A cache dir that is not a directory is an error.
 pub fn zero(cache_dir: &Path) -> std::io::Result<()> {
+    if !crate::store::disk::check_cache_dir(cache_dir)? {
+        return Ok(());
+    }
     let dir = cache_dir.join("stats");
     if !dir.exists() {
         return Ok(());
@@ -84,11 +132,51 @@ pub fn zero(cache_dir: &Path) -> std::io::Result<()> {
     for shard in 0..SHARDS {
         let _lock = lock_shard(&dir, shard)?;
         let path = shard_path(&dir, shard);
-        if path.exists() {
-            fs::remove_file(&path)?;
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => fs::remove_dir_all(&path)?,
+            Ok(_) => fs::remove_file(&path)?,
+            Err(_) => {}
         }
     }
+    remove_temp_files(&dir);
+    reserve_shards(&dir);
     Ok(())
+}
+
+/// Remove temporary shard files that a failed or killed update left behind.
+fn remove_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().contains(".tmp") {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Why the statistics may be missing calls, for `--show-stats`: the cache's file system is full
+/// or read-only, or the statistics cannot be written. `None` when they can be trusted.
+pub fn health(cache_dir: &Path) -> Option<String> {
+    let dir = cache_dir.join("stats");
+    let probe = if dir.is_dir() { dir.as_path() } else { cache_dir };
+    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(probe.as_os_str())).ok()?;
+    // SAFETY: statvfs writes into the zeroed struct we pass; the path is a valid C string.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    let problem = if st.f_flag & libc::ST_RDONLY != 0 {
+        "is read-only"
+    } else if st.f_bavail == 0 {
+        "is full"
+    } else if st.f_favail == 0 && st.f_files != 0 {
+        "has no free inodes"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "the file system of {} {problem}: calls that could not be counted are missing from these figures",
+        cache_dir.display()
+    ))
 }
 
 fn shard_path(dir: &Path, shard: u32) -> PathBuf {
@@ -98,20 +186,22 @@ fn shard_path(dir: &Path, shard: u32) -> PathBuf {
 /// Lock a shard for read-modify-write; the lock is released when the file is dropped (or when the
 /// process dies, so a killed compile never wedges the stats).
 fn lock_shard(dir: &Path, shard: u32) -> std::io::Result<File> {
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(format!("{shard:02}.lock")))?;
+    let f = crate::store::disk::open_control_file(&dir.join(format!("{shard:02}.lock")), false)?;
     f.lock()?;
     Ok(f)
 }
 
+/// A shard's counters. Bounded: a shard is a few KiB; anything larger is not ours and reads as
+/// empty, as does a damaged one (a directory in its place is removed by the next writer).
 fn read_shard(path: &Path) -> Counters {
     let mut counters = Counters::new();
-    let Ok(text) = fs::read_to_string(path) else {
+    let Ok(bytes) = crate::limits::read_regular(path, 1 << 20) else {
+        if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+            let _ = fs::remove_dir_all(path);
+        }
         return counters;
     };
+    let text = String::from_utf8_lossy(&bytes);
     for line in text.lines() {
         if let Some((name, value)) = line.rsplit_once(' ')
             && let Ok(v) = value.parse::<u64>()
@@ -122,16 +212,38 @@ fn read_shard(path: &Path) -> Counters {
     counters
 }
 
-fn write_shard(path: &Path, counters: &Counters) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = File::create(&tmp)?;
+fn shard_text(counters: &Counters) -> String {
     let mut text = String::new();
     for (k, v) in counters {
         text.push_str(&format!("{k} {v}\n"));
     }
-    f.write_all(text.as_bytes())?;
-    drop(f);
-    fs::rename(&tmp, path)
+    text
+}
+
+/// Replace the shard by a new file (temp + rename) with its space reserved; nothing is left
+/// behind when that fails.
+fn write_shard(path: &Path, counters: &Counters) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        reserve(&f);
+        f.write_all(shard_text(counters).as_bytes())?;
+        drop(f);
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Rewrite the shard in place (the caller holds its lock): needs no new inode, and no new block
+/// while the text fits the space the shard holds.
+fn rewrite_in_place(path: &Path, counters: &Counters) -> std::io::Result<()> {
+    let f = OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
+    let text = shard_text(counters);
+    f.write_all_at(text.as_bytes(), 0)?;
+    f.set_len(text.len() as u64)
 }
 
 /// The figures `--show-stats` prints, derived from raw counters.
@@ -220,6 +332,48 @@ mod tests {
         assert_eq!(s.errors["write-failed"], 400);
         zero(&dir).unwrap();
         assert_eq!(Summary::from_counters(&read_all(&dir)).requests(), 0);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn damaged_stats_are_repaired() {
+        let dir = std::env::temp_dir().join(format!("cachepot-stats-damage-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        record(&dir, &Outcome::Miss, &[]);
+        let shard = std::process::id() % SHARDS;
+        let stats = dir.join("stats");
+        // Every shard exists from the first update on (space reserved while there was room).
+        assert!((0..SHARDS).all(|s| shard_path(&stats, s).is_file()));
+        // A directory in place of the lock and of the data, and a temp file left by a crash.
+        fs::remove_file(stats.join(format!("{shard:02}.lock"))).unwrap();
+        fs::create_dir_all(stats.join(format!("{shard:02}.lock/x"))).unwrap();
+        fs::remove_file(shard_path(&stats, shard)).unwrap();
+        fs::create_dir_all(shard_path(&stats, shard).join("x")).unwrap();
+        fs::write(stats.join("03.tmp123"), b"").unwrap();
+        record(&dir, &Outcome::Miss, &[]);
+        assert_eq!(Summary::from_counters(&read_all(&dir)).misses, 1);
+        fs::remove_file(shard_path(&stats, (shard + 1) % SHARDS)).unwrap();
+        fs::create_dir_all(shard_path(&stats, (shard + 1) % SHARDS).join("x")).unwrap();
+        zero(&dir).unwrap();
+        assert!(!stats.join("03.tmp123").exists());
+        fs::remove_dir_all(&dir).unwrap();
+        fs::write(&dir, b"").unwrap();
+        assert!(zero(&dir).is_err(), "zeroing a regular file reported success");
+        fs::remove_file(&dir).unwrap();
+    }
+
+    #[test]
+    fn in_place_rewrite_keeps_counting() {
+        let dir = std::env::temp_dir().join(format!("cachepot-stats-inplace-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("00");
+        let mut c = Counters::new();
+        c.insert("miss".into(), 5);
+        rewrite_in_place(&path, &c).unwrap();
+        c.insert("miss".into(), 12345);
+        rewrite_in_place(&path, &c).unwrap();
+        assert_eq!(read_shard(&path)["miss"], 12345);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -89,23 +89,38 @@ pub fn match_flag<K: Copy>(
 /// Expand `@file` arguments, recursively, with gcc's quoting rules (whitespace separates; single
 /// and double quotes group; a backslash escapes the next character outside single quotes). An
 /// `@file` that cannot be read stays as it is, as gcc treats it as an input file name.
+///
+/// Bounded (see `limits.rs`): a response file that is not a regular file (a FIFO, `/dev/zero`, a
+/// directory), one over `limits::RESPONSE_FILE`, or all of them together over
+/// `limits::RESPONSE_FILES_TOTAL` is an `Err`, and the call passes through to the compiler.
 pub fn expand_response_files(args: &[OsString], cwd: &Path) -> Result<Vec<OsString>, String> {
     let mut out = Vec::with_capacity(args.len());
-    expand_into(args, cwd, 0, &mut out)?;
+    let mut budget = crate::limits::RESPONSE_FILES_TOTAL;
+    expand_into(args, cwd, 0, &mut budget, &mut out)?;
     Ok(out)
 }
 
-fn expand_into(args: &[OsString], cwd: &Path, depth: u32, out: &mut Vec<OsString>) -> Result<(), String> {
+fn expand_into(
+    args: &[OsString],
+    cwd: &Path,
+    depth: u32,
+    budget: &mut u64,
+    out: &mut Vec<OsString>,
+) -> Result<(), String> {
     for a in args {
         let bytes = a.as_bytes();
         if bytes.len() > 1 && bytes[0] == b'@' {
             let path = cwd.join(std::ffi::OsStr::from_bytes(&bytes[1..]));
-            if let Ok(text) = std::fs::read(&path) {
+            // Only a file that exists is a response file; the rest is gcc's business.
+            if std::fs::metadata(&path).is_ok() {
+                let text = crate::limits::read_regular(&path, crate::limits::RESPONSE_FILE.min(*budget))
+                    .map_err(|e| format!("response file {}: {e}", path.display()))?;
+                *budget -= text.len() as u64;
                 if depth >= 16 {
                     return Err("response files nested more than 16 deep".into());
                 }
                 let inner = split_response_file(&text);
-                expand_into(&inner, cwd, depth + 1, out)?;
+                expand_into(&inner, cwd, depth + 1, budget, out)?;
                 continue;
             }
         }
@@ -180,6 +195,11 @@ mod tests {
         assert_eq!(got, os(&["-c", "-DX=1 2", "-O2", "a.c", "@missing"]));
         std::fs::write(dir.join("loop"), "@loop").unwrap();
         assert!(expand_response_files(&os(&["@loop"]), &dir).is_err());
+        // Endless or special response files are refused (the call passes through), not read.
+        assert!(expand_response_files(&os(&["@/dev/zero"]), &dir).is_err());
+        assert!(expand_response_files(&os(&["@."]), &dir).is_err());
+        std::fs::write(dir.join("big"), vec![b'x'; crate::limits::RESPONSE_FILE as usize + 1]).unwrap();
+        assert!(expand_response_files(&os(&["@big"]), &dir).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

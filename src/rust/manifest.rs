@@ -72,6 +72,10 @@ impl Manifest {
             let mut f = line.split(' ');
             match (f.next(), f.next(), f.next(), cur.as_mut()) {
                 (Some("candidate"), Some(k), None, None) => {
+                    // The result key names a store entry: only what `KeyBuilder` makes is accepted.
+                    if k.len() != 64 || !k.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                        return Err(EntryError::Malformed("result key"));
+                    }
                     cur = Some(Candidate {
                         result_key: k.to_string(),
                         ..Default::default()
@@ -150,7 +154,11 @@ impl HashCache {
     /// Load the cache file `file` (missing or damaged: start empty); `None` keeps nothing.
     pub fn load(file: Option<PathBuf>) -> HashCache {
         let mut known = HashMap::new();
-        if let Some(text) = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) {
+        if let Some(text) = file.as_ref().and_then(|f| {
+            crate::limits::read_regular(f, crate::limits::DEP_FILE)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+        }) {
             for line in text.lines() {
                 let f: Vec<&str> = line.split(' ').collect();
                 if f.len() != 9 {
@@ -192,7 +200,7 @@ impl HashCache {
         {
             return Some(d.clone());
         }
-        let data = std::fs::read(path).ok()?;
+        let data = crate::limits::read_regular(path, crate::limits::INPUT_FILE).ok()?;
         let digest = sha256_hex(&data);
         // Compare the stat again: a file that changed while we read it is not remembered.
         let after = std::fs::metadata(path).ok().map(|m| stat_of(&m));

@@ -306,7 +306,7 @@ impl RustCall {
                 .map(|o| o.path.clone())
                 .unwrap_or_default(),
         };
-        let dep_text = std::fs::read(p.cwd.join(&dep_path));
+        let dep_text = crate::limits::read_regular(&p.cwd.join(&dep_path), crate::limits::DEP_FILE);
         if let Some(d) = &own_dep_info {
             let _ = std::fs::remove_file(p.cwd.join(d));
         }

@@ -6,6 +6,11 @@
 //!
 //! Every entry is written to a temporary file beside its final name and renamed into place, so a
 //! reader sees either the old entry, the new one, or none; readers verify entries anyway.
+//!
+//! An entry larger than its bucket's share is still kept when it fits the whole limit: the other
+//! buckets make room for it (one bucket lock at a time). One larger than the whole limit is
+//! refused (`StoreError::TooLarge`, counted). Something that is not ours where a file of ours
+//! belongs (a directory named like an entry or a counter) is removed and the cache carries on.
 
 use super::{Storage, StoreError};
 use std::fs::{self, File, OpenOptions};
@@ -57,8 +62,11 @@ impl DiskStore {
         total
     }
 
-    /// Remove every entry (statistics are kept).
+    /// Remove every entry (statistics are kept). A cache dir that is not a directory is an error.
     pub fn clear(&self) -> std::io::Result<()> {
+        if !check_cache_dir(&self.root)? {
+            return Ok(());
+        }
         for b in 0..BUCKETS {
             let dir = self.bucket_dir(b);
             if !dir.exists() {
@@ -86,7 +94,14 @@ impl DiskStore {
 
     /// Scan one bucket: remove stale temporary files, then the least recently used entries until the
     /// bucket is under `EVICT_TO` of its share; rewrite its counter from what the scan saw.
-    fn evict(&self, dir: &Path, lock: &BucketLock) -> std::io::Result<()> {
+    fn evict(&self, dir: &Path, lock: &BucketLock, keep: Option<&Path>) -> std::io::Result<Usage> {
+        let target = (self.bucket_limit() as f64 * EVICT_TO) as u64;
+        self.evict_to(dir, lock, target, keep)
+    }
+
+    /// Remove least recently used entries of one bucket (never `keep`, the entry just put) until
+    /// it holds at most `target` bytes; rewrite its counter from what the scan saw.
+    fn evict_to(&self, dir: &Path, lock: &BucketLock, target: u64, keep: Option<&Path>) -> std::io::Result<Usage> {
         let mut files = Vec::new();
         let now = SystemTime::now();
         for sub in fs::read_dir(dir)? {
@@ -97,6 +112,12 @@ impl DiskStore {
             for f in fs::read_dir(sub.path())? {
                 let f = f?;
                 let Ok(meta) = f.metadata() else { continue };
+                if meta.is_dir() {
+                    // Not ours (entries are files): it would make the key unusable for ever.
+                    log::warn!(target: "disk", "removing the directory {} found where an entry belongs", f.path().display());
+                    let _ = fs::remove_dir_all(f.path());
+                    continue;
+                }
                 let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
                 if f.file_name().to_string_lossy().starts_with(".tmp") {
                     if now.duration_since(mtime).unwrap_or_default() > STALE_TMP {
@@ -112,10 +133,12 @@ impl DiskStore {
             files: files.len() as u64,
             bytes: files.iter().map(|f| f.1).sum(),
         };
-        let target = (self.bucket_limit() as f64 * EVICT_TO) as u64;
         for (_, size, path) in &files {
             if usage.bytes <= target {
                 break;
+            }
+            if keep == Some(path.as_path()) {
+                continue;
             }
             if fs::remove_file(path).is_ok() {
                 usage.files -= 1;
@@ -123,21 +146,75 @@ impl DiskStore {
                 log::debug!(target: "disk", "evicted {}", path.display());
             }
         }
-        lock.write(usage)
+        lock.write(usage)?;
+        Ok(usage)
+    }
+
+    /// After an entry larger than its bucket's share was kept: evict from the other buckets, one
+    /// lock at a time (never two, so no two processes can deadlock), until the total fits.
+    fn trim_total(&self, skip: u64) -> std::io::Result<()> {
+        let mut total = self.usage().bytes;
+        for b in (1..BUCKETS).map(|i| (skip + i) % BUCKETS) {
+            if total <= self.max_size {
+                break;
+            }
+            let dir = self.bucket_dir(b);
+            if !dir.is_dir() {
+                continue;
+            }
+            let lock = BucketLock::acquire(&dir)?;
+            let before = read_counter(&dir).unwrap_or_default().bytes;
+            let after = self.evict_to(&dir, &lock, before.saturating_sub(total - self.max_size), None)?;
+            total = total.saturating_sub(before.saturating_sub(after.bytes));
+        }
+        Ok(())
+    }
+}
+
+/// Whether the cache dir exists (`Ok(false)`: nothing to do), or an error when it is not a
+/// directory — `--clear-cache` must not report success on a regular file.
+pub fn check_cache_dir(root: &Path) -> std::io::Result<bool> {
+    match fs::metadata(root) {
+        Ok(m) if m.is_dir() => Ok(true),
+        Ok(_) => Err(std::io::Error::new(
+            ErrorKind::NotADirectory,
+            format!(
+                "{} is not a directory; point CACHEPOT_DIR at a directory",
+                root.display()
+            ),
+        )),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
 impl Storage for DiskStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.path_of(key)?;
-        let mut f = match File::open(&path) {
+        let f = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StoreError::Read(format!("{}: {e}", path.display()))),
         };
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)
+        let meta = f
+            .metadata()
             .map_err(|e| StoreError::Read(format!("{}: {e}", path.display())))?;
+        if !meta.is_file() {
+            let _ = remove_not_ours(&path);
+            return Err(StoreError::Read(format!("{} is not a file; removed", path.display())));
+        }
+        // An entry larger than the cache may hold (or than cachepot reads whole) is not ours.
+        let max = self.max_size.min(crate::limits::ENTRY_FILE);
+        let mut buf = Vec::with_capacity(meta.len().min(max) as usize);
+        (&f).take(max + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| StoreError::Read(format!("{}: {e}", path.display())))?;
+        if buf.len() as u64 > max {
+            return Err(StoreError::Read(format!(
+                "{} is larger than the cache limit",
+                path.display()
+            )));
+        }
         // Refresh the mtime: eviction removes the least recently *used* entries first.
         let _ = f.set_modified(SystemTime::now());
         Ok(Some(buf))
@@ -145,6 +222,13 @@ impl Storage for DiskStore {
 
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.path_of(key)?;
+        if disk_size(bytes.len() as u64) > self.max_size.min(crate::limits::ENTRY_FILE) {
+            return Err(StoreError::TooLarge(format!(
+                "{key}: {} bytes do not fit the cache size limit of {} bytes",
+                bytes.len(),
+                self.max_size
+            )));
+        }
         let werr = |what: &Path, e: std::io::Error| StoreError::Write(format!("{}: {e}", what.display()));
         let parent = path.parent().expect("entry path has a parent");
         fs::create_dir_all(parent).map_err(|e| werr(parent, e))?;
@@ -160,7 +244,14 @@ impl Storage for DiskStore {
         }
         let bucket = self.root.join(&key[0..1]);
         let lock = BucketLock::acquire(&bucket).map_err(|e| werr(&bucket, e))?;
-        let old = fs::metadata(&path).ok().map(|m| disk_size(m.len()));
+        let old = match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => {
+                let _ = remove_not_ours(&path);
+                None
+            }
+            Ok(m) => Some(disk_size(m.len())),
+            Err(_) => None,
+        };
         if let Err(e) = fs::rename(&tmp, &path) {
             let _ = fs::remove_file(&tmp);
             return Err(werr(&path, e));
@@ -169,13 +260,25 @@ impl Storage for DiskStore {
             Some(u) => u,
             None => {
                 // A missing or damaged counter: recount this bucket by scanning it.
-                return self.evict(&bucket, &lock).map_err(|e| werr(&bucket, e));
+                Usage {
+                    files: 0,
+                    bytes: u64::MAX,
+                }
             }
         };
-        usage.bytes = usage.bytes.saturating_sub(old.unwrap_or(0)) + disk_size(bytes.len() as u64);
+        usage.bytes = usage
+            .bytes
+            .saturating_sub(old.unwrap_or(0))
+            .saturating_add(disk_size(bytes.len() as u64));
         usage.files += u64::from(old.is_none());
         if usage.bytes > self.bucket_limit() {
-            self.evict(&bucket, &lock).map_err(|e| werr(&bucket, e))?;
+            let after = self.evict(&bucket, &lock, Some(&path)).map_err(|e| werr(&bucket, e))?;
+            drop(lock);
+            if after.bytes > self.bucket_limit() {
+                // Kept although over this bucket's share: the others make room.
+                let b = u64::from_str_radix(&key[0..1], 16).unwrap_or(0);
+                self.trim_total(b).map_err(|e| werr(&self.root, e))?;
+            }
         } else {
             lock.write(usage).map_err(|e| werr(&bucket, e))?;
         }
@@ -186,8 +289,8 @@ impl Storage for DiskStore {
         let path = self.path_of(key)?;
         let bucket = self.root.join(&key[0..1]);
         let lock = BucketLock::acquire(&bucket).map_err(|e| StoreError::Write(format!("{}: {e}", bucket.display())))?;
-        if let Ok(meta) = fs::metadata(&path)
-            && fs::remove_file(&path).is_ok()
+        if let Ok(meta) = fs::symlink_metadata(&path)
+            && remove_not_ours(&path).is_ok()
             && let Some(mut u) = read_counter(&bucket)
         {
             u.files = u.files.saturating_sub(1);
@@ -225,6 +328,14 @@ fn nanos() -> u128 {
         .as_nanos()
 }
 
+/// Remove a file, or a directory found where a file of ours belongs.
+fn remove_not_ours(path: &Path) -> std::io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        _ => fs::remove_file(path),
+    }
+}
+
 fn read_counter(bucket: &Path) -> Option<Usage> {
     let text = fs::read_to_string(bucket.join("size")).ok()?;
     let mut it = text.split_whitespace().map(|n| n.parse::<u64>());
@@ -242,12 +353,7 @@ struct BucketLock {
 impl BucketLock {
     fn acquire(bucket: &Path) -> std::io::Result<BucketLock> {
         fs::create_dir_all(bucket)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(bucket.join("size"))?;
+        let file = open_control_file(&bucket.join("size"), true)?;
         file.lock()?;
         Ok(BucketLock { file })
     }
@@ -259,6 +365,27 @@ impl BucketLock {
         f.seek(SeekFrom::Start(0))?;
         f.write_all(text.as_bytes())?;
         self.file.set_len(text.len() as u64)
+    }
+}
+
+/// Open (creating) one of the cache's control files — a counter, a lock — repairing the damage
+/// that would otherwise stop every later call: a directory in its place is removed first.
+pub fn open_control_file(path: &Path, read: bool) -> std::io::Result<File> {
+    let open = || {
+        OpenOptions::new()
+            .read(read)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+    };
+    match open() {
+        Err(e) if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) => {
+            log::warn!(target: "disk", "removing the directory {} found where a control file belongs", path.display());
+            fs::remove_dir_all(path).map_err(|_| e)?;
+            open()
+        }
+        r => r,
     }
 }
 
@@ -303,6 +430,57 @@ mod tests {
         let last = key(199);
         assert!(s.get(&last).unwrap().is_some(), "most recent entry was evicted");
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn large_entries_are_kept_when_they_fit_the_limit() {
+        let d = tmpdir("large");
+        // 256 KiB: a bucket's share is 16 KiB; a 100 KiB entry is over it but fits the limit.
+        let s = DiskStore::new(&d, 256 << 10);
+        for i in 0..40 {
+            s.put(&key(i), &[1u8; 4000]).unwrap();
+        }
+        let big = key(1000);
+        s.put(&big, &vec![7u8; 100 << 10]).unwrap();
+        assert_eq!(s.get(&big).unwrap().map(|b| b.len()), Some(100 << 10));
+        assert!(s.usage().bytes <= 256 << 10, "{:?}", s.usage());
+        // Larger than the whole limit: refused, and said so.
+        let e = s.put(&key(1001), &vec![7u8; 300 << 10]).unwrap_err();
+        assert_eq!(e.stat_name(), "entry-too-large");
+        assert_eq!(s.get(&key(1001)).unwrap(), None);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn directories_where_files_belong_are_repaired() {
+        let d = tmpdir("dirs");
+        let s = DiskStore::new(&d, 1 << 30);
+        let k = key(5);
+        s.put(&k, b"x").unwrap();
+        // The bucket's counter and the entry itself replaced by directories.
+        let bucket = d.join(&k[0..1]);
+        fs::remove_file(bucket.join("size")).unwrap();
+        fs::create_dir_all(bucket.join("size/sub")).unwrap();
+        let entry = bucket.join(&k[1..2]).join(&k);
+        fs::remove_file(&entry).unwrap();
+        fs::create_dir_all(entry.join("sub")).unwrap();
+        assert!(s.get(&k).is_err());
+        assert!(!entry.exists(), "the directory in place of an entry stays");
+        fs::create_dir_all(entry.join("sub")).unwrap();
+        s.put(&k, b"y").unwrap();
+        assert_eq!(s.get(&k).unwrap().as_deref(), Some(&b"y"[..]));
+        fs::remove_file(bucket.join("size")).unwrap();
+        fs::create_dir_all(bucket.join("size/sub")).unwrap();
+        s.remove(&k).unwrap();
+        assert_eq!(s.get(&k).unwrap(), None);
+        fs::remove_file(bucket.join("size")).unwrap();
+        fs::create_dir_all(bucket.join("size/sub")).unwrap();
+        s.clear().unwrap();
+        fs::remove_dir_all(&d).unwrap();
+        // A regular file as the cache dir: clear says so instead of "cleared".
+        fs::write(&d, b"").unwrap();
+        assert!(DiskStore::new(&d, 1 << 30).clear().is_err());
+        fs::remove_file(&d).unwrap();
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub enum StoreError {
     Read(String),
     /// Writing an entry failed (full disk, read-only directory, …).
     Write(String),
+    /// The entry is larger than the whole cache may hold; it is not kept.
+    TooLarge(String),
     /// A remote answered slower than the configured timeout.
     Timeout(String),
     /// A remote could not be reached.
@@ -40,6 +42,7 @@ impl StoreError {
         match self {
             StoreError::Read(_) => "read-failed",
             StoreError::Write(_) => "write-failed",
+            StoreError::TooLarge(_) => "entry-too-large",
             StoreError::Timeout(_) => "remote-timeout",
             StoreError::Unreachable(_) => "remote-unreachable",
             StoreError::Auth(_) => "remote-auth",
@@ -54,6 +57,7 @@ impl fmt::Display for StoreError {
         let detail = match self {
             StoreError::Read(s)
             | StoreError::Write(s)
+            | StoreError::TooLarge(s)
             | StoreError::Timeout(s)
             | StoreError::Unreachable(s)
             | StoreError::Auth(s)
