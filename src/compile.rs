@@ -55,6 +55,8 @@ pub fn run(inv: Invocation) -> i32 {
     if cfg.disable.value {
         return exec_passthrough(&real, &inv.args);
     }
+    // Before this call's entries take the last blocks or inodes, so that it can still be counted.
+    stats::prepare(&cfg.dir.value);
     if crate::rust::is_rustc(&inv.compiler) {
         return crate::rust::run(cfg, real, &inv.compiler, inv.args);
     }

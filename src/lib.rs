@@ -8,6 +8,7 @@ pub mod config;
 pub mod coordinator;
 pub mod depfile;
 pub mod entry;
+pub mod fuzzing;
 pub mod include_search;
 pub mod jobserver;
 pub mod key;

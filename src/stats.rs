@@ -20,8 +20,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 const SHARDS: u32 = 16;
-/// Space allocated to every shard up front (a shard with every counter is ~2 KiB).
-const SHARD_RESERVE: i64 = 16 << 10;
+/// Space allocated to every shard up front: one block (a shard with every counter is ~1-2 KiB).
+const SHARD_RESERVE: i64 = 4096;
 
 /// How one compile call ended. Every call counts exactly once as one of these.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +85,15 @@ pub fn add_counters(cache_dir: &Path, add: &Counters) -> std::io::Result<()> {
     }
 }
 
+/// Make sure the shards exist with their space reserved (one stat when they do): called when a
+/// compile call starts, before its entries can take the last blocks or inodes of a small disk.
+pub fn prepare(cache_dir: &Path) {
+    let dir = cache_dir.join("stats");
+    if !shard_path(&dir, std::process::id() % SHARDS).is_file() && fs::create_dir_all(&dir).is_ok() {
+        reserve_shards(&dir);
+    }
+}
+
 /// Create every missing shard with its space reserved, so that a file system that fills up later
 /// still has room for the counts. Failures are fine: the shard is then made when first written.
 fn reserve_shards(dir: &Path) {
@@ -93,6 +102,11 @@ fn reserve_shards(dir: &Path) {
         if let Ok(f) = OpenOptions::new().write(true).create_new(true).open(&path) {
             reserve(&f);
         }
+        // The lock file too: without it no update can happen once inodes run out.
+        let _ = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dir.join(format!("{shard:02}.lock")));
     }
 }
 
@@ -164,18 +178,22 @@ pub fn health(cache_dir: &Path) -> Option<String> {
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return None;
     }
+    // SAFETY: access only reads the NUL-terminated path.
+    let writable = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
     let problem = if st.f_flag & libc::ST_RDONLY != 0 {
-        "is read-only"
+        "the file system of {} is read-only"
     } else if st.f_bavail == 0 {
-        "is full"
+        "the file system of {} is full"
     } else if st.f_favail == 0 && st.f_files != 0 {
-        "has no free inodes"
+        "the file system of {} has no free inodes"
+    } else if !writable {
+        "{} is not writable by this user"
     } else {
         return None;
     };
     Some(format!(
-        "the file system of {} {problem}: calls that could not be counted are missing from these figures",
-        cache_dir.display()
+        "{}: calls that could not be counted are missing from these figures",
+        problem.replace("{}", &probe.display().to_string())
     ))
 }
 
