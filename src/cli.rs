@@ -175,6 +175,11 @@ fn settings(cfg: &Config) -> Vec<(&'static str, String, String)> {
             cfg.coordinator.idle_timeout.value.to_string(),
             cfg.coordinator.idle_timeout.source.to_string(),
         ),
+        (
+            "max_wait",
+            cfg.coordinator.max_wait.value.to_string(),
+            cfg.coordinator.max_wait.source.to_string(),
+        ),
     ];
     match &cfg.remote {
         Some(r) => rows.extend(r.show()),

@@ -282,18 +282,61 @@ impl Call {
         manifest: &mut Manifest,
         manifest_dump: Option<&str>,
     ) -> i32 {
+        // Without the user's own -MD, ask for a dependency file in the cache dir. Only a file we
+        // could create there goes on the command line: a cache fault must never reach the compiler.
         let own_dep = match k.req.dep_style {
-            DepStyle::None => Some(self.temp_dep_file()),
+            DepStyle::None => match self.temp_dep_file() {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.fault(
+                        &format!(
+                            "cannot create a dependency file in {}: {e}; preprocessing instead",
+                            self.cfg.dir.value.display()
+                        ),
+                        "dep-file-failed",
+                    );
+                    let record = (
+                        manifest_key.to_string(),
+                        manifest.clone(),
+                        manifest_dump.map(str::to_string),
+                    );
+                    return self.preprocessor_mode(store, k, Some(record));
+                }
+            },
             _ => None,
         };
         let mut extra: Vec<OsString> = Vec::new();
         if let Some(d) = &own_dep {
             extra.extend([OsString::from("-MD"), OsString::from("-MF"), d.clone().into_os_string()]);
         }
-        let out = match self.run_compiler(&k.req, &extra) {
+        let out = match self.run_compiler(&k.req, &extra, own_dep.is_none()) {
             Ok(o) => o,
             Err(status) => return status,
         };
+        if let Some(d) = &own_dep
+            && out.status != 0
+            && (contains(&out.stderr, d.as_os_str().as_encoded_bytes()) || !d.parent().is_some_and(Path::exists))
+        {
+            // The compile failed on our dependency file (disk full, cache dir made read-only or
+            // removed meanwhile): that failure is ours, not the user's. Compile again as asked.
+            let _ = std::fs::remove_file(d);
+            self.fault(
+                &format!(
+                    "the compiler could not write the dependency file {}; compiling without it",
+                    d.display()
+                ),
+                "dep-file-failed",
+            );
+            let status = match self.run_compiler(&k.req, &[], true) {
+                Ok(o) => o.status,
+                Err(status) => return status,
+            };
+            return self.count_returning(Outcome::Miss, status);
+        }
+        if own_dep.is_some() {
+            replay(&out.stdout, &out.stderr, want_color(k.req.color));
+            self.compiled = Some(out.status);
+        }
         let dep_path = own_dep
             .clone()
             .or_else(|| k.req.outputs.iter().find(|o| o.role == "dep").map(|o| o.path.clone()));
@@ -391,7 +434,7 @@ impl Call {
             self.count(Outcome::HitPreprocessed);
             return status;
         }
-        let out = match self.run_compiler(&k.req, &[]) {
+        let out = match self.run_compiler(&k.req, &[], true) {
             Ok(o) => o,
             Err(status) => return status,
         };
@@ -480,18 +523,18 @@ impl Call {
         }
     }
 
-    fn temp_dep_file(&self) -> PathBuf {
+    /// Create an empty, new dependency file in the cache's tmp dir (so that the place is known to
+    /// take a file before the compiler is told to write there).
+    fn temp_dep_file(&self) -> std::io::Result<PathBuf> {
         let dir = self.cfg.dir.value.join("tmp");
-        let dir = if std::fs::create_dir_all(&dir).is_ok() {
-            dir
-        } else {
-            std::env::temp_dir()
-        };
+        std::fs::create_dir_all(&dir)?;
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos();
-        dir.join(format!("dep.{}.{nanos}.d", std::process::id()))
+        let path = dir.join(format!("dep.{}.{nanos}.d", std::process::id()));
+        std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+        Ok(path)
     }
 
     fn preprocess(&mut self, req: &CCompile) -> Result<Vec<u8>, NotCacheable> {
@@ -570,9 +613,10 @@ impl Call {
         Some(replay_data.exit_status)
     }
 
-    /// Run the real compiler on the user's arguments (plus `extra`), capture and replay its output.
+    /// Run the real compiler on the user's arguments (plus `extra`), capture its output and replay
+    /// it (unless `replay_now` is false: the caller replays it, or discards it and compiles again).
     /// `Err(status)` when it could not be started at all.
-    fn run_compiler(&mut self, req: &CCompile, extra: &[OsString]) -> Result<Compiled, i32> {
+    fn run_compiler(&mut self, req: &CCompile, extra: &[OsString], replay_now: bool) -> Result<Compiled, i32> {
         let mut cmd = self.command();
         cmd.args(&self.args).args(extra);
         if req.color == ColorChoice::Auto && std::io::stderr().is_terminal() {
@@ -588,8 +632,10 @@ impl Call {
             }
         };
         let status = exit_code(out.status);
-        replay(&out.stdout, &out.stderr, want_color(req.color));
-        self.compiled = Some(status);
+        if replay_now {
+            replay(&out.stdout, &out.stderr, want_color(req.color));
+            self.compiled = Some(status);
+        }
         Ok(Compiled {
             status,
             stdout: out.stdout,
@@ -682,6 +728,10 @@ impl Call {
         self.count(Outcome::NotCacheable(reason.reason()));
         exec_passthrough(&self.real, &self.args)
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// What a compiler run gave.
