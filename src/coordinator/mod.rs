@@ -116,7 +116,9 @@ pub fn slot(cfg: &Config) -> Slot {
             Slot::NONE
         }
         Err(client::AcquireError::Other(e)) => {
+            // A garbled answer, a connection cut by a dying coordinator, a refusal: counted too.
             log::warn!(target: "coordinator", "no compile slot, compiling anyway: {e}");
+            count(cfg, "error.coordinator_failed", 1);
             Slot::NONE
         }
     }
