@@ -707,3 +707,73 @@ fn remote_refusing_writes() {
     let server = remote_support::redis(&["--replicaof", "127.0.0.1", &master]);
     remote_build("remote-ro", &format!("redis://127.0.0.1:{}/0", server.port), &[]);
 }
+
+// ---- Outputs and entries at the edges ----
+
+/// `-MF /dev/stdout` with stdout a regular file, then a pipe: the dependency line appears once per
+/// call, hits hit, and no temporary file is made in /dev.
+#[test]
+fn dependency_output_to_dev_stdout_is_written_once() {
+    let env = Env::new("dev-stdout");
+    env.dir.write("a.c", "int a(void) { return 1; }\n");
+    let dev_tmp = || -> Vec<String> {
+        std::fs::read_dir("/dev")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("cachepot"))
+            .collect()
+    };
+    for i in 0..3 {
+        let out_file = env.dir.join(format!("out{i}.txt"));
+        let st = env
+            .cmd(cachepot_bin())
+            .args(["gcc", "-c", "a.c", "-o", "a.o", "-MD", "-MF", "/dev/stdout"])
+            .stdout(std::fs::File::create(&out_file).unwrap())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let text = std::fs::read_to_string(&out_file).unwrap();
+        assert_eq!(text.matches("a.o:").count(), 1, "call {i} wrote: {text:?}");
+    }
+    let out = env.ok(&["gcc", "-c", "a.c", "-o", "a.o", "-MD", "-MF", "/dev/stdout"]);
+    assert_eq!(s(&out.stdout).matches("a.o:").count(), 1, "{}", s(&out.stdout));
+    assert!(out.stderr.is_empty(), "{}", s(&out.stderr));
+    assert_eq!(env.stat("hits"), 3, "{}", env.stats());
+    assert_eq!(env.stat("errors"), 0, "{}", env.stats());
+    assert!(dev_tmp().is_empty(), "temporary files in /dev: {:?}", dev_tmp());
+}
+
+/// An object larger than 1/16 of the size limit is kept and hits; one larger than the whole
+/// limit is not kept, and says so in the statistics.
+#[test]
+fn entries_over_a_bucket_share_are_kept_and_over_the_limit_counted() {
+    let mut env = Env::new("large");
+    env.set("CACHEPOT_CACHE_SIZE", "4M");
+    let table = |n: usize| {
+        let mut seed: u32 = 7;
+        let mut t = String::with_capacity(n * 4);
+        for _ in 0..n {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            t.push_str(&format!("{},", (seed >> 16) & 0xff));
+        }
+        t
+    };
+    env.dir.write(
+        "big.c",
+        format!("const unsigned char t[] = {{{}}};\n", table(600 << 10)),
+    );
+    env.dir
+        .write("huge.c", format!("const unsigned char t[] = {{{}}};\n", table(5 << 20)));
+    for _ in 0..2 {
+        env.ok(&["gcc", "-c", "big.c", "-o", "big.o"]);
+    }
+    assert_eq!(env.stat("hits"), 1, "{}", env.stats());
+    for _ in 0..2 {
+        env.ok(&["gcc", "-c", "huge.c", "-o", "huge.o"]);
+    }
+    let st = env.stats();
+    assert_eq!(st["hits"], 1, "{st}");
+    assert_eq!(st["error_kinds"]["entry-too-large"], 2, "{st}");
+    assert!(st["bytes"].as_u64().unwrap() <= 4 << 20, "{st}");
+}
