@@ -63,7 +63,7 @@ pub fn system_dirs(real: &Path, identity: &str, req: &CCompile, cfg: &crate::con
         id.push('\n');
     }
     let file = cache_dir.join("search-dirs").join(&sha256_hex(id.as_bytes())[..32]);
-    if let Ok(text) = std::fs::read_to_string(&file) {
+    if let Ok(text) = crate::limits::read_text(&file, crate::limits::CONFIG_FILE) {
         return Some(text.lines().map(PathBuf::from).collect());
     }
     let _slot = crate::coordinator::slot(cfg);

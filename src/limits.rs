@@ -58,6 +58,17 @@ pub fn read_any(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     read_bounded(f, max, hint, path)
 }
 
+/// `read_any` for text: small files cachepot or the user keeps (credentials, tokens, its own
+/// memo files); not UTF-8 is an `InvalidData` error, as `fs::read_to_string` gives.
+pub fn read_text(path: &Path, max: u64) -> std::io::Result<String> {
+    String::from_utf8(read_any(path, max)?).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is not UTF-8 text", path.display()),
+        )
+    })
+}
+
 fn over(path: &Path, max: u64) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::FileTooLarge,

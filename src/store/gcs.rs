@@ -177,7 +177,7 @@ impl GcsStore {
 
     /// Service-account key → signed JWT → token (RFC 7523, as Google's libraries do).
     fn token_from_key(&self, path: &Path, scope: &str) -> Result<(String, u64), StoreError> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::limits::read_text(path, crate::limits::CONFIG_FILE)
             .map_err(|e| StoreError::Auth(format!("cannot read GCS key file {}: {e}", path.display())))?;
         let field = |f| http::json_string_field(&text, f);
         let (Some(email), Some(pem)) = (field("client_email"), field("private_key")) else {
@@ -366,7 +366,7 @@ fn encode_component(s: &str) -> String {
 }
 
 fn read_token(file: &Path, id: &str) -> Option<String> {
-    let text = std::fs::read_to_string(file).ok()?;
+    let text = crate::limits::read_text(file, crate::limits::CONFIG_FILE).ok()?;
     let f: Vec<&str> = text.split_whitespace().collect();
     (f.len() == 4 && f[0] == "v1" && f[1] == id && f[2].parse::<u64>().ok()? > unix_now()).then(|| f[3].to_string())
 }

@@ -5,8 +5,8 @@
 use super::StoreError;
 use super::remote::Timeouts;
 
-/// Largest body we read (an entry, or a credentials answer).
-const MAX_BODY: u64 = 4 << 30;
+/// Largest body we read (an entry, or a credentials answer): as for an entry on disk.
+const MAX_BODY: u64 = crate::limits::ENTRY_FILE;
 
 /// An agent that never follows redirects (a redirect from a storage service is a wrong region or
 /// endpoint, better reported than followed) and reports every status as a response, not an error.

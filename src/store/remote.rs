@@ -312,7 +312,7 @@ pub struct Backoff {
 impl Backoff {
     /// Whether the remote is being skipped now.
     pub fn active(&self) -> bool {
-        let Ok(text) = std::fs::read_to_string(&self.file) else {
+        let Ok(text) = crate::limits::read_text(&self.file, crate::limits::CONFIG_FILE) else {
             return false;
         };
         let mut it = text.split_whitespace();

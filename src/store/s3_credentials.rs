@@ -163,7 +163,7 @@ fn from_profile(env: &AwsEnv) -> Result<Option<AwsCredentials>, StoreError> {
     let Some(path) = &env.credentials_file else {
         return Ok(None);
     };
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::limits::read_text(path, crate::limits::CONFIG_FILE) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StoreError::Auth(format!("cannot read {}: {e}", path.display()))),
@@ -196,7 +196,7 @@ fn from_profile(env: &AwsEnv) -> Result<Option<AwsCredentials>, StoreError> {
 }
 
 fn web_identity(env: &AwsEnv, sts: &str, token_file: &Path, role: &str, t: Timeouts) -> Result<Fetched, StoreError> {
-    let token = std::fs::read_to_string(token_file)
+    let token = crate::limits::read_text(token_file, crate::limits::CONFIG_FILE)
         .map_err(|e| StoreError::Auth(format!("cannot read web identity token {}: {e}", token_file.display())))?;
     let resp = http::agent(t)
         .get(sts)
@@ -317,7 +317,7 @@ fn expiry(expiration: Option<&str>) -> u64 {
 }
 
 fn read_cached(file: &Path, id: &str) -> Option<Option<AwsCredentials>> {
-    let text = std::fs::read_to_string(file).ok()?;
+    let text = crate::limits::read_text(file, crate::limits::CONFIG_FILE).ok()?;
     let f: Vec<&str> = text.split_whitespace().collect();
     if f.len() < 4 || f[0] != "v1" || f[1] != id || f[2].parse::<u64>().ok()? <= now() {
         return None;
