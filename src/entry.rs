@@ -275,9 +275,13 @@ fn copy_exact(r: &mut HashingReader, w: &mut impl std::io::Write, mut len: u64) 
 }
 
 /// Roles are short identifiers; anything else in an entry means it was not written by us.
+/// Roles never name paths (outputs come from the command line), but nothing that could read as
+/// one (`..`, a leading dot) is accepted either: found by fuzzing (`o..ect` reached a writer).
 fn is_valid_role(role: &str) -> bool {
     !role.is_empty()
         && role.len() <= 64
+        && !role.starts_with('.')
+        && !role.contains("..")
         && role
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
