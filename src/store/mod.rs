@@ -13,6 +13,7 @@ pub mod s3;
 pub mod s3_credentials;
 pub mod tiered;
 
+use crate::stats::Fault;
 use std::fmt;
 
 /// Why a store operation failed. Each kind is also a statistics counter (`error.<kind>`).
@@ -35,16 +36,16 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The statistics counter name of this error kind.
-    pub fn stat_name(&self) -> &'static str {
+    /// The statistics fault of this error kind.
+    pub fn fault(&self) -> Fault {
         match self {
-            StoreError::Read(_) => "read-failed",
-            StoreError::Write(_) => "write-failed",
-            StoreError::Timeout(_) => "remote-timeout",
-            StoreError::Unreachable(_) => "remote-unreachable",
-            StoreError::Auth(_) => "remote-auth",
-            StoreError::MissingBucket(_) => "remote-missing-bucket",
-            StoreError::Protocol(_) => "remote-protocol",
+            StoreError::Read(_) => Fault::ReadFailed,
+            StoreError::Write(_) => Fault::WriteFailed,
+            StoreError::Timeout(_) => Fault::RemoteTimeout,
+            StoreError::Unreachable(_) => Fault::RemoteUnreachable,
+            StoreError::Auth(_) => Fault::RemoteAuth,
+            StoreError::MissingBucket(_) => Fault::RemoteMissingBucket,
+            StoreError::Protocol(_) => Fault::RemoteProtocol,
         }
     }
 }
@@ -60,7 +61,7 @@ impl fmt::Display for StoreError {
             | StoreError::MissingBucket(s)
             | StoreError::Protocol(s) => s,
         };
-        write!(f, "{}: {}", self.stat_name(), detail)
+        write!(f, "{}: {}", self.fault().id(), detail)
     }
 }
 
