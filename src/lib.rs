@@ -1,6 +1,7 @@
 //! cachepot as a library: every module of the binary, so that the fuzz targets (fuzz/) and the
 //! benches can reach the decoders and parsers. The binary (main.rs) is only argv[0] dispatch.
 
+pub mod atomic;
 pub mod call;
 pub mod cli;
 pub mod compile;

@@ -105,22 +105,5 @@ pub fn open(cfg: &crate::config::Config) -> Box<dyn Storage> {
 /// Keep a secret (credentials, a token) for the next compiles: a 0600 file in the cache dir,
 /// written to a temporary file and renamed, so no reader sees half of it and no other user can.
 pub fn write_private_file(file: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(file.parent().unwrap_or(std::path::Path::new(".")))?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(contents)?;
-        std::fs::rename(&tmp, file)
-    };
-    let result = write();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::atomic::write_private(file, contents)
 }

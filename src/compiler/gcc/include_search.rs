@@ -78,11 +78,7 @@ pub fn system_dirs(real: &Path, identity: &str, req: &CCompile, cfg: &crate::con
         .ok()?;
     let dirs = parse_verbose(&out.stderr)?;
     let text: String = dirs.iter().map(|d| format!("{}\n", d.display())).collect();
-    let _ = std::fs::create_dir_all(file.parent()?);
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    if std::fs::write(&tmp, text).is_ok() {
-        let _ = std::fs::rename(&tmp, &file);
-    }
+    let _ = crate::atomic::write(&file, text.as_bytes());
     Some(dirs)
 }
 
