@@ -153,6 +153,11 @@ fn settings(cfg: &Config) -> Vec<(&'static str, String, String)> {
             cfg.error_log.source.to_string(),
         ),
         (
+            "compiler_check",
+            cfg.compiler_check.value.to_string(),
+            cfg.compiler_check.source.to_string(),
+        ),
+        (
             "coordinator",
             cfg.coordinator.mode.value.to_string(),
             cfg.coordinator.mode.source.to_string(),

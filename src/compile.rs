@@ -34,6 +34,8 @@ struct Call {
 /// What is known before compiling: the parsed request and the inputs of every key.
 struct Known {
     req: CCompile,
+    /// What `-march=native` and friends mean here (keyed in their place).
+    native: Option<String>,
     cwd: PathBuf,
     identity: String,
     source: Vec<u8>,
@@ -68,7 +70,7 @@ impl Call {
         let pch_in_use = !pch.is_empty();
         req.extra_inputs.extend(pch);
         log::debug!(target: "compile", "{} compile of {} (language {})", family.name(), req.source.display(), req.language);
-        let identity = match compiler::identity(&self.ctx.real) {
+        let identity = match compiler::identity(self.family, &self.ctx.real, &self.ctx.cfg) {
             Ok(id) => id,
             Err(e) => {
                 log::warn!(target: "compile", "cannot identify compiler {}: {e}", self.ctx.real.display());
@@ -83,7 +85,29 @@ impl Call {
             // preprocessed text holds it.
             return self.not_cacheable(NotCacheable::Incbin);
         }
+        let native_args: Vec<&std::ffi::OsStr> = req
+            .key_args
+            .iter()
+            .filter(|a| crate::identity::is_native(a))
+            .map(|a| a.as_os_str())
+            .collect();
+        let native = if native_args.is_empty() {
+            None
+        } else {
+            let resolved = crate::identity::resolve_native(&self.ctx.cfg.dir.value, &identity, &native_args, || {
+                family.resolve_native(&self.ctx.real, &req.key_args)
+            });
+            match resolved {
+                Some(r) => Some(r),
+                None => {
+                    return self.not_cacheable(NotCacheable::TooHard(
+                        "-march=native that the compiler does not explain",
+                    ));
+                }
+            }
+        };
         let known = Known {
+            native,
             req,
             cwd,
             identity,
@@ -107,6 +131,13 @@ impl Call {
         kb.add_str("language", &req.language);
         for a in &req.key_args {
             kb.add_os("arg", a);
+        }
+        if let Some(native) = &k.native {
+            // The word "native" names no CPU: key what it means on this machine (the CPU on the
+            // first line, then the features it implies).
+            let (cpu, features) = native.split_once('\n').unwrap_or((native, ""));
+            kb.add_str("native cpu", cpu);
+            kb.add_str("native cpu features", features);
         }
         for var in self.family.key_env() {
             match std::env::var_os(var) {

@@ -10,6 +10,7 @@
 //! debug = false              # CACHEPOT_DEBUG
 //! log = "warn"               # CACHEPOT_LOG (env_logger filter)
 //! error_log = "/tmp/cp.log"  # CACHEPOT_ERROR_LOG
+//! compiler_check = "content" # CACHEPOT_COMPILER_CHECK: content | mtime | string:<text>
 //! [cache.disk]
 //! dir = "~/.cache/cachepot"  # CACHEPOT_DIR
 //! size = "10G"               # CACHEPOT_CACHE_SIZE
@@ -82,6 +83,8 @@ pub struct Config {
     pub debug: Setting<bool>,
     pub log: Setting<Option<String>>,
     pub error_log: Setting<Option<PathBuf>>,
+    /// How compilers are identified in keys (identity.rs).
+    pub compiler_check: Setting<crate::identity::CompilerCheck>,
     /// The remote store behind the local disk, if one is configured (store/remote.rs parses it).
     pub remote: Option<RemoteConfig>,
     /// The config file's remote `[cache.*]` tables, as read, for store/remote.rs.
@@ -111,6 +114,7 @@ impl Config {
             debug: Setting::default(false),
             log: Setting::default(None),
             error_log: Setting::default(None),
+            compiler_check: Setting::default(crate::identity::CompilerCheck::Content),
             remote: None,
             remote_tables: BTreeMap::new(),
             coordinator: CoordinatorConfig::default(),
@@ -166,6 +170,14 @@ impl Config {
                         source: src(),
                     };
                 }
+                "compiler_check" => {
+                    let what = "must be \"content\", \"mtime\" or \"string:<text>\"";
+                    let s = value.as_str().ok_or_else(|| bad(key, what))?;
+                    self.compiler_check = Setting {
+                        value: crate::identity::CompilerCheck::parse(s).ok_or_else(|| bad(key, what))?,
+                        source: src(),
+                    };
+                }
                 "coordinator" => self.coordinator.apply_table(value, path)?,
                 "cache" => {
                     let cache = value
@@ -195,7 +207,7 @@ impl Config {
                 other => {
                     return Err(bad(
                         other,
-                        "is not a known setting; accepted: recache, disable, direct, debug, log, error_log, [cache.disk], [coordinator]",
+                        "is not a known setting; accepted: recache, disable, direct, debug, log, error_log, compiler_check, [cache.disk], [coordinator]",
                     ));
                 }
             }
@@ -274,6 +286,17 @@ impl Config {
             self.error_log = Setting {
                 value: Some(absolute(PathBuf::from(v))),
                 source: Source::Env("CACHEPOT_ERROR_LOG"),
+            };
+        }
+        if let Some(v) = get("CACHEPOT_COMPILER_CHECK") {
+            let text = v.to_string_lossy();
+            self.compiler_check = Setting {
+                value: crate::identity::CompilerCheck::parse(&text).ok_or_else(|| {
+                    ConfigError(format!(
+                        "CACHEPOT_COMPILER_CHECK={text}: accepted: content, mtime, string:<text>"
+                    ))
+                })?,
+                source: Source::Env("CACHEPOT_COMPILER_CHECK"),
             };
         }
         self.coordinator.apply_env(env)?;

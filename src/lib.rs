@@ -9,6 +9,7 @@ pub mod compiler;
 pub mod config;
 pub mod coordinator;
 pub mod entry;
+pub mod identity;
 pub mod jobserver;
 pub mod key;
 pub mod locate;

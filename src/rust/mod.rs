@@ -77,7 +77,7 @@ impl RustCall {
         let Ok(cwd) = std::env::current_dir() else {
             return self.not_cacheable(NotCacheable::BadArguments);
         };
-        let tc = match toolchain::resolve(&self.ctx.real) {
+        let tc = match toolchain::resolve(&self.ctx.real, &self.ctx.cfg) {
             Ok(t) => t,
             Err(why) => return self.not_cacheable(NotCacheable::TooHard(why)),
         };
@@ -135,6 +135,22 @@ impl RustCall {
         kb.add_os("input", req.input.as_os_str());
         for a in &req.key_args {
             kb.add_str("arg", a);
+        }
+        let native: Vec<&OsStr> = req
+            .key_args
+            .iter()
+            .map(OsStr::new)
+            .filter(|a| crate::identity::is_native(a))
+            .collect();
+        if !native.is_empty() {
+            // "native" names no CPU: key what it means for this rustc on this machine.
+            let resolved = crate::identity::resolve_native(&self.ctx.cfg.dir.value, toolchain, &native, || {
+                native_cpu(&self.ctx.real)
+            })
+            .ok_or(NotCacheable::TooHard("target-cpu=native that rustc does not explain"))?;
+            let (cpu, features) = resolved.split_once('\n').unwrap_or((&resolved, ""));
+            kb.add_str("native cpu", cpu);
+            kb.add_str("native cpu features", features);
         }
         for e in &req.externs {
             match &e.path {
@@ -383,6 +399,25 @@ fn keyed_env(name: &OsStr) -> bool {
         return !(n == "CARGO_MAKEFLAGS" || n.contains("TARGET_DIR") || n == "CARGO_TARGET_TMPDIR");
     }
     n == "RUSTC_BOOTSTRAP" || n == "RUSTC_LOG" || n == "RUSTC_FORCE_RUSTC_VERSION"
+}
+
+/// What `-C target-cpu=native` means for this rustc here: the CPU it picks and the target
+/// features that follow.
+fn native_cpu(rustc: &Path) -> Option<String> {
+    let out = Command::new(rustc)
+        .args(["-C", "target-cpu=native", "--print", "target-cpus", "--print", "cfg"])
+        .env(locate::GUARD_VAR, locate::guard_value())
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| (l.starts_with("native") && l.contains("currently")) || l.starts_with("target_feature="))
+        .collect();
+    (out.status.success() && !lines.is_empty()).then(|| lines.join("\n"))
 }
 
 /// Do this candidate's files and variables all match now?
