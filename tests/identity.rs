@@ -183,3 +183,37 @@ fn rustc_target_cpu_native_is_resolved() {
     env.ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(env.stat("misses"), 2, "{}", env.stats());
 }
+
+/// A crate that reads a credential-named variable is compiled, never stored: rustc writes the
+/// value into its dep-info, which an entry would carry to every reader of the cache.
+#[test]
+fn rustc_crate_reading_a_token_is_not_stored() {
+    let rustc = require_tool("rustc");
+    let sysroot = Command::new(&rustc).arg("--print").arg("sysroot").output().unwrap();
+    let mut env = Env::new("rust-secret");
+    env.set("RUSTUP_TOOLCHAIN", s(&sysroot.stdout).trim());
+    env.set("MY_API_TOKEN", "hunter2-secret-value");
+    env.dir.write(
+        "a.rs",
+        "pub fn token() -> Option<&'static str> { option_env!(\"MY_API_TOKEN\") }\n",
+    );
+    std::fs::create_dir_all(env.dir.join("out")).unwrap();
+    let args = [
+        "rustc",
+        "--crate-name",
+        "a",
+        "--crate-type",
+        "lib",
+        "--emit=link,metadata,dep-info",
+        "--out-dir",
+        "out",
+        "a.rs",
+    ];
+    env.ok(&args);
+    env.ok(&args);
+    let st = env.stats();
+    assert_eq!((st["misses"].as_u64(), st["hits"].as_u64()), (Some(2), Some(0)), "{st}");
+    assert_eq!(st["other"]["rust.secret_env_not_stored"], 2, "{st}");
+    // The user's own dep-info still names it, as rustc wrote it.
+    assert!(s(&env.dir.read("out/a.d")).contains("MY_API_TOKEN"));
+}
