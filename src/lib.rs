@@ -19,3 +19,4 @@ pub mod rust;
 pub mod shims;
 pub mod stats;
 pub mod store;
+pub mod trust;

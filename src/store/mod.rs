@@ -98,12 +98,30 @@ pub fn open(cfg: &crate::config::Config) -> Box<dyn Storage> {
     // where every lookup goes to the remote (no local level). In direct mode the first lookup comes
     // at once, and a local hit would leave the server a connection made for nothing.
     let connect_ahead = !cfg.direct.value || cfg.remote.as_ref().is_some_and(|r| !r.local.value);
-    remote::open(&cfg.dir.value, cfg.max_size.value, cfg.remote.as_ref(), connect_ahead)
+    // Trust on: every level verifies what it returns and signs what it keeps (trust.rs).
+    let trust = crate::trust::Trust::open(&cfg.trust, &cfg.dir.value);
+    remote::open(
+        &cfg.dir.value,
+        cfg.max_size.value,
+        cfg.remote.as_ref(),
+        connect_ahead,
+        trust,
+    )
 }
 
 /// Keep a secret (credentials, a token) for the next compiles: a 0600 file in the cache dir,
 /// written to a temporary file and renamed, so no reader sees half of it and no other user can.
 pub fn write_private_file(file: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    write_private(file, contents, true)
+}
+
+/// Like `write_private_file`, but never replaces an existing file (`AlreadyExists`): for keys,
+/// which must not change under entries signed with them. The temporary file is linked into place.
+pub fn create_private_file(file: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    write_private(file, contents, false)
+}
+
+fn write_private(file: &std::path::Path, contents: &[u8], replace: bool) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = file.with_extension(format!("tmp{}", std::process::id()));
@@ -115,7 +133,12 @@ pub fn write_private_file(file: &std::path::Path, contents: &[u8]) -> std::io::R
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(contents)?;
-        std::fs::rename(&tmp, file)
+        if replace {
+            std::fs::rename(&tmp, file)
+        } else {
+            std::fs::hard_link(&tmp, file)?;
+            std::fs::remove_file(&tmp)
+        }
     };
     let result = write();
     if result.is_err() {
