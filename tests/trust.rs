@@ -135,6 +135,25 @@ fn ci_fills(remote: &Remote, ci: &Env, files: &[String]) -> Vec<(String, String)
 /// A developer machine: trusts `public`, reads only.
 fn developer(remote: &Remote, name: &str, trusted: &str, n: usize) -> Env {
     let mut dev = remote.env(name, true);
+    if let Kind::Redis = remote.kind {
+        // Read-only credentials, as the README's recipe says: a Redis ACL user that cannot write.
+        redis::cmd("ACL")
+            .arg(&[
+                "SETUSER",
+                "developer",
+                "on",
+                ">dev-secret",
+                "~*",
+                "+@read",
+                "+@connection",
+            ])
+            .query::<()>(&mut remote.redis())
+            .unwrap();
+        dev.set(
+            "CACHEPOT_REDIS",
+            format!("redis://developer:dev-secret@127.0.0.1:{}/0", remote.server.port),
+        );
+    }
     dev.set("CACHEPOT_TRUSTED_KEYS", trusted);
     write_project(&dev.dir, n);
     dev
@@ -175,6 +194,12 @@ fn signing_writer_then_reader_with_public_key_gets_every_hit(kind: Kind) {
     assert!(remote.keys().iter().all(|k| signed(&remote.get(k))));
 
     let dev = developer(&remote, "trust-signed-r", &public, 4);
+    if let Kind::Redis = kind {
+        let url = format!("redis://developer:dev-secret@127.0.0.1:{}/0", remote.server.port);
+        let mut as_dev = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let denied = redis::cmd("SET").arg("x").arg("y").query::<()>(&mut as_dev);
+        assert!(denied.is_err(), "the developer's credentials can write");
+    }
     assert_eq!(build(&dev, &files), objects);
     assert_eq!(dev.stat("hits_direct"), 4, "{}", dev.stats());
     assert_eq!((dev.stat("misses"), rejected(&dev), dev.stat("errors")), (0, 0, 0));
