@@ -451,6 +451,8 @@ pub struct Trust {
 struct TrustState {
     rejected: u64,
     logged: bool,
+    /// Key faults (`error.signing-key`, `error.local-signing-key`).
+    errors: Vec<&'static str>,
 }
 
 impl Trust {
@@ -459,20 +461,27 @@ impl Trust {
         if cfg.trusted_keys.value.is_empty() && cfg.signing_key.value.is_none() {
             return None;
         }
+        // A key that cannot be used is a cache fault of this call (`error.<kind>`), never a failed build.
+        let mut errors = Vec::new();
         let writer = cfg.signing_key.value.as_ref().map(|p| KeyFile::load(p, false));
         if let Some(Err(e)) = &writer {
             log::warn!(target: "trust", "{e}; nothing is written to the remote");
+            errors.push("signing-key");
         }
         let local = local_key(cache_dir);
         if let Err(e) = &local {
             log::warn!(target: "trust", "{e}; the local cache level is not used");
+            errors.push("local-signing-key");
         }
         Some(Rc::new(Trust {
             cache_dir: cache_dir.to_path_buf(),
             local,
             writer,
             trusted: cfg.trusted_keys.value.clone(),
-            state: RefCell::default(),
+            state: RefCell::new(TrustState {
+                errors,
+                ..TrustState::default()
+            }),
         }))
     }
 
@@ -522,13 +531,18 @@ impl Trust {
 
 impl Drop for Trust {
     fn drop(&mut self) {
-        let n = self.state.get_mut().rejected;
-        if n > 0 {
-            let mut c = crate::stats::Counters::new();
-            c.insert(REJECTED_COUNTER.to_string(), n);
-            if let Err(e) = crate::stats::add_counters(&self.cache_dir, &c) {
-                log::warn!(target: "trust", "could not update statistics in {}: {e}", self.cache_dir.display());
-            }
+        let st = self.state.get_mut();
+        let mut c = crate::stats::Counters::new();
+        if st.rejected > 0 {
+            c.insert(REJECTED_COUNTER.to_string(), st.rejected);
+        }
+        for e in &st.errors {
+            *c.entry(format!("error.{e}")).or_default() += 1;
+        }
+        if !c.is_empty()
+            && let Err(e) = crate::stats::add_counters(&self.cache_dir, &c)
+        {
+            log::warn!(target: "trust", "could not update statistics in {}: {e}", self.cache_dir.display());
         }
     }
 }

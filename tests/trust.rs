@@ -407,4 +407,17 @@ fn new_signing_key_command_and_settings() {
     );
     let files = write_project(&bad.dir, 1);
     assert_eq!(build(&bad, &files), reference_objects(&bad, &files));
+
+    // A signing key file that cannot be read: a counted fault, the build goes on (and still hits
+    // locally, the local level having its own key).
+    let mut missing = Env::new("trust-cli-missing");
+    missing.set(
+        "CACHEPOT_SIGNING_KEY",
+        missing.dir.join("no-such.key").to_str().unwrap(),
+    );
+    let files = write_project(&missing.dir, 1);
+    build(&missing, &files);
+    assert_eq!(build(&missing, &files), reference_objects(&missing, &files));
+    assert_eq!(missing.error_kind("signing-key"), 2, "{}", missing.stats());
+    assert_eq!(missing.stat("hits"), 1);
 }
