@@ -582,8 +582,19 @@ impl Level {
     }
 }
 
+impl Level {
+    /// Trust is on but this is the local level and its key could not be read or made: the level is
+    /// left out (the fault was counted once, as `error.local-signing-key`).
+    fn left_out(&self) -> bool {
+        matches!((&self.trust, &self.namespace), (Some(t), Namespace::Local) if t.local.is_err())
+    }
+}
+
 impl Storage for Level {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.left_out() {
+            return Ok(None);
+        }
         let Some(mut bytes) = self.inner.get(key)? else {
             return Ok(None);
         };
@@ -612,9 +623,12 @@ impl Storage for Level {
         let Some(trust) = &self.trust else {
             return self.inner.put(key, bytes);
         };
+        if self.left_out() {
+            return Ok(());
+        }
         match trust.seal(&self.namespace, key, bytes) {
             Some(sealed) => self.inner.put(key, &sealed),
-            // Remote: `accepts_writes` said no already. Local: no key, so nothing we could read back.
+            // Remote: `accepts_writes` said no already. Local: a key whose secret does not parse.
             None => Err(StoreError::Write(format!(
                 "no key to sign {key} for the {} level",
                 self.level_name()

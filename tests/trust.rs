@@ -366,6 +366,15 @@ fn files_dropped_into_the_local_dir_are_rejected() {
     write_project(&off.dir, 2);
     assert_eq!(build(&off, &files), reference_objects(&off, &files));
     assert_eq!(off.stat("hits"), 4);
+
+    // A local key others could read (or replace) is not used: the local level is left out of the
+    // calls, each counting the fault; builds are right and nothing is rejected.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&local_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let rejected_before = rejected(&env);
+    assert_eq!(build(&env, &files), reference_objects(&env, &files));
+    assert_eq!(env.error_kind("local-signing-key"), 2, "{}", env.stats());
+    assert_eq!((env.stat("hits"), rejected(&env)), (4, rejected_before));
 }
 
 #[test]
