@@ -601,8 +601,8 @@ impl Storage for Level {
         let Some(trust) = &self.trust else {
             // Trust off: a signed object is used like any other (its payload still verifies itself).
             if let Ok(env) = decode_envelope(&bytes) {
-                let start = env.payload.as_ptr() as usize - bytes.as_ptr() as usize;
-                bytes.drain(..start);
+                let header = bytes.len() - env.payload.len();
+                bytes.drain(..header);
             }
             return Ok(Some(bytes));
         };
