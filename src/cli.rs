@@ -174,6 +174,11 @@ fn settings(cfg: &Config) -> Vec<(&'static str, String, String)> {
             cfg.coordinator.idle_timeout.value.to_string(),
             cfg.coordinator.idle_timeout.source.to_string(),
         ),
+        (
+            "max_wait",
+            cfg.coordinator.max_wait.value.to_string(),
+            cfg.coordinator.max_wait.source.to_string(),
+        ),
     ];
     match &cfg.remote {
         Some(r) => rows.extend(r.show()),
@@ -242,11 +247,14 @@ fn stats_text(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
     line("  not cacheable", s.not_cacheable_total().to_string());
     line("hit rate (of cacheable calls)", format!("{:.1} %", s.hit_rate()));
     for (reason, n) in &s.not_cacheable {
-        line(&format!("  not cacheable: {reason}"), n.to_string());
+        line(&format!("  not cacheable: {}", describe_reason(reason)), n.to_string());
+    }
+    for (detail, n) in &s.not_cacheable_details {
+        line(&format!("    of which {detail}"), n.to_string());
     }
     line("cache errors", s.errors.values().sum::<u64>().to_string());
     for (kind, n) in &s.errors {
-        line(&format!("  {kind}"), n.to_string());
+        line(&format!("  {}", describe_fault(kind)), n.to_string());
     }
     for (k, n) in &s.other {
         line(k, n.to_string());
@@ -268,13 +276,34 @@ fn stats_text(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
     out
 }
 
+/// The human text of a not-cacheable id (the id itself when this version does not know it).
+fn describe_reason(id: &str) -> String {
+    crate::compiler::NotCacheable::ALL
+        .iter()
+        .find(|r| r.id() == id)
+        .map(|r| match r.detail() {
+            Some(_) => r.describe().split(':').next().unwrap_or(id).to_string(),
+            None => r.describe(),
+        })
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// The human text of a fault id.
+fn describe_fault(id: &str) -> String {
+    crate::stats::Fault::ALL
+        .iter()
+        .find(|f| f.id() == id)
+        .map(|f| f.describe().to_string())
+        .unwrap_or_else(|| id.to_string())
+}
+
 fn stats_json(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
     let map = |m: &std::collections::BTreeMap<String, u64>| {
         let items: Vec<String> = m.iter().map(|(k, v)| format!("{}:{v}", json_str(k))).collect();
         format!("{{{}}}", items.join(","))
     };
     format!(
-        "{{\"cache_location\":{},\"requests\":{},\"hits\":{},\"hits_direct\":{},\"hits_preprocessed\":{},\"misses\":{},\"not_cacheable\":{},\"not_cacheable_reasons\":{},\"hit_rate\":{:.2},\"errors\":{},\"error_kinds\":{},\"other\":{},\"entries\":{files},\"bytes\":{bytes},\"max_bytes\":{}}}\n",
+        "{{\"cache_location\":{},\"requests\":{},\"hits\":{},\"hits_direct\":{},\"hits_preprocessed\":{},\"misses\":{},\"not_cacheable\":{},\"not_cacheable_reasons\":{},\"not_cacheable_details\":{},\"hit_rate\":{:.2},\"errors\":{},\"error_kinds\":{},\"other\":{},\"entries\":{files},\"bytes\":{bytes},\"max_bytes\":{}}}\n",
         json_str(&cfg.dir.value.display().to_string()),
         s.requests(),
         s.hits(),
@@ -283,6 +312,7 @@ fn stats_json(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
         s.misses,
         s.not_cacheable_total(),
         map(&s.not_cacheable),
+        map(&s.not_cacheable_details),
         s.hit_rate(),
         s.errors.values().sum::<u64>(),
         map(&s.errors),

@@ -366,7 +366,7 @@ impl KeyFile {
 /// and return its public key line.
 pub fn new_signing_key(path: &Path) -> Result<String, String> {
     let key = KeyFile::generate()?;
-    crate::store::create_private_file(path, key.text().as_bytes()).map_err(|e| {
+    crate::atomic::create_private(path, key.text().as_bytes()).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             format!(
                 "{} exists; cachepot never overwrites a key: choose another file name",
@@ -387,7 +387,7 @@ fn local_key(cache_dir: &Path) -> Result<KeyFile, String> {
         return KeyFile::load(&path, true);
     }
     let key = KeyFile::generate()?;
-    match crate::store::create_private_file(&path, key.text().as_bytes()) {
+    match crate::atomic::create_private(&path, key.text().as_bytes()) {
         Ok(()) => Ok(key),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => KeyFile::load(&path, true),
         Err(e) => Err(format!("cannot create the local signing key {}: {e}", path.display())),
@@ -451,8 +451,8 @@ pub struct Trust {
 struct TrustState {
     rejected: u64,
     logged: bool,
-    /// Key faults (`error.signing-key`, `error.local-signing-key`).
-    errors: Vec<&'static str>,
+    /// Key faults (`error.signing_key`, `error.local_signing_key`).
+    errors: Vec<crate::stats::Fault>,
 }
 
 impl Trust {
@@ -466,12 +466,12 @@ impl Trust {
         let writer = cfg.signing_key.value.as_ref().map(|p| KeyFile::load(p, false));
         if let Some(Err(e)) = &writer {
             log::warn!(target: "trust", "{e}; nothing is written to the remote");
-            errors.push("signing-key");
+            errors.push(crate::stats::Fault::SigningKey);
         }
         let local = local_key(cache_dir);
         if let Err(e) = &local {
             log::warn!(target: "trust", "{e}; the local cache level is not used");
-            errors.push("local-signing-key");
+            errors.push(crate::stats::Fault::LocalSigningKey);
         }
         Some(Rc::new(Trust {
             cache_dir: cache_dir.to_path_buf(),
@@ -536,8 +536,8 @@ impl Drop for Trust {
         if st.rejected > 0 {
             c.insert(REJECTED_COUNTER.to_string(), st.rejected);
         }
-        for e in &st.errors {
-            *c.entry(format!("error.{e}")).or_default() += 1;
+        for f in &st.errors {
+            *c.entry(f.counter()).or_default() += 1;
         }
         if !c.is_empty()
             && let Err(e) = crate::stats::add_counters(&self.cache_dir, &c)
@@ -584,7 +584,7 @@ impl Level {
 
 impl Level {
     /// Trust is on but this is the local level and its key could not be read or made: the level is
-    /// left out (the fault was counted once, as `error.local-signing-key`).
+    /// left out (the fault was counted once, as `error.local_signing_key`).
     fn left_out(&self) -> bool {
         matches!((&self.trust, &self.namespace), (Some(t), Namespace::Local) if t.local.is_err())
     }

@@ -281,7 +281,7 @@ fn byte_flipped_after_signing_is_rejected(kind: Kind) {
     assert_eq!(build(&dev, &files), reference_objects(&dev, &files));
     assert_eq!((dev.stat("hits"), rejected(&dev)), (0, 3), "{}", dev.stats());
     // Rejected before any decoding: not a corrupt entry, and left alone on a read-only remote.
-    assert_eq!(dev.error_kind("corrupt-entry"), 0);
+    assert_eq!(dev.error_kind("corrupt_entry"), 0);
     assert_eq!(remote.keys().len(), 6);
 }
 
@@ -373,7 +373,7 @@ fn files_dropped_into_the_local_dir_are_rejected() {
     std::fs::set_permissions(&local_key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let rejected_before = rejected(&env);
     assert_eq!(build(&env, &files), reference_objects(&env, &files));
-    assert_eq!(env.error_kind("local-signing-key"), 2, "{}", env.stats());
+    assert_eq!(env.error_kind("local_signing_key"), 2, "{}", env.stats());
     assert_eq!((env.stat("hits"), rejected(&env)), (4, rejected_before));
 }
 
@@ -427,6 +427,6 @@ fn new_signing_key_command_and_settings() {
     let files = write_project(&missing.dir, 1);
     build(&missing, &files);
     assert_eq!(build(&missing, &files), reference_objects(&missing, &files));
-    assert_eq!(missing.error_kind("signing-key"), 2, "{}", missing.stats());
+    assert_eq!(missing.error_kind("signing_key"), 2, "{}", missing.stats());
     assert_eq!(missing.stat("hits"), 1);
 }
