@@ -26,6 +26,9 @@ pub struct Cli {
     /// print the merged configuration and where each value came from
     #[argh(switch)]
     pub show_config: bool,
+    /// write a new private signing key to FILE (mode 0600, never over a file) and print its public key
+    #[argh(option)]
+    pub new_signing_key: Option<PathBuf>,
     /// create or refresh DIR with compiler-named links to cachepot, for the front of PATH
     #[argh(option)]
     pub install_shims: Option<PathBuf>,
@@ -60,6 +63,10 @@ pub fn run(cli: Cli) -> i32 {
 fn run_inner(cli: Cli) -> Result<(), String> {
     if cli.version {
         println!("cachepot {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    if let Some(file) = &cli.new_signing_key {
+        println!("{}", crate::trust::new_signing_key(file)?);
         return Ok(());
     }
     if let Some(result) = coordinator_command(&cli) {
@@ -182,6 +189,14 @@ fn settings(cfg: &Config) -> Vec<(&'static str, String, String)> {
         Some(r) => rows.extend(r.show()),
         None => rows.push(("remote", "(none)".into(), "default".into())),
     }
+    let t = &cfg.trust;
+    rows.push((
+        "signing_key",
+        opt(&t.signing_key.value.as_ref().map(|p| p.display().to_string())),
+        t.signing_key.source.to_string(),
+    ));
+    let ids: Vec<String> = t.trusted_keys.value.iter().map(|k| k.to_string()).collect();
+    rows.push(("trusted_keys", ids.join(" "), t.trusted_keys.source.to_string()));
     rows
 }
 

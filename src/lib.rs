@@ -20,3 +20,4 @@ pub mod rust;
 pub mod shims;
 pub mod stats;
 pub mod store;
+pub mod trust;
