@@ -26,6 +26,9 @@ pub struct Cli {
     /// print the merged configuration and where each value came from
     #[argh(switch)]
     pub show_config: bool,
+    /// write a new private signing key to FILE (mode 0600, never over a file) and print its public key
+    #[argh(option)]
+    pub new_signing_key: Option<PathBuf>,
     /// create or refresh DIR with compiler-named links to cachepot, for the front of PATH
     #[argh(option)]
     pub install_shims: Option<PathBuf>,
@@ -60,6 +63,10 @@ pub fn run(cli: Cli) -> i32 {
 fn run_inner(cli: Cli) -> Result<(), String> {
     if cli.version {
         println!("cachepot {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
+    if let Some(file) = &cli.new_signing_key {
+        println!("{}", crate::trust::new_signing_key(file)?);
         return Ok(());
     }
     if let Some(result) = coordinator_command(&cli) {
@@ -161,6 +168,11 @@ fn settings(cfg: &Config) -> Vec<(&'static str, String, String)> {
             cfg.error_log.source.to_string(),
         ),
         (
+            "compiler_check",
+            cfg.compiler_check.value.to_string(),
+            cfg.compiler_check.source.to_string(),
+        ),
+        (
             "coordinator",
             cfg.coordinator.mode.value.to_string(),
             cfg.coordinator.mode.source.to_string(),
@@ -185,6 +197,14 @@ fn settings(cfg: &Config) -> Vec<(&'static str, String, String)> {
         Some(r) => rows.extend(r.show()),
         None => rows.push(("remote", "(none)".into(), "default".into())),
     }
+    let t = &cfg.trust;
+    rows.push((
+        "signing_key",
+        opt(&t.signing_key.value.as_ref().map(|p| p.display().to_string())),
+        t.signing_key.source.to_string(),
+    ));
+    let ids: Vec<String> = t.trusted_keys.value.iter().map(|k| k.to_string()).collect();
+    rows.push(("trusted_keys", ids.join(" "), t.trusted_keys.source.to_string()));
     rows
 }
 
@@ -240,11 +260,14 @@ fn stats_text(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
     line("  not cacheable", s.not_cacheable_total().to_string());
     line("hit rate (of cacheable calls)", format!("{:.1} %", s.hit_rate()));
     for (reason, n) in &s.not_cacheable {
-        line(&format!("  not cacheable: {reason}"), n.to_string());
+        line(&format!("  not cacheable: {}", describe_reason(reason)), n.to_string());
+    }
+    for (detail, n) in &s.not_cacheable_details {
+        line(&format!("    of which {detail}"), n.to_string());
     }
     line("cache errors", s.errors.values().sum::<u64>().to_string());
     for (kind, n) in &s.errors {
-        line(&format!("  {kind}"), n.to_string());
+        line(&format!("  {}", describe_fault(kind)), n.to_string());
     }
     for (k, n) in &s.other {
         line(k, n.to_string());
@@ -266,13 +289,34 @@ fn stats_text(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
     out
 }
 
+/// The human text of a not-cacheable id (the id itself when this version does not know it).
+fn describe_reason(id: &str) -> String {
+    crate::compiler::NotCacheable::ALL
+        .iter()
+        .find(|r| r.id() == id)
+        .map(|r| match r.detail() {
+            Some(_) => r.describe().split(':').next().unwrap_or(id).to_string(),
+            None => r.describe(),
+        })
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// The human text of a fault id.
+fn describe_fault(id: &str) -> String {
+    crate::stats::Fault::ALL
+        .iter()
+        .find(|f| f.id() == id)
+        .map(|f| f.describe().to_string())
+        .unwrap_or_else(|| id.to_string())
+}
+
 fn stats_json(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
     let map = |m: &std::collections::BTreeMap<String, u64>| {
         let items: Vec<String> = m.iter().map(|(k, v)| format!("{}:{v}", json_str(k))).collect();
         format!("{{{}}}", items.join(","))
     };
     format!(
-        "{{\"cache_location\":{},\"requests\":{},\"hits\":{},\"hits_direct\":{},\"hits_preprocessed\":{},\"misses\":{},\"not_cacheable\":{},\"not_cacheable_reasons\":{},\"hit_rate\":{:.2},\"errors\":{},\"error_kinds\":{},\"other\":{},\"entries\":{files},\"bytes\":{bytes},\"max_bytes\":{}}}\n",
+        "{{\"cache_location\":{},\"requests\":{},\"hits\":{},\"hits_direct\":{},\"hits_preprocessed\":{},\"misses\":{},\"not_cacheable\":{},\"not_cacheable_reasons\":{},\"not_cacheable_details\":{},\"hit_rate\":{:.2},\"errors\":{},\"error_kinds\":{},\"other\":{},\"entries\":{files},\"bytes\":{bytes},\"max_bytes\":{}}}\n",
         json_str(&cfg.dir.value.display().to_string()),
         s.requests(),
         s.hits(),
@@ -281,6 +325,7 @@ fn stats_json(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
         s.misses,
         s.not_cacheable_total(),
         map(&s.not_cacheable),
+        map(&s.not_cacheable_details),
         s.hit_rate(),
         s.errors.values().sum::<u64>(),
         map(&s.errors),

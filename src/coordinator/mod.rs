@@ -16,6 +16,7 @@ pub mod protocol;
 mod server;
 
 use crate::config::{Config, CoordinatorMode};
+use crate::stats::Fault;
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -55,7 +56,7 @@ pub fn slot(cfg: &Config) -> Slot {
             .is_some_and(|age| age < SILENT_BACKOFF)
     {
         log::debug!(target: "coordinator", "the coordinator was silent less than {SILENT_BACKOFF:?} ago; compiling without a slot");
-        count(cfg, "error.coordinator_unresponsive", 1);
+        count(cfg, &Fault::CoordinatorUnresponsive.counter(), 1);
         return Slot::NONE;
     }
     let started = Instant::now();
@@ -103,7 +104,7 @@ pub fn slot(cfg: &Config) -> Slot {
             } else {
                 log::debug!(target: "coordinator", "{msg}");
             }
-            count(cfg, "error.coordinator_unresponsive", 1);
+            count(cfg, &Fault::CoordinatorUnresponsive.counter(), 1);
             Slot::NONE
         }
         Err(client::AcquireError::WaitedTooLong) => {
@@ -112,13 +113,13 @@ pub fn slot(cfg: &Config) -> Slot {
                 "no compile slot after waiting {} s (CACHEPOT_COORDINATOR_MAX_WAIT); compiling without one",
                 cfg.coordinator.max_wait.value
             );
-            count(cfg, "error.coordinator_wait_timeout", 1);
+            count(cfg, &Fault::CoordinatorWaitTimeout.counter(), 1);
             Slot::NONE
         }
         Err(client::AcquireError::Other(e)) => {
             // A garbled answer, a connection cut by a dying coordinator, a refusal: counted too.
             log::warn!(target: "coordinator", "no compile slot, compiling anyway: {e}");
-            count(cfg, "error.coordinator_failed", 1);
+            count(cfg, &Fault::CoordinatorFailed.counter(), 1);
             Slot::NONE
         }
     }

@@ -446,7 +446,7 @@ mod tests {
         assert!(s.usage().bytes <= 256 << 10, "{:?}", s.usage());
         // Larger than the whole limit: refused, and said so.
         let e = s.put(&key(1001), &vec![7u8; 300 << 10]).unwrap_err();
-        assert_eq!(e.stat_name(), "entry-too-large");
+        assert_eq!(e.fault(), crate::stats::Fault::EntryTooLarge);
         assert_eq!(s.get(&key(1001)).unwrap(), None);
         fs::remove_dir_all(&d).unwrap();
     }

@@ -13,6 +13,7 @@ pub mod s3;
 pub mod s3_credentials;
 pub mod tiered;
 
+use crate::stats::Fault;
 use std::fmt;
 
 /// Why a store operation failed. Each kind is also a statistics counter (`error.<kind>`).
@@ -37,17 +38,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The statistics counter name of this error kind.
-    pub fn stat_name(&self) -> &'static str {
+    /// The statistics fault of this error kind.
+    pub fn fault(&self) -> Fault {
         match self {
-            StoreError::Read(_) => "read-failed",
-            StoreError::Write(_) => "write-failed",
-            StoreError::TooLarge(_) => "entry-too-large",
-            StoreError::Timeout(_) => "remote-timeout",
-            StoreError::Unreachable(_) => "remote-unreachable",
-            StoreError::Auth(_) => "remote-auth",
-            StoreError::MissingBucket(_) => "remote-missing-bucket",
-            StoreError::Protocol(_) => "remote-protocol",
+            StoreError::Read(_) => Fault::ReadFailed,
+            StoreError::Write(_) => Fault::WriteFailed,
+            StoreError::TooLarge(_) => Fault::EntryTooLarge,
+            StoreError::Timeout(_) => Fault::RemoteTimeout,
+            StoreError::Unreachable(_) => Fault::RemoteUnreachable,
+            StoreError::Auth(_) => Fault::RemoteAuth,
+            StoreError::MissingBucket(_) => Fault::RemoteMissingBucket,
+            StoreError::Protocol(_) => Fault::RemoteProtocol,
         }
     }
 }
@@ -64,7 +65,7 @@ impl fmt::Display for StoreError {
             | StoreError::MissingBucket(s)
             | StoreError::Protocol(s) => s,
         };
-        write!(f, "{}: {}", self.stat_name(), detail)
+        write!(f, "{}: {}", self.fault().id(), detail)
     }
 }
 
@@ -102,28 +103,19 @@ pub fn open(cfg: &crate::config::Config) -> Box<dyn Storage> {
     // where every lookup goes to the remote (no local level). In direct mode the first lookup comes
     // at once, and a local hit would leave the server a connection made for nothing.
     let connect_ahead = !cfg.direct.value || cfg.remote.as_ref().is_some_and(|r| !r.local.value);
-    remote::open(&cfg.dir.value, cfg.max_size.value, cfg.remote.as_ref(), connect_ahead)
+    // Trust on: every level verifies what it returns and signs what it keeps (trust.rs).
+    let trust = crate::trust::Trust::open(&cfg.trust, &cfg.dir.value);
+    remote::open(
+        &cfg.dir.value,
+        cfg.max_size.value,
+        cfg.remote.as_ref(),
+        connect_ahead,
+        trust,
+    )
 }
 
 /// Keep a secret (credentials, a token) for the next compiles: a 0600 file in the cache dir,
 /// written to a temporary file and renamed, so no reader sees half of it and no other user can.
 pub fn write_private_file(file: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(file.parent().unwrap_or(std::path::Path::new(".")))?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(contents)?;
-        std::fs::rename(&tmp, file)
-    };
-    let result = write();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::atomic::write_private(file, contents)
 }
