@@ -11,8 +11,9 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
-/// The names of the targets, for the corpus replay (the `signature` target joins with trust.rs).
+/// The names of the targets, for the corpus replay.
 pub const TARGETS: &[&str] = &[
+    "signature",
     "entry",
     "manifest",
     "rust_manifest",
@@ -34,6 +35,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "depfile" => depfile(data),
         "protocol" => protocol(data),
         "config" => config(data),
+        "signature" => signature(data),
         _ => return false,
     }
     true
@@ -147,6 +149,15 @@ pub fn protocol(data: &[u8]) {
         assert!(encoded.len() <= 4 + protocol::MAX_FRAME as usize);
     }
     let _ = protocol::read_reply(&mut std::io::Cursor::new(data));
+}
+
+/// The signature envelope (trust.rs) and the public-key text: an envelope that decodes is a view
+/// into the input (key id, signature, payload), never more.
+pub fn signature(data: &[u8]) {
+    if let Ok(e) = crate::trust::decode_envelope(data) {
+        assert!(e.payload.len() + e.signature.len() + e.key_id.len() < data.len());
+    }
+    let _ = crate::trust::PublicKey::parse(&String::from_utf8_lossy(data));
 }
 
 /// The config file (TOML, every table and setting), read as `CACHEPOT_CONF`.
