@@ -297,6 +297,13 @@ impl CFamily for Gcc {
         }
     }
 
+    fn remap_args(&self, base: &Path) -> Vec<OsString> {
+        let mut a = OsString::from("-ffile-prefix-map=");
+        a.push(base);
+        a.push("=.");
+        vec![a]
+    }
+
     fn precompiled_headers(&self, req: &CCompile, cwd: &Path) -> Vec<PathBuf> {
         include_search::precompiled_headers(req, cwd)
     }
@@ -799,7 +806,14 @@ impl State {
         } else {
             Option::None
         };
+        let path_maps = self
+            .prefix_maps
+            .iter()
+            .map(|(old, _)| PathBuf::from(old))
+            .filter(|p| p.is_absolute())
+            .collect();
         Ok(CCompile {
+            path_maps,
             source,
             language,
             outputs,
