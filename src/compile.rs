@@ -124,7 +124,17 @@ impl Call {
         };
         let configured = &self.ctx.cfg.basedirs.value;
         let bases = Bases::new(configured.iter().cloned().chain(req.path_maps.iter().cloned()));
-        let remap: Vec<OsString> = configured.iter().flat_map(|b| family.remap_args(b)).collect();
+        // What the compiler records is made relative to the working directory: each configured base
+        // as the path from here to it, and (last, so it wins) the working directory itself as ".".
+        // Two build dirs at the same depth then write the same bytes, and a debugger started in
+        // the build dir finds every file.
+        let mut remap: Vec<OsString> = configured
+            .iter()
+            .flat_map(|b| family.remap_args(b, &paths::relative(&cwd, b)))
+            .collect();
+        if configured.iter().any(|b| cwd.starts_with(b)) {
+            remap.extend(family.remap_args(&cwd, Path::new(".")));
+        }
         let location = (!bases.is_empty()).then(|| {
             let mut l = cwd.display().to_string();
             for b in bases.dirs() {
@@ -180,16 +190,9 @@ impl Call {
             }
         }
         if let Some(dir) = &req.hash_cwd {
-            // As the compiler records it: under a base we remap, relative to that base.
-            let recorded = self
-                .ctx
-                .cfg
-                .basedirs
-                .value
-                .iter()
-                .find_map(|b| dir.strip_prefix(b).ok())
-                .map(|rest| Path::new(".").join(rest));
-            kb.add_os("cwd", recorded.as_deref().unwrap_or(dir).as_os_str());
+            // As the compiler records it: "." when we remap the working directory (under a base).
+            let remapped = dir == &k.cwd && self.ctx.cfg.basedirs.value.iter().any(|b| k.cwd.starts_with(b));
+            kb.add_os("cwd", if remapped { Path::new(".") } else { dir }.as_os_str());
         }
         if let Some(p) = &req.output_path_in_key {
             kb.add_os("output path", p.as_os_str());

@@ -99,12 +99,20 @@ fn two_checkouts_share_with_basedirs() {
                 b.join(format!("src/{name}.c")).to_str().unwrap(),
                 "-o",
                 "plain.o",
-                &format!("-ffile-prefix-map={}=.", b.canonicalize().unwrap().display()),
+                // What cachepot passes: the base as seen from the build dir, then the build dir.
+                &format!("-ffile-prefix-map={}=..", b.canonicalize().unwrap().display()),
+                &format!(
+                    "-ffile-prefix-map={}=.",
+                    b.join("build").canonicalize().unwrap().display()
+                ),
             ])
             .status()
             .unwrap();
         assert!(plain.success());
-        assert_eq!(obj, std::fs::read(b.join("build/plain.o")).unwrap(), "{name}.o");
+        assert!(
+            obj == std::fs::read(b.join("build/plain.o")).unwrap(),
+            "{name}.o differs from B's own compile"
+        );
         // The dependency file names B's files.
         let d = std::fs::read(b.join(format!("build/{name}.d"))).unwrap();
         assert!(!contains(&d, a_path), "{}", s(&d));
@@ -192,4 +200,60 @@ fn own_prefix_map_shares_and_embedded_paths_stay_home() {
     // … and each location still hits its own.
     build(&a.join("build"), &wa);
     assert_eq!(env.stat("hits"), 2);
+}
+
+/// A real CMake + Ninja project (Debug, a header generated into the build dir) built in two build
+/// dirs of one checkout: with the checkout as base directory, the second build dir hits every
+/// compile, and its program runs.
+#[test]
+fn cmake_ninja_second_build_dir_hits_everything() {
+    let cmake = require_tool("cmake");
+    require_tool("ninja");
+    let mut env = Env::new("basedirs-cmake");
+    let root = env.dir.join("proj");
+    let w = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w(
+        "CMakeLists.txt",
+        "cmake_minimum_required(VERSION 3.16)\nproject(demo C)\n\
+         set(FACTOR 3)\nconfigure_file(config.h.in gen/config.h)\n\
+         add_executable(app src/main.c src/a.c src/b.c src/c.c)\n\
+         target_include_directories(app PRIVATE include ${CMAKE_CURRENT_BINARY_DIR}/gen)\n",
+    );
+    w("config.h.in", "#define FACTOR @FACTOR@\n");
+    w("include/demo.h", "int a(int); int b(int); int c(int);\n");
+    for (n, body) in [("a", "x + 1"), ("b", "x * 2"), ("c", "x - 3")] {
+        w(
+            &format!("src/{n}.c"),
+            &format!("#include \"demo.h\"\n#include \"config.h\"\nint {n}(int x) {{ return ({body}) * FACTOR; }}\n"),
+        );
+    }
+    w(
+        "src/main.c",
+        "#include <stdio.h>\n#include \"demo.h\"\nint main(void) { printf(\"%d\\n\", a(1) + b(2) + c(3)); return 0; }\n",
+    );
+    env.set("CACHEPOT_BASEDIRS", root.to_str().unwrap());
+    for dir in ["build-one", "build-two"] {
+        let bd = root.join(dir);
+        let conf = env
+            .cmd(&cmake)
+            .args(["-G", "Ninja", "-DCMAKE_BUILD_TYPE=Debug"])
+            .arg(format!("-DCMAKE_C_COMPILER_LAUNCHER={}", cachepot_bin().display()))
+            .arg("-S")
+            .arg(&root)
+            .arg("-B")
+            .arg(&bd)
+            .output()
+            .unwrap();
+        assert!(conf.status.success(), "{}", s(&conf.stderr));
+        let build = env.cmd(&cmake).arg("--build").arg(&bd).output().unwrap();
+        assert!(build.status.success(), "{}{}", s(&build.stdout), s(&build.stderr));
+        let run = Command::new(bd.join("app")).output().unwrap();
+        assert_eq!(s(&run.stdout), "18\n", "{dir}");
+    }
+    let st = env.stats();
+    assert_eq!((st["misses"].as_u64(), st["hits"].as_u64()), (Some(4), Some(4)), "{st}");
 }

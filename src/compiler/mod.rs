@@ -82,9 +82,10 @@ pub trait CFamily: Sync {
     /// asking the compiler; `None` when it cannot tell.
     fn resolve_native(&self, driver: &Path, args: &[OsString]) -> Option<String>;
 
-    /// Arguments that make the compiler record paths under `base` relative to it in what it
-    /// writes (debug info, `__FILE__`), for base directories; none when it has no such option.
-    fn remap_args(&self, _base: &Path) -> Vec<OsString> {
+    /// Arguments that make the compiler record paths under `from` as under `to` in what it writes
+    /// (debug info, `__FILE__`), for base directories; none when it has no such option. Given in
+    /// order from the outermost directory to the innermost, which must win.
+    fn remap_args(&self, _from: &Path, _to: &Path) -> Vec<OsString> {
         Vec::new()
     }
 

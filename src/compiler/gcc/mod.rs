@@ -297,10 +297,12 @@ impl CFamily for Gcc {
         }
     }
 
-    fn remap_args(&self, base: &Path) -> Vec<OsString> {
+    /// gcc lets the last matching map win; clang the longest: both pick the innermost.
+    fn remap_args(&self, from: &Path, to: &Path) -> Vec<OsString> {
         let mut a = OsString::from("-ffile-prefix-map=");
-        a.push(base);
-        a.push("=.");
+        a.push(from);
+        a.push("=");
+        a.push(to);
         vec![a]
     }
 
