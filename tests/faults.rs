@@ -697,7 +697,9 @@ fn remote_full() {
             break;
         }
     }
-    remote_build("remote-full", &format!("redis://127.0.0.1:{}/0", server.port), &[]);
+    let st = remote_build("remote-full", &format!("redis://127.0.0.1:{}/0", server.port), &[]);
+    // redis answers "OOM command not allowed": a remote error the store did not expect.
+    assert!(st["error_kinds"]["remote_protocol"].as_u64().unwrap_or(0) > 0, "{st}");
 }
 
 #[test]
@@ -705,7 +707,9 @@ fn remote_refusing_writes() {
     // A replica of a master that is not there answers reads and refuses every write (READONLY).
     let master = remote_support::free_port().to_string();
     let server = remote_support::redis(&["--replicaof", "127.0.0.1", &master]);
-    remote_build("remote-ro", &format!("redis://127.0.0.1:{}/0", server.port), &[]);
+    let st = remote_build("remote-ro", &format!("redis://127.0.0.1:{}/0", server.port), &[]);
+    // "READONLY You can't write against a read only replica."
+    assert!(st["error_kinds"]["remote_protocol"].as_u64().unwrap_or(0) > 0, "{st}");
 }
 
 // ---- Outputs and entries at the edges ----
