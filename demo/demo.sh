@@ -13,6 +13,7 @@ for i in 1 2 3 4; do
   printf '#include <stdio.h>\nvoid part%d(void) { printf("part %d\\n"); }\n' "$i" "$i" > "part$i.c"
 done
 printf 'void part1(void); void part2(void); void part3(void); void part4(void);\nint main(void) { part1(); part2(); part3(); part4(); return 0; }\n' > main.c
+# shellcheck disable=SC2016 # make's $(OBJS) and $@, not the shell's
 printf 'OBJS = main.o part1.o part2.o part3.o part4.o\ndemo: $(OBJS)\n\t$(CC) -o $@ $(OBJS)\nclean:\n\trm -f *.o demo\n' > Makefile
 export PATH="$shims:$PATH"
 echo "== first build (cold cache: misses) =="

@@ -32,6 +32,9 @@ pub struct Cli {
     /// with --install-shims: the path the links point to (default: this executable)
     #[argh(option)]
     pub shim_target: Option<PathBuf>,
+    /// with --install-shims: link only the C compilers (c) or only rustc and clippy-driver (rust)
+    #[argh(option)]
+    pub only: Option<String>,
     /// print the version
     #[argh(switch, short = 'V')]
     pub version: bool,
@@ -74,13 +77,30 @@ fn run_inner(cli: Cli) -> Result<(), String> {
             .filter(|p| !p.is_empty())
             .or_else(|| std::env::var_os("PATH"))
             .unwrap_or_default();
-        let r = crate::shims::install(dir, &target, &path).map_err(|e| e.to_string())?;
+        let only = match &cli.only {
+            Some(o) => crate::shims::Only::parse(o)?,
+            None => crate::shims::Only::All,
+        };
+        let r = crate::shims::install(dir, &target, &path, only).map_err(|e| e.to_string())?;
+        let linked: Vec<String> = r.created.iter().chain(&r.kept).cloned().collect();
         println!(
             "{}: {} linked to {}",
             dir.display(),
-            join_or_none(&r.created.iter().chain(&r.kept).cloned().collect::<Vec<_>>()),
-            target.display()
+            join_or_none(&linked),
+            r.link.display()
         );
+        let rust: Vec<&str> = linked
+            .iter()
+            .map(String::as_str)
+            .filter(|n| crate::shims::is_compiler_name(n, crate::shims::RUST_NAMES))
+            .collect();
+        if !rust.is_empty() {
+            println!(
+                "note: {} linked too: with {} first on PATH, cargo builds go through cachepot as well; `--only c` links the C and C++ compilers only",
+                rust.join(" "),
+                dir.display()
+            );
+        }
         if !r.removed.is_empty() {
             println!("removed links for compilers no longer on PATH: {}", r.removed.join(" "));
         }
@@ -88,6 +108,9 @@ fn run_inner(cli: Cli) -> Result<(), String> {
             println!("left alone (not cachepot's links): {}", r.skipped.join(" "));
         }
         return Ok(());
+    }
+    if cli.only.is_some() {
+        return Err("--only goes with --install-shims DIR".into());
     }
     let any = cli.show_stats || cli.zero_stats || cli.clear_cache || cli.show_config;
     if !any {
