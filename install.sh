@@ -76,6 +76,8 @@ fi
 
 cd "$(dirname "$0")"
 if [ "$BUILD" = 1 ]; then
+  command -v cargo >/dev/null 2>&1 || { echo "install.sh: cargo not found: install Rust with rustup (https://rustup.rs) and open a new shell, or pass --no-build with CACHEPOT_BIN" >&2; exit 1; }
+  command -v cc >/dev/null 2>&1 || { echo "install.sh: no C compiler (cc) to link with: apt-get install gcc (Debian), then run install.sh again" >&2; exit 1; }
   cargo build --release --locked
 fi
 bin="${CACHEPOT_BIN:-target/release/cachepot}"

@@ -4,6 +4,9 @@
 set -eu
 PREFIX="${PREFIX:-/usr/local}"
 shims="$PREFIX/lib/cachepot"
+for tool in make cc; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "demo: $tool not found: apt-get install make gcc (Debian)" >&2; exit 1; }
+done
 [ -x "$PREFIX/bin/cachepot" ] || { echo "demo: $PREFIX/bin/cachepot not found; run ./install.sh first (or set PREFIX)" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/cachepot-demo.XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -43,11 +43,21 @@ if [ ! -f "$base" ]; then
 fi
 R=$(mktemp -d "${TMPDIR:-/var/tmp}/cachepot-deb-root.XXXXXX")
 cleanup() {
-  if [ "${CACHEPOT_KEEP_TEST_DIRS:-}" = 1 ]; then echo "test-deb: root kept in $R"; else rm -rf "$R" "$R.before" "$R.after" "$R.diff"; fi
+  # Never remove the root while /proc is mounted in it.
+  if mountpoint -q "$R/proc" && ! umount "$R/proc"; then
+    echo "test-deb: could not unmount $R/proc; root left in $R" >&2
+  elif [ "${CACHEPOT_KEEP_TEST_DIRS:-}" = 1 ]; then
+    echo "test-deb: root kept in $R"
+  else
+    rm -rf "$R" "$R.before" "$R.after" "$R.diff" "$R.log"
+  fi
 }
 trap cleanup EXIT
 tar -C "$R" -xf "$base"
+chmod 755 "$R" # apt's downloads run as _apt, which must reach / of the root
 cp /etc/resolv.conf "$R/etc/resolv.conf"
+# A chroot as users make one: with /proc (cachepot finds itself through /proc/self/exe).
+mount -t proc proc "$R/proc"
 step "clean root in $R"
 
 in_root() {
@@ -61,6 +71,8 @@ snapshot() {
     -o -path /var/lib/dpkg -o -path /var/lib/apt -o -path /var/cache -o -path /var/log -o -path /root \) \
     -prune -o -print | sort
 }
+# apt and dpkg talk a lot in a chroot (no /dev/pts, no apt-utils): their output only on failure.
+quiet() { "$@" >"$R.log" 2>&1 || { cat "$R.log" >&2; return 1; }; }
 shims() { in_root find /usr/lib/cachepot -mindepth 1 -printf '%f\n' | sort; }
 # Every entry of the shim dir is our relative link, and names a compiler that exists in /usr/bin.
 check_shims() {
@@ -77,10 +89,11 @@ stat_of() { # stat_of NAME: a number from --show-stats --json
 }
 
 snapshot > "$R.before"
+grep -qx /usr/bin/gcc "$R.before" || fail "the root's file list is missing /usr/bin/gcc: $(wc -l < "$R.before") entries"
 
 step "apt-get install ./$(basename "$deb")"
 cp "$deb" "$R/tmp/"
-in_root apt-get install -y -q "/tmp/$(basename "$deb")" >/dev/null
+quiet in_root apt-get install -y -q "/tmp/$(basename "$deb")"
 [ -x "$R/usr/bin/cachepot" ] || fail "/usr/bin/cachepot missing"
 [ -f "$R/usr/share/man/man1/cachepot.1.gz" ] || fail "man page missing"
 [ -f "$R/usr/share/doc/cachepot/README.md.gz" ] || fail "README missing"
@@ -105,21 +118,21 @@ build || fail "second build"
 echo "test-deb: first build 4 misses, second build 4 hits"
 
 step "apt-get install clang (the trigger adds its links)"
-in_root apt-get update -q >/dev/null
-in_root apt-get install -y -q --no-install-recommends clang >/dev/null
+quiet in_root apt-get update -q
+quiet in_root apt-get install -y -q --no-install-recommends clang
 check_shims
 for name in clang clang++ clang-14; do has_shim "$name" || fail "no shim $name after installing clang: $(shims | tr '\n' ' ')"; done
 in_root sh -c 'cd /root/proj && PATH=/usr/lib/cachepot:$PATH clang -c f1.c -o c1.o' || fail "clang through the shim"
 [ "$(stat_of misses)" = 5 ] || fail "clang through the shim was not a cache miss: $(stat_of misses) misses"
 
 step "apt-get purge clang (the trigger removes its links)"
-in_root apt-get purge -y -q --autoremove clang 'clang-14' >/dev/null
+quiet in_root apt-get purge -y -q --autoremove clang 'clang-14'
 check_shims
 for name in clang clang++ clang-14 clang++-14; do has_shim "$name" && fail "shim $name left after removing clang"; done
 has_shim gcc || fail "gcc's shim went with clang"
 
 step "dpkg --purge cachepot"
-in_root dpkg --purge cachepot >/dev/null
+quiet in_root dpkg --purge cachepot
 snapshot > "$R.after"
 if ! diff -u "$R.before" "$R.after" > "$R.diff"; then
   cat "$R.diff" >&2
