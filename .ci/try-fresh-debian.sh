@@ -33,6 +33,13 @@ timed() { # timed NAME COMMAND...: run, log, print the seconds it took
 timed debootstrap debootstrap --variant=minbase --include=ca-certificates,curl bookworm "$R" http://deb.debian.org/debian
 cp /etc/resolv.conf "$R/etc/resolv.conf"
 mount -t proc proc "$R/proc"
+# A machine whose egress goes through a TLS-inspecting proxy has its CA in
+# /usr/local/share/ca-certificates: the fresh root gets it too (as that machine's admin would
+# install it), and the variables that point tools at the bundle are passed on below.
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+  cp /usr/local/share/ca-certificates/*.crt "$R/usr/local/share/ca-certificates/"
+  chroot "$R" update-ca-certificates >/dev/null 2>&1
+fi
 mkdir -p "$R/root/.rustup/toolchains" "$R/root/.cargo/bin"
 cp -a "$toolchain" "$R/root/.rustup/toolchains/"
 printf 'version = "12"\ndefault_toolchain = "%s"\nprofile = "default"\n' "$(basename "$toolchain")" > "$R/root/.rustup/settings.toml"
@@ -41,8 +48,15 @@ for proxy in cargo rustc rustdoc cargo-clippy clippy-driver rustfmt cargo-fmt; d
   ln "$R/root/.cargo/bin/rustup" "$R/root/.cargo/bin/$proxy"
 done
 git clone -q "$(pwd)" "$R/root/cachepot"
+ca_vars=""
+for v in SSL_CERT_FILE NODE_EXTRA_CA_CERTS PIP_CERT REQUESTS_CA_BUNDLE CURL_CA_BUNDLE; do
+  eval "val=\${$v:-}"
+  # shellcheck disable=SC2154 # val is set by the eval
+  [ -n "$val" ] && ca_vars="$ca_vars $v=$val"
+done
 in_root() {
-  chroot "$R" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
+  # shellcheck disable=SC2086 # ca_vars is a list of NAME=value words without spaces
+  chroot "$R" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb $ca_vars \
     PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     sh -c "cd /root/cachepot && $1"
 }

@@ -318,7 +318,7 @@ fn config_file_env_precedence_and_show_config() {
         "{out}"
     );
     let json: serde_json::Value = serde_json::from_slice(&env.ok(&["--show-config", "--json"]).stdout).unwrap();
-    assert_eq!(json["settings"]["cache_size"]["value"], "1073741824");
+    assert_eq!(json["settings"]["cache_size"]["value"], 1073741824u64);
 }
 
 #[test]

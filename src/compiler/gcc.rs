@@ -189,6 +189,12 @@ static TABLE: &[Flag<Kind>] = &[
     f("-###", None, TooHard("-### (dry run)")),
     f("--help", Joined, TooHard("informational call")),
     f("--version", None, TooHard("informational call")),
+    // configure's compiler-version probes (`$CC -V`, `-qversion`, `-version`, `-?`): informational,
+    // not an unsupported option, even where gcc rejects them.
+    f("-V", None, TooHard("informational call")),
+    f("-qversion", None, TooHard("informational call")),
+    f("-version", None, TooHard("informational call")),
+    f("-?", None, TooHard("informational call")),
     f("-time", Joined, TooHard("-time")),
 ];
 
