@@ -93,6 +93,22 @@ pub struct Config {
 
 pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
 
+/// The config file's top-level keys, and those of `[cache.disk]` and `[coordinator]`. A key is
+/// accepted only when listed here, so these lists are what the file can say (tests/docs.rs holds
+/// the man page and the README to them).
+pub const TOP_KEYS: &[&str] = &["recache", "disable", "direct", "debug", "log", "error_log"];
+pub const DISK_KEYS: &[&str] = &["dir", "size"];
+pub const COORDINATOR_KEYS: &[&str] = &["mode", "jobs", "idle_timeout"];
+
+/// Every key the config file accepts, dotted: `direct`, `cache.disk.size`, `cache.redis.url`, …
+pub fn file_keys() -> Vec<String> {
+    let mut keys: Vec<String> = TOP_KEYS.iter().map(|k| k.to_string()).collect();
+    keys.extend(DISK_KEYS.iter().map(|k| format!("cache.disk.{k}")));
+    keys.extend(COORDINATOR_KEYS.iter().map(|k| format!("coordinator.{k}")));
+    keys.extend(remote::file_keys());
+    keys
+}
+
 /// Reads one environment variable; a function so tests can supply their own environment.
 pub type EnvReader<'a> = &'a dyn Fn(&str) -> Option<OsString>;
 
@@ -140,6 +156,15 @@ impl Config {
         let src = || Source::File(path.to_path_buf());
         let bad = |key: &str, what: &str| ConfigError(format!("config file {}: `{key}` {what}", path.display()));
         for (key, value) in &table {
+            if !TOP_KEYS.contains(&key.as_str()) && key != "coordinator" && key != "cache" {
+                return Err(bad(
+                    key,
+                    &format!(
+                        "is not a known setting; accepted: {}, [cache.disk], [coordinator], [cache.remote] and one remote table",
+                        TOP_KEYS.join(", ")
+                    ),
+                ));
+            }
             match key.as_str() {
                 "recache" | "disable" | "direct" | "debug" => {
                     let b = value.as_bool().ok_or_else(|| bad(key, "must be true or false"))?;
@@ -213,6 +238,12 @@ impl Config {
             |key: &str, what: &str| ConfigError(format!("config file {}: `cache.disk.{key}` {what}", path.display()));
         let table = value.as_table().ok_or_else(|| bad("", "must be a table"))?;
         for (key, v) in table {
+            if !DISK_KEYS.contains(&key.as_str()) {
+                return Err(bad(
+                    key,
+                    &format!("is not a known setting; accepted: {}", DISK_KEYS.join(", ")),
+                ));
+            }
             match key.as_str() {
                 "dir" => {
                     let s = v.as_str().ok_or_else(|| bad(key, "must be a directory path string"))?;
@@ -683,6 +714,12 @@ impl CoordinatorConfig {
             .ok_or_else(|| bad("", "must be a table ([coordinator])"))?;
         let src = || Source::File(path.to_path_buf());
         for (key, v) in table {
+            if !COORDINATOR_KEYS.contains(&key.as_str()) {
+                return Err(bad(
+                    key,
+                    &format!("is not a known setting; accepted: {}", COORDINATOR_KEYS.join(", ")),
+                ));
+            }
             match key.as_str() {
                 "mode" => {
                     let s = v.as_str().ok_or_else(|| bad(key, "must be \"off\" or \"auto\""))?;
@@ -885,6 +922,32 @@ mod tests {
             with_disk_size_line("[coordinator]\njobs = 2\n[cache.disk]\n", line),
             "[coordinator]\njobs = 2\n[cache.disk]\nsize = \"20G\"\n"
         );
+    }
+
+    #[test]
+    fn every_listed_key_is_read_and_no_other() {
+        let dir = std::env::temp_dir().join(format!("cachepot-cfg-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        let f = file.to_str().unwrap().to_string();
+        for key in file_keys()
+            .into_iter()
+            .chain(["cache.disk.sise".to_string(), "coordinator.job".into()])
+        {
+            let (table, name) = key.rsplit_once('.').unwrap_or(("", &key));
+            let header = if table.is_empty() {
+                String::new()
+            } else {
+                format!("[{table}]\n")
+            };
+            std::fs::write(&file, format!("{header}{name} = \"x\"\n")).unwrap();
+            let unknown = match load(&[("HOME", "/h"), ("CACHEPOT_CONF", &f)]) {
+                Ok(_) => false,
+                Err(e) => e.0.contains("not a known setting") || e.0.contains("not a known key"),
+            };
+            assert_eq!(unknown, key.ends_with("sise") || key.ends_with("job"), "{key}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
