@@ -352,6 +352,11 @@ fn settings(cfg: &Config) -> Vec<Row> {
             json!(cfg.coordinator.idle_timeout.value),
             &cfg.coordinator.idle_timeout.source,
         ),
+        row(
+            "max_wait",
+            json!(cfg.coordinator.max_wait.value),
+            &cfg.coordinator.max_wait.source,
+        ),
     ];
     match &cfg.remote {
         Some(r) => rows.extend(r.show().into_iter().map(|(name, value, source)| Row {
@@ -442,7 +447,12 @@ fn stats_text(cfg: &Config, s: &Summary, files: u64, bytes: u64, problem: Option
         line("why not cacheable (calls)", String::new());
     }
     for (reason, n) in reasons.iter().take(REASON_ROWS) {
-        line(&format!("  not cacheable: {reason}"), n.to_string());
+        line(&format!("  not cacheable: {}", describe_reason(reason)), n.to_string());
+    }
+    let mut details: Vec<(&String, &u64)> = s.not_cacheable_details.iter().collect();
+    details.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (detail, n) in details.iter().take(REASON_ROWS) {
+        line(&format!("    of which {detail}"), n.to_string());
     }
     if reasons.len() > REASON_ROWS {
         let rest: u64 = reasons[REASON_ROWS..].iter().map(|r| *r.1).sum();
@@ -453,7 +463,7 @@ fn stats_text(cfg: &Config, s: &Summary, files: u64, bytes: u64, problem: Option
     }
     line("cache errors", s.errors.values().sum::<u64>().to_string());
     for (kind, n) in &s.errors {
-        line(&format!("  {kind}"), n.to_string());
+        line(&format!("  {}", describe_fault(kind)), n.to_string());
     }
     for (k, n) in &s.other {
         line(k, n.to_string());
@@ -473,6 +483,27 @@ fn stats_text(cfg: &Config, s: &Summary, files: u64, bytes: u64, problem: Option
     out
 }
 
+/// The human text of a not-cacheable id (the id itself when this version does not know it).
+fn describe_reason(id: &str) -> String {
+    crate::compiler::NotCacheable::ALL
+        .iter()
+        .find(|r| r.id() == id)
+        .map(|r| match r.detail() {
+            Some(_) => r.describe().split(':').next().unwrap_or(id).to_string(),
+            None => r.describe(),
+        })
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// The human text of a fault id.
+fn describe_fault(id: &str) -> String {
+    crate::stats::Fault::ALL
+        .iter()
+        .find(|f| f.id() == id)
+        .map(|f| f.describe().to_string())
+        .unwrap_or_else(|| id.to_string())
+}
+
 fn stats_json(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> Value {
     json!({
         "cache_location": cfg.dir.value,
@@ -483,6 +514,7 @@ fn stats_json(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> Value {
         "misses": s.misses,
         "not_cacheable": s.not_cacheable_total(),
         "not_cacheable_reasons": s.not_cacheable,
+        "not_cacheable_details": s.not_cacheable_details,
         "hit_rate": (s.hit_rate() * 100.0).round() / 100.0,
         "errors": s.errors.values().sum::<u64>(),
         "error_kinds": s.errors,

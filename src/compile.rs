@@ -2,103 +2,33 @@
 //! restore a hit or compile and store a miss, and count the call once. The details live in the
 //! modules called from here. Any cache fault falls back to running the real compiler.
 
-use crate::compiler::{self, CCompile, ColorChoice, DepStyle, Family, NotCacheable};
-use crate::config::Config;
-use crate::depfile::prerequisites;
-use crate::entry::{self, Entry};
-use crate::include_search;
+use crate::call::{self, CallCtx, Wanted, replay, want_color};
+use crate::compiler::{self, CCompile, CFamily, ColorChoice, DepStyle, NotCacheable};
+use crate::entry::Entry;
 use crate::key::{KeyBuilder, sha256_hex};
-use crate::locate::{self, SelfIdentity};
 use crate::manifest::{
     self, Check, IncludeFile, Manifest, ResultSet, content_digest, has_time_macros, modified_or_changed_after,
     trusted_stat,
 };
-use crate::stats::{self, Outcome};
+use crate::outputs;
+use crate::stats::{Fault, Outcome};
 use crate::store::{self, Storage};
-use crate::{logging, outputs};
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::SystemTime;
 
-/// A compile call: the compiler as named (a bare name or a path) and its arguments.
-pub struct Invocation {
-    pub compiler: OsString,
-    pub args: Vec<OsString>,
-}
-
-/// Run one compile call through the cache; returns the exit status to exit with.
-pub fn run(inv: Invocation) -> i32 {
-    let me = SelfIdentity::current();
-    let real = match locate::find_compiler(&inv.compiler, &me) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("cachepot: error: {e}");
-            return 127;
-        }
-    };
-    if locate::inside_cachepot() {
-        // A cachepot up the call chain is already caching this compile (or we found a copy of
-        // ourselves as the "compiler"): run the real thing, never recurse.
-        return exec_passthrough(&real, &inv.args);
-    }
-    let cfg = match Config::load() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("cachepot: warning: {e}; caching is off for this call");
-            return exec_passthrough(&real, &inv.args);
-        }
-    };
-    logging::init(&cfg);
-    if cfg.disable.value {
-        return exec_passthrough(&real, &inv.args);
-    }
-    if crate::rust::is_rustc(&inv.compiler) {
-        return crate::rust::run(cfg, real, &inv.compiler, inv.args);
-    }
-    let mut call = Call {
-        cfg,
-        real,
-        invoked: inv.compiler,
-        args: inv.args,
-        errors: Vec::new(),
-        compiled: None,
-    };
-    guarded("compile", &mut call, Call::cached, |c| {
-        c.compiled.unwrap_or_else(|| exec_passthrough(&c.real, &c.args))
-    })
-}
-
-/// Run one cached call. A panic is a bug: it must not print a backtrace over the compiler's
-/// output, nor fail the build. After one, `after_panic` gives the status: the compiler's, if it
-/// already ran, else that of the compiler run now without the cache.
-pub(crate) fn guarded<C>(
-    target: &'static str,
-    call: &mut C,
-    cached: impl FnOnce(&mut C) -> i32,
-    after_panic: impl FnOnce(&C) -> i32,
-) -> i32 {
-    std::panic::set_hook(Box::new(move |info| log::error!(target: target, "panic: {info}")));
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cached(call))) {
-        Ok(status) => status,
-        Err(_) => {
-            log::error!(target: target, "internal error in cachepot; running the compiler without the cache");
-            after_panic(call)
-        }
-    }
+/// Run one C-family compile call through the cache; returns the exit status to exit with.
+pub fn run(ctx: CallCtx, family: &'static dyn CFamily, invoked: OsString) -> i32 {
+    let mut call = Call { ctx, family, invoked };
+    call::guarded(&mut call, |c| &c.ctx, Call::cached)
 }
 
 struct Call {
-    cfg: Config,
-    real: PathBuf,
+    ctx: CallCtx,
+    family: &'static dyn CFamily,
     invoked: OsString,
-    args: Vec<OsString>,
-    /// Cache faults met by this call (statistics counter names).
-    errors: Vec<&'static str>,
-    /// Set once the real compiler ran and its output was replayed.
-    compiled: Option<i32>,
 }
 
 /// What is known before compiling: the parsed request and the inputs of every key.
@@ -120,30 +50,28 @@ impl Call {
             Ok(d) => d,
             Err(_) => return self.not_cacheable(NotCacheable::BadArguments),
         };
-        let Some(family) = Family::detect(&self.invoked, &self.real) else {
-            return self.not_cacheable(NotCacheable::UnknownCompiler);
-        };
-        let expanded = match compiler::args::expand_response_files(&self.args, &cwd) {
+        let family = self.family;
+        let expanded = match family.expand_args(&self.ctx.args, &cwd) {
             Ok(a) => a,
             Err(e) => {
                 log::debug!(target: "compile", "{e}");
                 return self.not_cacheable(NotCacheable::BadArguments);
             }
         };
-        let mut req = match compiler::gcc::parse(family, &expanded, &cwd, &|v| std::env::var_os(v)) {
+        let mut req = match family.parse(&expanded, &cwd, &|v| std::env::var_os(v)) {
             Ok(r) => r,
             Err(reason) => return self.not_cacheable(reason),
         };
         // gcc and clang silently use `h.h.gch` in place of `h.h`, and leave both out of the
         // dependency output: hash every precompiled header they could pick up.
-        let pch = precompiled_headers(&req, &cwd);
+        let pch = family.precompiled_headers(&req, &cwd);
         let pch_in_use = !pch.is_empty();
         req.extra_inputs.extend(pch);
         log::debug!(target: "compile", "{} compile of {} (language {})", family.name(), req.source.display(), req.language);
-        let identity = match compiler::identity(&self.real) {
+        let identity = match compiler::identity(&self.ctx.real) {
             Ok(id) => id,
             Err(e) => {
-                log::warn!(target: "compile", "cannot identify compiler {}: {e}", self.real.display());
+                log::warn!(target: "compile", "cannot identify compiler {}: {e}", self.ctx.real.display());
                 return self.not_cacheable(NotCacheable::UnknownCompiler);
             }
         };
@@ -153,7 +81,7 @@ impl Call {
         if manifest::has_incbin(&source) {
             // The assembler reads the named file; neither the dependency output nor the
             // preprocessed text holds it.
-            return self.not_cacheable(NotCacheable::TooHard(".incbin"));
+            return self.not_cacheable(NotCacheable::Incbin);
         }
         let known = Known {
             req,
@@ -163,8 +91,8 @@ impl Call {
             start,
             pch_in_use,
         };
-        let store = store::open(&self.cfg);
-        if self.cfg.direct.value {
+        let store = store::open(&self.ctx.cfg);
+        if self.ctx.cfg.direct.value {
             self.direct_mode(&*store, &known)
         } else {
             self.preprocessor_mode(&*store, &known, None)
@@ -180,7 +108,7 @@ impl Call {
         for a in &req.key_args {
             kb.add_os("arg", a);
         }
-        for var in compiler::gcc::KEY_ENV {
+        for var in self.family.key_env() {
             match std::env::var_os(var) {
                 Some(v) => kb.add_os(&format!("env {var}"), &v),
                 None => kb.add_str(&format!("env {var}"), "<unset>"),
@@ -205,7 +133,7 @@ impl Call {
     /// compiler's dependency output (depend mode), or from a preprocessor run where that is not
     /// possible (-MMD, time macros).
     fn direct_mode(&mut self, store: &dyn Storage, k: &Known) -> i32 {
-        let mut kb = KeyBuilder::new("manifest", self.cfg.debug.value);
+        let mut kb = KeyBuilder::new("manifest", self.ctx.cfg.debug.value);
         if let Err(reason) = self.add_common_inputs(&mut kb, k) {
             return self.not_cacheable(reason);
         }
@@ -213,7 +141,7 @@ impl Call {
         let manifest_key = format!("{manifest_key}.manifest");
         log::debug!(target: "compile", "manifest key {manifest_key}");
         let mut manifest = self.load_manifest(store, &manifest_key);
-        if !self.cfg.recache.value {
+        if !self.ctx.cfg.recache.value {
             for (i, set) in manifest.results.iter().enumerate() {
                 let check = set.check(&k.cwd);
                 if check == Check::Fails {
@@ -242,7 +170,7 @@ impl Call {
                         self.put_manifest(store, &manifest_key, &m);
                     }
                 }
-                self.count(Outcome::HitDirect);
+                self.ctx.count(Outcome::HitDirect);
                 return status;
             }
         }
@@ -268,18 +196,61 @@ impl Call {
         manifest: &mut Manifest,
         manifest_dump: Option<&str>,
     ) -> i32 {
+        // Without the user's own -MD, ask for a dependency file in the cache dir. Only a file we
+        // could create there goes on the command line: a cache fault must never reach the compiler.
         let own_dep = match k.req.dep_style {
-            DepStyle::None => Some(self.temp_dep_file()),
+            DepStyle::None => match self.temp_dep_file() {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.fault(
+                        &format!(
+                            "cannot create a dependency file in {}: {e}; preprocessing instead",
+                            self.ctx.cfg.dir.value.display()
+                        ),
+                        Fault::DepFileFailed,
+                    );
+                    let record = (
+                        manifest_key.to_string(),
+                        manifest.clone(),
+                        manifest_dump.map(str::to_string),
+                    );
+                    return self.preprocessor_mode(store, k, Some(record));
+                }
+            },
             _ => None,
         };
         let mut extra: Vec<OsString> = Vec::new();
         if let Some(d) = &own_dep {
-            extra.extend([OsString::from("-MD"), OsString::from("-MF"), d.clone().into_os_string()]);
+            extra.extend(self.family.dependency_args(d));
         }
-        let out = match self.run_compiler(&k.req, &extra) {
+        let out = match self.run_compiler(&k.req, &extra, own_dep.is_none()) {
             Ok(o) => o,
             Err(status) => return status,
         };
+        if let Some(d) = &own_dep
+            && out.status != 0
+            && (contains(&out.stderr, d.as_os_str().as_encoded_bytes()) || !d.parent().is_some_and(Path::exists))
+        {
+            // The compile failed on our dependency file (disk full, cache dir made read-only or
+            // removed meanwhile): that failure is ours, not the user's. Compile again as asked.
+            let _ = std::fs::remove_file(d);
+            self.fault(
+                &format!(
+                    "the compiler could not write the dependency file {}; compiling without it",
+                    d.display()
+                ),
+                Fault::DepFileFailed,
+            );
+            let status = match self.run_compiler(&k.req, &[], true) {
+                Ok(o) => o.status,
+                Err(status) => return status,
+            };
+            return self.count_returning(Outcome::Miss, status);
+        }
+        if own_dep.is_some() {
+            replay(&out.stdout, &out.stderr, want_color(k.req.color));
+            self.ctx.compiled = Some(out.status);
+        }
         let dep_path = own_dep
             .clone()
             .or_else(|| k.req.outputs.iter().find(|o| o.role == "dep").map(|o| o.path.clone()));
@@ -292,14 +263,14 @@ impl Call {
             let _ = std::fs::remove_file(d);
         }
         if out.status != 0 {
-            return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed.reason()), out.status);
+            return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed), out.status);
         }
         let Some(dep_text) = dep_text else {
             log::debug!(target: "compile", "no dependency output to learn the include set from; not storing");
             return self.count_returning(Outcome::Miss, out.status);
         };
         let source_abs = k.cwd.join(&k.req.source);
-        let listed = prerequisites(&dep_text);
+        let listed = self.family.dependencies(&dep_text);
         if !listed.iter().any(|p| k.cwd.join(p) == source_abs) {
             // A listing that does not even name the source is not the list of what was read.
             log::debug!(target: "compile", "dependency output does not list the source; not storing");
@@ -309,7 +280,7 @@ impl Call {
         let Some(set_files) = self.hash_includes(k, &includes) else {
             return self.count_returning(Outcome::Miss, out.status);
         };
-        let mut kb = KeyBuilder::new("depend result", self.cfg.debug.value);
+        let mut kb = KeyBuilder::new("depend result", self.ctx.cfg.debug.value);
         kb.add_str("manifest key", manifest_key);
         for f in &set_files {
             kb.add_str(&format!("include {}", f.path.display()), &format!("{:032x}", f.digest));
@@ -331,7 +302,7 @@ impl Call {
             manifest.add(set);
             self.put_manifest(store, manifest_key, manifest);
         }
-        self.count_returning(Outcome::Miss, self.compiled.unwrap_or(0))
+        self.count_returning(Outcome::Miss, self.ctx.compiled.unwrap_or(0))
     }
 
     /// Preprocessor mode: the result key covers the `-E` output. With `record`, also learn the
@@ -342,7 +313,7 @@ impl Call {
         k: &Known,
         record: Option<(String, Manifest, Option<String>)>,
     ) -> i32 {
-        let mut kb = KeyBuilder::new("result", self.cfg.debug.value);
+        let mut kb = KeyBuilder::new("result", self.ctx.cfg.debug.value);
         if let Err(reason) = self.add_common_inputs(&mut kb, k) {
             return self.not_cacheable(reason);
         }
@@ -351,7 +322,7 @@ impl Call {
             Err(reason) => return self.not_cacheable(reason),
         };
         if manifest::has_incbin(&preprocessed) {
-            return self.not_cacheable(NotCacheable::TooHard(".incbin"));
+            return self.not_cacheable(NotCacheable::Incbin);
         }
         kb.add_digest("preprocessed source", &sha256_hex(&preprocessed));
         let (key, dump) = kb.finish();
@@ -360,7 +331,9 @@ impl Call {
         let remember = |this: &mut Call| {
             if let Some((manifest_key, mut manifest, _)) = record.clone() {
                 let source_abs = k.cwd.join(&k.req.source);
-                let includes: Vec<PathBuf> = included_files(&preprocessed)
+                let includes: Vec<PathBuf> = this
+                    .family
+                    .included_files(&preprocessed)
                     .into_iter()
                     .filter(|p| k.cwd.join(p) != source_abs)
                     .collect();
@@ -370,19 +343,19 @@ impl Call {
                 }
             }
         };
-        if !self.cfg.recache.value
+        if !self.ctx.cfg.recache.value
             && let Some(status) = self.try_hit(store, &key, &k.req)
         {
             remember(self);
-            self.count(Outcome::HitPreprocessed);
+            self.ctx.count(Outcome::HitPreprocessed);
             return status;
         }
-        let out = match self.run_compiler(&k.req, &[]) {
+        let out = match self.run_compiler(&k.req, &[], true) {
             Ok(o) => o,
             Err(status) => return status,
         };
         if out.status != 0 {
-            return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed.reason()), out.status);
+            return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed), out.status);
         }
         let status = out.status;
         if self.store_result(store, &key, &k.req, out) {
@@ -432,60 +405,51 @@ impl Call {
 
     /// The directories to watch for headers that would shadow `includes`.
     fn watched_dirs(&self, k: &Known, includes: &[PathBuf]) -> Vec<manifest::WatchedDir> {
-        let Some(system) = include_search::system_dirs(&self.real, &k.identity, &k.req, &self.cfg) else {
+        let mut read = vec![k.req.source.clone()];
+        read.extend(includes.iter().cloned());
+        let Some(absent) =
+            self.family
+                .shadowing_candidates(&self.ctx.real, &k.identity, &k.req, &self.ctx.cfg, &read, &k.cwd)
+        else {
             return Vec::new();
         };
-        let chain = include_search::search_chain(&k.req, &system);
-        let mut with_source = vec![k.req.source.clone()];
-        with_source.extend(includes.iter().cloned());
-        let absent = include_search::must_be_absent(&with_source, &chain, &k.cwd);
         manifest::watch_dirs(&absent, &k.cwd)
     }
 
     fn load_manifest(&mut self, store: &dyn Storage, key: &str) -> Manifest {
-        match store.get(key) {
-            Ok(Some(bytes)) => match Manifest::decode(&bytes) {
-                Ok(m) => m,
-                Err(e) => {
-                    self.fault(&format!("manifest {key}: {e}; removed"), "corrupt-entry");
-                    let _ = store.remove(key);
-                    Manifest::default()
-                }
-            },
-            Ok(None) => Manifest::default(),
-            Err(e) => {
-                self.fault(&e.to_string(), e.stat_name());
-                Manifest::default()
-            }
-        }
+        let Some(bytes) = self.ctx.fetch(store, key) else {
+            return Manifest::default();
+        };
+        Manifest::decode(&bytes).unwrap_or_else(|e| {
+            self.ctx.corrupt(store, key, &e);
+            Manifest::default()
+        })
     }
 
     fn put_manifest(&mut self, store: &dyn Storage, key: &str, m: &Manifest) {
-        if let Err(e) = store.put(key, &m.encode()) {
-            self.fault(&format!("cannot store manifest {key}: {e}"), e.stat_name());
-        }
+        self.ctx.put(store, key, &m.encode());
     }
 
-    fn temp_dep_file(&self) -> PathBuf {
-        let dir = self.cfg.dir.value.join("tmp");
-        let dir = if std::fs::create_dir_all(&dir).is_ok() {
-            dir
-        } else {
-            std::env::temp_dir()
-        };
+    /// Create an empty, new dependency file in the cache's tmp dir (so that the place is known to
+    /// take a file before the compiler is told to write there).
+    fn temp_dep_file(&self) -> std::io::Result<PathBuf> {
+        let dir = self.ctx.cfg.dir.value.join("tmp");
+        std::fs::create_dir_all(&dir)?;
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos();
-        dir.join(format!("dep.{}.{nanos}.d", std::process::id()))
+        let path = dir.join(format!("dep.{}.{nanos}.d", std::process::id()));
+        std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+        Ok(path)
     }
 
     fn preprocess(&mut self, req: &CCompile) -> Result<Vec<u8>, NotCacheable> {
-        let _slot = crate::coordinator::slot(&self.cfg);
+        let _slot = crate::coordinator::slot(&self.ctx.cfg);
         let out = self
+            .ctx
             .command()
-            .args(&req.preprocessor_args)
-            .arg("-E")
+            .args(self.family.preprocess_args(req))
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .output()
@@ -497,83 +461,45 @@ impl Call {
     }
 
     /// Look the key up and restore the entry; `None` means "compile instead" (a miss, or a fault).
-    /// Outputs are streamed out of the entry into temporary files while its checksum is verified,
-    /// and put in place only once it is.
     fn try_hit(&mut self, store: &dyn Storage, key: &str, req: &CCompile) -> Option<i32> {
-        let bytes = match store.get(key) {
-            Ok(Some(b)) => b,
-            Ok(None) => return None,
-            Err(e) => {
-                self.fault(&e.to_string(), e.stat_name());
-                return None;
-            }
-        };
-        let spare = self.cfg.dir.value.join("tmp");
-        let mut pending: Vec<outputs::PendingOutput> = Vec::new();
-        let streamed = entry::stream(&bytes, |role| {
-            let Some(out) = req.outputs.iter().find(|o| o.role == role) else {
-                return Ok(None);
-            };
-            let (p, file) = outputs::PendingOutput::create(&out.path, &spare)?;
-            pending.push(p);
-            Ok(Some(std::io::BufWriter::new(file)))
-        });
-        let replay_data = match streamed {
-            Ok(r) => r,
-            Err(e) => {
-                pending.into_iter().for_each(outputs::PendingOutput::abort);
-                match e {
-                    entry::StreamError::Entry(e) => {
-                        self.fault(&format!("entry {key}: {e}; removed"), "corrupt-entry");
-                        let _ = store.remove(key);
-                    }
-                    entry::StreamError::Output(e) => {
-                        self.fault(&format!("cannot write an output: {e}"), "restore-failed")
-                    }
-                }
-                return None;
-            }
-        };
-        if let Some(missing) = req
+        let wanted: Vec<Wanted> = req
             .outputs
             .iter()
-            .find(|o| !o.optional && !replay_data.roles.iter().any(|r| r == o.role))
-        {
-            pending.into_iter().for_each(outputs::PendingOutput::abort);
-            self.fault(&format!("entry {key} lacks its {} file", missing.role), "corrupt-entry");
-            return None;
-        }
-        for p in pending {
-            if let Err(e) = p.commit() {
-                self.fault(&format!("cannot put an output in place: {e}"), "restore-failed");
-                return None;
-            }
-        }
-        log::debug!(target: "compile", "hit {key}");
-        replay(&replay_data.stdout, &replay_data.stderr, want_color(req.color));
-        Some(replay_data.exit_status)
+            .map(|o| Wanted {
+                role: o.role,
+                path: o.path.clone(),
+                optional: o.optional,
+                rewrite: None,
+            })
+            .collect();
+        let r = self.ctx.restore(store, key, &wanted)?;
+        replay(&r.stdout, &r.stderr, want_color(req.color));
+        Some(r.exit_status)
     }
 
-    /// Run the real compiler on the user's arguments (plus `extra`), capture and replay its output.
+    /// Run the real compiler on the user's arguments (plus `extra`), capture its output and replay
+    /// it (unless `replay_now` is false: the caller replays it, or discards it and compiles again).
     /// `Err(status)` when it could not be started at all.
-    fn run_compiler(&mut self, req: &CCompile, extra: &[OsString]) -> Result<Compiled, i32> {
-        let mut cmd = self.command();
-        cmd.args(&self.args).args(extra);
+    fn run_compiler(&mut self, req: &CCompile, extra: &[OsString], replay_now: bool) -> Result<Compiled, i32> {
+        let mut cmd = self.ctx.command();
+        cmd.args(&self.ctx.args).args(extra);
         if req.color == ColorChoice::Auto && std::io::stderr().is_terminal() {
             // Captured stderr is not a terminal, so ask for the colour the user would have seen.
-            cmd.arg(compiler::gcc::color_flag(req.family));
+            cmd.arg(self.family.color_flag());
         }
-        let _slot = crate::coordinator::slot(&self.cfg);
+        let _slot = crate::coordinator::slot(&self.ctx.cfg);
         let out = match cmd.stdin(Stdio::inherit()).output() {
             Ok(o) => o,
             Err(e) => {
-                eprintln!("cachepot: error: cannot run {}: {e}", self.real.display());
+                eprintln!("cachepot: error: cannot run {}: {e}", self.ctx.real.display());
                 return Err(127);
             }
         };
-        let status = exit_code(out.status);
-        replay(&out.stdout, &out.stderr, want_color(req.color));
-        self.compiled = Some(status);
+        let status = call::exit_code(out.status);
+        if replay_now {
+            replay(&out.stdout, &out.stderr, want_color(req.color));
+            self.ctx.compiled = Some(status);
+        }
         Ok(Compiled {
             status,
             stdout: out.stdout,
@@ -601,29 +527,21 @@ impl Call {
             match std::fs::read(&o.path) {
                 Ok(data) => entry.files.push((o.role.to_string(), data)),
                 Err(e) => {
-                    self.fault(&format!("cannot read back {}: {e}", o.path.display()), "read-failed");
+                    self.ctx.fault(
+                        &format!("cannot read back {}: {e}", o.path.display()),
+                        Fault::ReadFailed,
+                    );
                     return false;
                 }
             }
         }
-        if let Err(e) = store.put(key, &entry.encode()) {
-            self.fault(&format!("cannot store entry {key}: {e}"), e.stat_name());
-            return false;
-        }
-        true
-    }
-
-    /// The real compiler as a command, with the recursion guard set.
-    fn command(&self) -> Command {
-        let mut c = Command::new(&self.real);
-        c.env(locate::GUARD_VAR, locate::guard_value());
-        c
+        self.ctx.put(store, key, &entry.encode())
     }
 
     /// `CACHEPOT_DEBUG`: the labelled inputs of this call's keys, next to the object, so that two
     /// builds' files can be diffed to see why one missed.
     fn write_debug_dump(&self, req: &CCompile, keys: &[(&str, &str, Option<&str>)]) {
-        if !self.cfg.debug.value {
+        if !self.ctx.cfg.debug.value {
             return;
         }
         let object = &req.outputs[0].path;
@@ -642,25 +560,16 @@ impl Call {
         let _ = std::fs::write(PathBuf::from(path), text);
     }
 
-    fn fault(&mut self, message: &str, stat: &'static str) {
-        log::warn!(target: "compile", "cache fault, compiling instead: {message}");
-        self.errors.push(stat);
-    }
-
-    fn count(&self, outcome: Outcome) {
-        stats::record(&self.cfg.dir.value, &outcome, &self.errors);
+    fn fault(&mut self, message: &str, fault: Fault) {
+        self.ctx.fault(message, fault);
     }
 
     fn count_returning(&self, outcome: Outcome, status: i32) -> i32 {
-        self.count(outcome);
-        status
+        self.ctx.count_returning(outcome, status)
     }
 
-    /// Pass the call straight through, counting it with its reason.
     fn not_cacheable(&mut self, reason: NotCacheable) -> i32 {
-        log::debug!(target: "compile", "not cacheable: {}", reason.reason());
-        self.count(Outcome::NotCacheable(reason.reason()));
-        exec_passthrough(&self.real, &self.args)
+        self.ctx.not_cacheable(reason)
     }
 }
 
@@ -671,150 +580,6 @@ struct Compiled {
     stderr: Vec<u8>,
 }
 
-/// Precompiled headers (`*.gch`, `*.pch`) in the directories the compiler looks in for quoted and
-/// `-include`d headers.
-fn precompiled_headers(req: &CCompile, cwd: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = vec![req.source.parent().map(Path::to_path_buf).unwrap_or_default()];
-    dirs.extend(
-        req.include_dirs
-            .iter()
-            .filter(|(k, _)| *k != "-isystem" && *k != "-idirafter")
-            .map(|(_, d)| d.clone()),
-    );
-    dirs.extend(
-        req.include_files
-            .iter()
-            .map(|f| f.parent().map(Path::to_path_buf).unwrap_or_default()),
-    );
-    let mut found = Vec::new();
-    for dir in dirs {
-        let Ok(entries) = std::fs::read_dir(cwd.join(&dir)) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name();
-            let b = name.as_encoded_bytes();
-            if (b.ends_with(b".gch") || b.ends_with(b".pch")) && e.path().is_file() {
-                let p = dir.join(&name);
-                if !found.contains(&p) {
-                    found.push(p);
-                }
-            }
-        }
-    }
-    found
-}
-
-/// The files a preprocessed source came from, from its line markers (`# 12 "inc/h.h" 1`).
-fn included_files(preprocessed: &[u8]) -> Vec<PathBuf> {
-    use std::os::unix::ffi::OsStringExt;
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for line in preprocessed.split(|&b| b == b'\n') {
-        if !line.starts_with(b"# ") {
-            continue;
-        }
-        let Some(q) = line.iter().position(|&b| b == b'"') else {
-            continue;
-        };
-        let mut path = Vec::new();
-        let mut i = q + 1;
-        while i < line.len() && line[i] != b'"' {
-            if line[i] == b'\\' && i + 1 < line.len() {
-                i += 1;
-            }
-            path.push(line[i]);
-            i += 1;
-        }
-        if path.is_empty() || path.starts_with(b"<") || path.ends_with(b"//") {
-            continue;
-        }
-        if seen.insert(path.clone()) {
-            out.push(PathBuf::from(OsString::from_vec(path)));
-        }
-    }
-    out
-}
-
-/// Replace this process with the real compiler (stdio untouched). Returns only on failure.
-pub(crate) fn exec_passthrough(real: &Path, args: &[OsString]) -> i32 {
-    let err = Command::new(real)
-        .args(args)
-        .env(locate::GUARD_VAR, locate::guard_value())
-        .exec();
-    eprintln!("cachepot: error: cannot run {}: {err}", real.display());
-    127
-}
-
-/// The status a shell would report: the exit code, or 128 + the signal that killed it.
-pub(crate) fn exit_code(status: ExitStatus) -> i32 {
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
-}
-
-fn want_color(choice: ColorChoice) -> bool {
-    match choice {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => std::io::stderr().is_terminal(),
-    }
-}
-
-/// Write the compiler's stdout and stderr as it would have, minus colour codes when the user's
-/// stderr would not have had them.
-fn replay(stdout: &[u8], stderr: &[u8], color: bool) {
-    let _ = std::io::stdout().lock().write_all(stdout);
-    let _ = std::io::stdout().flush();
-    if color || !stderr.contains(&0x1b) {
-        let _ = std::io::stderr().lock().write_all(stderr);
-    } else {
-        let _ = std::io::stderr().lock().write_all(&strip_ansi(stderr));
-    }
-}
-
-/// Remove SGR/erase-line (`ESC [ … letter`) and OSC hyperlink (`ESC ] … ESC \` or BEL) sequences.
-pub fn strip_ansi(input: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] == 0x1b && i + 1 < input.len() {
-            match input[i + 1] {
-                b'[' => {
-                    let mut j = i + 2;
-                    while j < input.len() && !(0x40..=0x7e).contains(&input[j]) {
-                        j += 1;
-                    }
-                    i = j + 1;
-                    continue;
-                }
-                b']' => {
-                    let mut j = i + 2;
-                    while j < input.len() && input[j] != 0x07 && !(input[j] == 0x1b && input.get(j + 1) == Some(&b'\\'))
-                    {
-                        j += 1;
-                    }
-                    i = if j < input.len() && input[j] == 0x07 {
-                        j + 1
-                    } else {
-                        j + 2
-                    };
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        out.push(input[i]);
-        i += 1;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::strip_ansi;
-
-    #[test]
-    fn strips_colour_and_links() {
-        let coloured = b"\x1b[01m\x1b[Ka.c:1:1:\x1b[m\x1b[K \x1b[01;35m\x1b[Kwarning: \x1b[m\x1b[Kx \x1b]8;;https://gcc.gnu.org/\x1b\\-Wfoo\x1b]8;;\x1b\\\n";
-        assert_eq!(strip_ansi(coloured), b"a.c:1:1: warning: x -Wfoo\n");
-    }
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }

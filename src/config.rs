@@ -17,6 +17,7 @@
 //! mode = "off"               # CACHEPOT_COORDINATOR: off | auto
 //! jobs = 8                   # CACHEPOT_JOBS (default: the number of CPUs)
 //! idle_timeout = 600         # CACHEPOT_IDLE_TIMEOUT (seconds, 0 = never)
+//! max_wait = 300             # CACHEPOT_COORDINATOR_MAX_WAIT (seconds a compile waits for a slot)
 //! [cache.remote]             # and one of [cache.redis], [cache.memcached], …: see store/remote.rs
 //! ```
 
@@ -98,7 +99,7 @@ pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
 /// the man page and the README to them).
 pub const TOP_KEYS: &[&str] = &["recache", "disable", "direct", "debug", "log", "error_log"];
 pub const DISK_KEYS: &[&str] = &["dir", "size"];
-pub const COORDINATOR_KEYS: &[&str] = &["mode", "jobs", "idle_timeout"];
+pub const COORDINATOR_KEYS: &[&str] = &["mode", "jobs", "idle_timeout", "max_wait"];
 
 /// Every key the config file accepts, dotted: `direct`, `cache.disk.size`, `cache.redis.url`, …
 pub fn file_keys() -> Vec<String> {
@@ -354,7 +355,8 @@ pub fn write_max_size(cfg: &Config, value: &str) -> Result<(PathBuf, u64), Confi
             value.trim()
         )));
     }
-    crate::store::write_private_file(&path, text.as_bytes())
+    // 0600: the file may hold a remote store's password.
+    crate::atomic::write_private(&path, text.as_bytes())
         .map_err(|e| ConfigError(format!("cannot write config file {}: {e}", path.display())))?;
     Ok((path, size))
 }
@@ -402,6 +404,7 @@ pub const ENV_VARS: &[&str] = &[
     "CACHEPOT_CACHE_SIZE",
     "CACHEPOT_CONF",
     "CACHEPOT_COORDINATOR",
+    "CACHEPOT_COORDINATOR_MAX_WAIT",
     "CACHEPOT_DEBUG",
     "CACHEPOT_DIR",
     "CACHEPOT_DIRECT",
@@ -679,6 +682,8 @@ pub struct CoordinatorConfig {
     pub jobs: Setting<u32>,
     /// Seconds without any connection before the coordinator exits; 0 = never.
     pub idle_timeout: Setting<u64>,
+    /// The longest a compile call waits for a slot before it compiles without one (seconds).
+    pub max_wait: Setting<u64>,
     /// The seed's spelling of `cachepot --start-coordinator`: `CACHEPOT_START_SERVER=1`, and with
     /// `CACHEPOT_NO_DAEMON=1` in the foreground. Commands, not settings, so not in `--show-config`.
     pub start_server: bool,
@@ -697,6 +702,7 @@ impl Default for CoordinatorConfig {
             mode: Setting::default(CoordinatorMode::Off),
             jobs: Setting::default(cpus),
             idle_timeout: Setting::default(600),
+            max_wait: Setting::default(300),
             start_server: false,
             no_daemon: false,
             // SAFETY: geteuid has no preconditions and cannot fail.
@@ -747,7 +753,21 @@ impl CoordinatorConfig {
                     }
                     _ => return Err(bad(key, "must be a number of seconds (0 = never)")),
                 },
-                other => return Err(bad(other, "is not a known setting; accepted: mode, jobs, idle_timeout")),
+                "max_wait" => match v.as_integer() {
+                    Some(n) if n >= 0 => {
+                        self.max_wait = Setting {
+                            value: n as u64,
+                            source: src(),
+                        }
+                    }
+                    _ => return Err(bad(key, "must be a number of seconds")),
+                },
+                other => {
+                    return Err(bad(
+                        other,
+                        "is not a known setting; accepted: mode, jobs, idle_timeout, max_wait",
+                    ));
+                }
             }
         }
         Ok(())
@@ -791,6 +811,17 @@ impl CoordinatorConfig {
             self.idle_timeout = Setting {
                 value: secs,
                 source: Source::Env("CACHEPOT_IDLE_TIMEOUT"),
+            };
+        }
+        if let Some(v) = get("CACHEPOT_COORDINATOR_MAX_WAIT") {
+            let secs = v.trim().parse::<u64>().map_err(|_| {
+                ConfigError(format!(
+                    "CACHEPOT_COORDINATOR_MAX_WAIT={v}: accepted: a number of seconds"
+                ))
+            })?;
+            self.max_wait = Setting {
+                value: secs,
+                source: Source::Env("CACHEPOT_COORDINATOR_MAX_WAIT"),
             };
         }
         if let Some(run) = env("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {

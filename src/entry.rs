@@ -83,46 +83,48 @@ impl Entry {
 
     /// Parse and verify an entry, all in memory (hits use `stream` instead).
     #[allow(dead_code)]
+    /// Decode a whole entry into memory. The same decoder as `stream` (there is one parser of
+    /// this format), with every file section collected.
     pub fn decode(bytes: &[u8]) -> Result<Entry, EntryError> {
-        let body = decode_framed(MAGIC, bytes)?;
-        let mut r = Reader { buf: &body, pos: 0 };
-        let exit_status = i32::from_le_bytes(r.take(4)?.try_into().unwrap());
-        let count = u32::from_le_bytes(r.take(4)?.try_into().unwrap());
-        let mut entry = Entry {
-            exit_status,
-            ..Default::default()
-        };
-        for _ in 0..count {
-            let kind = r.take(1)?[0];
-            let name_len = u16::from_le_bytes(r.take(2)?.try_into().unwrap()) as usize;
-            let name = std::str::from_utf8(r.take(name_len)?)
-                .map_err(|_| EntryError::Malformed("section name is not UTF-8"))?
-                .to_string();
-            let data_len = u64::from_le_bytes(r.take(8)?.try_into().unwrap());
-            let data = r
-                .take(usize::try_from(data_len).map_err(|_| EntryError::Truncated)?)?
-                .to_vec();
-            match kind {
-                1 => {
-                    if !is_valid_role(&name) {
-                        return Err(EntryError::Malformed("bad output role"));
-                    }
-                    entry.files.push((name, data));
-                }
-                2 => entry.stdout = data,
-                3 => entry.stderr = data,
-                _ => return Err(EntryError::Malformed("unknown section kind")),
-            }
-        }
-        if r.pos != body.len() {
-            return Err(EntryError::Malformed("trailing bytes"));
-        }
-        Ok(entry)
+        let files = std::cell::RefCell::new(Vec::<(String, Vec<u8>)>::new());
+        let replay = stream(bytes, |role| {
+            files.borrow_mut().push((role.to_string(), Vec::new()));
+            Ok(Some(Collect(&files)))
+        })
+        .map_err(|e| match e {
+            StreamError::Entry(e) => e,
+            StreamError::Output(e) => EntryError::Malformed(if e.kind() == std::io::ErrorKind::OutOfMemory {
+                "too large"
+            } else {
+                "unreadable"
+            }),
+        })?;
+        Ok(Entry {
+            exit_status: replay.exit_status,
+            files: files.into_inner(),
+            stdout: replay.stdout,
+            stderr: replay.stderr,
+        })
     }
 
-    #[allow(dead_code)]
     pub fn file(&self, role: &str) -> Option<&[u8]> {
         self.files.iter().find(|(r, _)| r == role).map(|(_, d)| d.as_slice())
+    }
+}
+
+/// Appends a file section to the last file `Entry::decode` started.
+struct Collect<'a>(&'a std::cell::RefCell<Vec<(String, Vec<u8>)>>);
+
+impl std::io::Write for Collect<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if let Some((_, v)) = self.0.borrow_mut().last_mut() {
+            v.extend_from_slice(data);
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -1,14 +1,14 @@
 //! cachepot as a library: every module of the binary, so that the fuzz targets (fuzz/) and the
 //! benches can reach the decoders and parsers. The binary (main.rs) is only argv[0] dispatch.
 
+pub mod atomic;
+pub mod call;
 pub mod cli;
 pub mod compile;
 pub mod compiler;
 pub mod config;
 pub mod coordinator;
-pub mod depfile;
 pub mod entry;
-pub mod include_search;
 pub mod jobserver;
 pub mod key;
 pub mod locate;

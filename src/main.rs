@@ -3,7 +3,7 @@
 //! - `cachepot <compiler> …`    → a compile through the cache, compiler named by the first argument
 //! - `gcc …` (a shim symlink)   → a compile through the cache, compiler named by argv[0]
 
-use cachepot::{cli, compile};
+use cachepot::{call, cli};
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -19,7 +19,7 @@ fn main() {
         match args.get(1) {
             Some(first) if !first.to_string_lossy().starts_with('-') => {
                 let compiler = args.remove(1);
-                compile::run(compile::Invocation {
+                call::run(call::Invocation {
                     compiler,
                     args: args.split_off(1),
                 })
@@ -42,7 +42,7 @@ fn main() {
             }
         }
     } else {
-        compile::run(compile::Invocation {
+        call::run(call::Invocation {
             compiler: OsString::from(name),
             args: args.split_off(1),
         })

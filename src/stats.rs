@@ -6,6 +6,7 @@
 //! Shard grammar: lines of `<counter name> <decimal count>`; unknown names are kept, so older and
 //! newer versions can share a cache directory.
 
+use crate::compiler::NotCacheable;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -16,11 +17,10 @@ const SHARDS: u32 = 16;
 /// How one compile call ended. Every call counts exactly once as one of these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    #[allow(dead_code)] // direct mode
     HitDirect,
     HitPreprocessed,
     Miss,
-    NotCacheable(String),
+    NotCacheable(NotCacheable),
 }
 
 impl Outcome {
@@ -29,24 +29,136 @@ impl Outcome {
             Outcome::HitDirect => "hit.direct".into(),
             Outcome::HitPreprocessed => "hit.preprocessed".into(),
             Outcome::Miss => "miss".into(),
-            Outcome::NotCacheable(reason) => format!("not_cacheable.{reason}"),
+            Outcome::NotCacheable(reason) => format!("not_cacheable.{}", reason.id()),
         }
+    }
+}
+
+/// A cache fault met by a call: the call went on (compiling instead), and the fault is counted as
+/// `error.<id>`. Ids are stable snake_case names; `describe()` is the human text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Reading an existing entry or output failed (an I/O error other than "not found").
+    ReadFailed,
+    /// Writing an entry failed (full disk, read-only directory, …).
+    WriteFailed,
+    RemoteTimeout,
+    RemoteUnreachable,
+    RemoteAuth,
+    RemoteMissingBucket,
+    RemoteProtocol,
+    /// An entry or manifest failed verification; it was removed.
+    CorruptEntry,
+    /// A verified entry could not be put in place at the output paths.
+    RestoreFailed,
+    /// cachepot's own dependency file could not be written (the compile ran without it).
+    DepFileFailed,
+    /// The coordinator did not answer; the compile ran without a slot.
+    CoordinatorUnresponsive,
+    /// No slot within CACHEPOT_COORDINATOR_MAX_WAIT; the compile ran without one.
+    CoordinatorWaitTimeout,
+}
+
+impl Fault {
+    pub const ALL: &'static [Fault] = &[
+        Fault::ReadFailed,
+        Fault::WriteFailed,
+        Fault::RemoteTimeout,
+        Fault::RemoteUnreachable,
+        Fault::RemoteAuth,
+        Fault::RemoteMissingBucket,
+        Fault::RemoteProtocol,
+        Fault::CorruptEntry,
+        Fault::RestoreFailed,
+        Fault::DepFileFailed,
+        Fault::CoordinatorUnresponsive,
+        Fault::CoordinatorWaitTimeout,
+    ];
+
+    /// The stable statistics id.
+    pub fn id(self) -> &'static str {
+        match self {
+            Fault::ReadFailed => "read_failed",
+            Fault::WriteFailed => "write_failed",
+            Fault::RemoteTimeout => "remote_timeout",
+            Fault::RemoteUnreachable => "remote_unreachable",
+            Fault::RemoteAuth => "remote_auth",
+            Fault::RemoteMissingBucket => "remote_missing_bucket",
+            Fault::RemoteProtocol => "remote_protocol",
+            Fault::CorruptEntry => "corrupt_entry",
+            Fault::RestoreFailed => "restore_failed",
+            Fault::DepFileFailed => "dep_file_failed",
+            Fault::CoordinatorUnresponsive => "coordinator_unresponsive",
+            Fault::CoordinatorWaitTimeout => "coordinator_wait_timeout",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Fault::ReadFailed => "cache read failed",
+            Fault::WriteFailed => "cache write failed",
+            Fault::RemoteTimeout => "remote store timed out",
+            Fault::RemoteUnreachable => "remote store unreachable",
+            Fault::RemoteAuth => "remote store refused the credentials",
+            Fault::RemoteMissingBucket => "remote bucket or container missing",
+            Fault::RemoteProtocol => "remote store answered unexpectedly",
+            Fault::CorruptEntry => "corrupt entry removed",
+            Fault::RestoreFailed => "could not put a cached output in place",
+            Fault::DepFileFailed => "could not write the dependency file in the cache dir",
+            Fault::CoordinatorUnresponsive => "coordinator did not answer",
+            Fault::CoordinatorWaitTimeout => "no compile slot within the longest wait",
+        }
+    }
+
+    /// The counter name (`error.<id>`).
+    pub fn counter(self) -> String {
+        format!("error.{}", self.id())
     }
 }
 
 pub type Counters = BTreeMap<String, u64>;
 
-/// Add one call's outcome and its cache errors (`error.<kind>` counters) to the stats. Failures
-/// here are logged and otherwise ignored: statistics never break a build.
-pub fn record(cache_dir: &Path, outcome: &Outcome, errors: &[&str]) {
+/// Add one call's outcome and its cache faults to the stats. Failures here are logged and
+/// otherwise ignored: statistics never break a build.
+pub fn record(cache_dir: &Path, outcome: &Outcome, faults: &[Fault]) {
     let mut add = Counters::new();
     add.insert(outcome.counter(), 1);
-    for e in errors {
-        *add.entry(format!("error.{e}")).or_default() += 1;
+    if let Outcome::NotCacheable(reason) = outcome
+        && let Some(detail) = reason.detail()
+    {
+        add.insert(format!("{DETAIL_PREFIX}{detail}"), 1);
+    }
+    for f in faults {
+        *add.entry(f.counter()).or_default() += 1;
     }
     if let Err(e) = add_counters(cache_dir, &add) {
         log::warn!(target: "stats", "could not update statistics in {}: {e}", cache_dir.display());
     }
+}
+
+/// Counts of the options and features behind `too_hard` and `extra_outputs` calls.
+const DETAIL_PREFIX: &str = "not_cacheable_detail.";
+
+/// A counter name as this version writes it. Versions before stable ids named not-cacheable
+/// reasons by their description and faults with hyphens; such names are read (and rewritten on
+/// the shard's next update) under the ids of today.
+fn current_name(name: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    if let Some(old) = name.strip_prefix("not_cacheable.") {
+        if NotCacheable::ALL.iter().any(|r| r.id() == old) {
+            return Cow::Borrowed(name);
+        }
+        return Cow::Owned(match NotCacheable::from_old_name(old) {
+            Some(r) => format!("not_cacheable.{}", r.id()),
+            None => "not_cacheable.too_hard".to_string(),
+        });
+    }
+    if let Some(old) = name.strip_prefix("error.")
+        && old.contains('-')
+    {
+        return Cow::Owned(format!("error.{}", old.replace('-', "_")));
+    }
+    Cow::Borrowed(name)
 }
 
 /// Add arbitrary counters (used by record and by other modules' own figures).
@@ -116,7 +228,7 @@ fn read_shard(path: &Path) -> Counters {
         if let Some((name, value)) = line.rsplit_once(' ')
             && let Ok(v) = value.parse::<u64>()
         {
-            *counters.entry(name.to_string()).or_default() += v;
+            *counters.entry(current_name(name).into_owned()).or_default() += v;
         }
     }
     counters
@@ -141,6 +253,8 @@ pub struct Summary {
     pub hits_preprocessed: u64,
     pub misses: u64,
     pub not_cacheable: BTreeMap<String, u64>,
+    /// The options and features behind `too_hard` / `extra_outputs`.
+    pub not_cacheable_details: BTreeMap<String, u64>,
     pub errors: BTreeMap<String, u64>,
     /// Counters of other modules (remote, coordinator, …), shown as they are.
     pub other: BTreeMap<String, u64>,
@@ -158,7 +272,9 @@ impl Summary {
                 "hit.preprocessed" => s.hits_preprocessed += v,
                 "miss" => s.misses += v,
                 _ => {
-                    if let Some(r) = k.strip_prefix("not_cacheable.") {
+                    if let Some(d) = k.strip_prefix(DETAIL_PREFIX) {
+                        s.not_cacheable_details.insert(d.to_string(), v);
+                    } else if let Some(r) = k.strip_prefix("not_cacheable.") {
                         s.not_cacheable.insert(r.to_string(), v);
                     } else if let Some(r) = k.strip_prefix("error.") {
                         s.errors.insert(r.to_string(), v);
@@ -199,6 +315,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ids_are_unique_snake_case() {
+        let mut ids: Vec<&str> = NotCacheable::ALL.iter().map(NotCacheable::id).collect();
+        ids.extend(Fault::ALL.iter().map(|f| f.id()));
+        for id in &ids {
+            assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{id}");
+        }
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "ids are unique");
+    }
+
+    #[test]
+    fn old_counter_names_read_as_ids() {
+        assert_eq!(
+            current_name("not_cacheable.linking (no -c or -S)"),
+            "not_cacheable.linking"
+        );
+        assert_eq!(
+            current_name("not_cacheable.compile failed"),
+            "not_cacheable.compile_failed"
+        );
+        assert_eq!(
+            current_name("not_cacheable.informational call"),
+            "not_cacheable.informational"
+        );
+        assert_eq!(
+            current_name("not_cacheable.-fdump-* writes extra files"),
+            "not_cacheable.too_hard"
+        );
+        assert_eq!(current_name("not_cacheable.too_hard"), "not_cacheable.too_hard");
+        assert_eq!(current_name("error.corrupt-entry"), "error.corrupt_entry");
+        assert_eq!(current_name("remote.skipped-backoff"), "remote.skipped-backoff");
+    }
+
+    #[test]
     fn concurrent_updates_are_exact() {
         let dir = std::env::temp_dir().join(format!("cachepot-stats-test-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -207,7 +359,7 @@ mod tests {
                 let d = dir.clone();
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        record(&d, &Outcome::Miss, &["write-failed"]);
+                        record(&d, &Outcome::Miss, &[Fault::WriteFailed]);
                     }
                 })
             })
@@ -217,7 +369,7 @@ mod tests {
         }
         let s = Summary::from_counters(&read_all(&dir));
         assert_eq!(s.misses, 400);
-        assert_eq!(s.errors["write-failed"], 400);
+        assert_eq!(s.errors["write_failed"], 400);
         zero(&dir).unwrap();
         assert_eq!(Summary::from_counters(&read_all(&dir)).requests(), 0);
         fs::remove_dir_all(&dir).unwrap();

@@ -439,6 +439,121 @@ fn sigkilled_client_leaks_no_slot() {
     }
 }
 
+/// A hung coordinator (SIGSTOPped) must not stall a build: `make -j8` finishes, each compile
+/// giving up on it after a bounded silence; the objects equal plain gcc's; nothing of cachepot's
+/// reaches the build's output; the fault is counted (and logged once, not once per compile).
+#[test]
+fn sigstopped_coordinator_does_not_stall_make() {
+    let gcc = require_tool("gcc");
+    require_tool("make");
+    let mut c = Coord::new("coord-sigstop");
+    c.env.set("CACHEPOT_COORDINATOR", "auto");
+    let error_log = c.env.dir.join("cachepot-errors.log");
+    c.env.set("CACHEPOT_ERROR_LOG", error_log.to_str().unwrap());
+    c.start();
+    let pid = c.figure("pid") as i32;
+    // SAFETY: kill(2) on the coordinator this test started; SIGCONT'd below.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let root = c.env.dir.join("p");
+    let objs = project(&root, "f", 16);
+    std::fs::write(
+        root.join("Makefile"),
+        format!("all: {}\n%.o: %.c\n\t$(CP) gcc -O2 -c $< -o $@\n", objs.join(" ")),
+    )
+    .unwrap();
+    let make = c
+        .env
+        .cmd("make")
+        .current_dir(&root)
+        .args(["-s", "-j8", &format!("CP={}", cachepot_bin().display())])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_with_timeout(make, Duration::from_secs(90), "make -j8 with a stopped coordinator");
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(
+        out.status.success(),
+        "make failed: {}{}",
+        s(&out.stdout),
+        s(&out.stderr)
+    );
+    assert_eq!(
+        s(&out.stdout) + &s(&out.stderr),
+        "",
+        "the build's output is the compiler's (none)"
+    );
+    for (i, o) in objs.iter().enumerate() {
+        let plain = c.env.dir.join(format!("plain{i}.o"));
+        let st = Command::new(&gcc)
+            .current_dir(&root)
+            .args(["-O2", "-c", &format!("f{i}.c"), "-o"])
+            .arg(&plain)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert_eq!(
+            std::fs::read(root.join(o)).unwrap(),
+            std::fs::read(&plain).unwrap(),
+            "{o}"
+        );
+    }
+    let st = c.env.stats();
+    assert_eq!(st["misses"], 16, "{st}");
+    assert!(
+        st["error_kinds"]["coordinator_unresponsive"].as_u64().unwrap_or(0) >= 1,
+        "the silent coordinator is counted: {st}"
+    );
+    let log = std::fs::read_to_string(&error_log).unwrap_or_default();
+    assert_eq!(log.matches("did not answer").count(), 1, "said once in the log:\n{log}");
+}
+
+/// A coordinator that is alive but keeps a compile queued longer than
+/// CACHEPOT_COORDINATOR_MAX_WAIT: the compile goes on without a slot, counted.
+#[test]
+fn slot_wait_is_bounded() {
+    let mut c = Coord::new("coord-maxwait");
+    c.env.set("CACHEPOT_COORDINATOR", "auto");
+    c.env.set("CACHEPOT_JOBS", "1");
+    c.env.set("CACHEPOT_COORDINATOR_MAX_WAIT", "2");
+    let (fake, log) = wrapper(&c.env, "0");
+    c.env.set("CACHEPOT_PATH", fake.to_str().unwrap());
+    c.start();
+    c.env.dir.write("slow.c", "int slow(void) { return 1; }\n");
+    c.env.dir.write("fast.c", "int fast(void) { return 2; }\n");
+    let mut slow = c
+        .env
+        .cmd(cachepot_bin())
+        .args(["gcc", "-c", "slow.c", "-o", "slow.o"])
+        .spawn()
+        .unwrap();
+    c.wait_for("slow.c compiling", |c| {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("sleeping") && c.figure("slots_in_use") == 1
+    });
+    let fast = c
+        .env
+        .cmd(cachepot_bin())
+        .args(["gcc", "-c", "fast.c", "-o", "fast.o"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // slow.c holds the only slot for 30 s; fast.c gives up waiting after 2.
+    let out = wait_with_timeout(fast, Duration::from_secs(20), "a compile queued behind a 30 s one");
+    assert!(out.status.success());
+    assert_eq!(s(&out.stderr), "");
+    assert!(c.env.dir.join("fast.o").is_file());
+    assert!(c.env.error_kind("coordinator_wait_timeout") >= 1);
+    slow.kill().unwrap();
+    slow.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    for line in text.lines().filter(|l| l.starts_with("sleeping")) {
+        let pid: i32 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        // SAFETY: kill(2) on a process this test started; it may already be gone.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
 fn frame(version: u8, kind: u8) -> Vec<u8> {
     vec![0, 0, 0, 2, version, kind]
 }
@@ -486,20 +601,21 @@ fn garbage_on_the_socket_does_not_crash_it() {
     refused(&[0xff, 0xff, 0xff, 0xff], "larger than the limit");
     refused(&[0, 0, 0, 0], "shorter");
     refused(&frame(99, 0x01), "protocol version 99 is not supported");
-    refused(&frame(1, 0x7f), "unknown message kind");
-    refused(&[0, 0, 0, 3, 1, 0x03, 0], "malformed");
+    refused(&frame(1, 0x01), "protocol version 1 is not supported");
+    refused(&frame(2, 0x7f), "unknown message kind");
+    refused(&[0, 0, 0, 3, 2, 0x03, 0], "malformed");
 
     // Half a frame, then gone; and a client that talks while it waits for a slot.
     let mut conn = connect();
-    conn.write_all(&[0, 0, 0, 2, 1]).unwrap();
+    conn.write_all(&[0, 0, 0, 2, 2]).unwrap();
     drop(conn);
 
     let f = c.figures().expect("still running after garbage");
     assert_eq!(f["pid"], pid);
-    assert!(f["refused"].as_u64().unwrap() >= 5, "{f}");
+    assert!(f["refused"].as_u64().unwrap() >= 6, "{f}");
     // Still grants slots.
     let mut conn = connect();
-    conn.write_all(&frame(1, 0x01)).unwrap();
+    conn.write_all(&frame(2, 0x01)).unwrap();
     assert_eq!(read_reply(&mut conn).unwrap(), (0x81, vec![0]));
     assert_eq!(c.figure("slots_in_use"), 1);
     drop(conn);

@@ -56,7 +56,7 @@ fn failing_compile_is_reported_and_not_cached() {
         assert!(!env.dir.join("bad.o").exists());
     }
     assert_eq!(env.stat("hits"), 0);
-    assert_eq!(env.not_cacheable("compile failed"), 2);
+    assert_eq!(env.not_cacheable("compile_failed"), 2);
 }
 
 #[test]
@@ -160,20 +160,27 @@ fn not_cacheable_calls_pass_through_with_reasons() {
     let env = Env::new("nc");
     env.dir.write("a.c", "int main(void) { return 0; }\n");
     env.dir.write("b.c", "int g(void) { return 0; }\n");
-    let cases: [(&[&str], &str); 8] = [
-        (&["gcc", "a.c", "-o", "prog"], "linking (no -c or -S)"),
-        (&["gcc", "-E", "a.c", "-o", "a.i"], "preprocessing only (-E)"),
-        (&["gcc", "-M", "a.c"], "dependency output only (-M/-MM)"),
-        (&["gcc", "-c", "a.c", "b.c"], "multiple source files"),
+    // (arguments, stable reason id, the option counted as its detail)
+    let cases: [(&[&str], &str, Option<&str>); 8] = [
+        (&["gcc", "a.c", "-o", "prog"], "linking", None),
+        (&["gcc", "-E", "a.c", "-o", "a.i"], "preprocess_only", None),
+        (&["gcc", "-M", "a.c"], "dependency_only", None),
+        (&["gcc", "-c", "a.c", "b.c"], "multiple_sources", None),
+        (&["gcc", "-c", "-x", "c", "-", "-o", "stdin.o"], "stdin_input", None),
         (
-            &["gcc", "-c", "-x", "c", "-", "-o", "stdin.o"],
-            "source from standard input",
+            &["gcc", "-c", "a.c", "-save-temps"],
+            "extra_outputs",
+            Some("-save-temps"),
         ),
-        (&["gcc", "-c", "a.c", "-save-temps"], "-save-temps"),
-        (&["gcc", "-c", "missing.c"], "input file missing"),
-        (&["gcc", "-c", "a.c", "-fstack-usage"], "-fstack-usage writes .su files"),
+        (&["gcc", "-c", "missing.c"], "missing_input", None),
+        (
+            &["gcc", "-c", "a.c", "-fstack-usage"],
+            "extra_outputs",
+            Some("-fstack-usage"),
+        ),
     ];
-    for (args, reason) in cases {
+    for (args, reason, detail) in cases {
+        let before = env.not_cacheable(reason);
         let out = env
             .cmd(cachepot_bin())
             .args(args)
@@ -184,11 +191,21 @@ fn not_cacheable_calls_pass_through_with_reasons() {
         assert_eq!(out.status.success(), expect_ok, "{args:?}: {}", s(&out.stderr));
         assert_eq!(
             env.not_cacheable(reason),
-            1,
+            before + 1,
             "{args:?} not counted as {reason:?}: {}",
             env.stats()
         );
+        if let Some(d) = detail {
+            assert_eq!(env.not_cacheable_detail(d), 1, "{args:?}: {}", env.stats());
+        }
     }
+    // The text form names each reason in words.
+    let text = s(&env.ok(&["--show-stats"]).stdout);
+    assert!(text.contains("not cacheable: linking (no -c or -S)"), "{text}");
+    assert!(
+        text.contains("not cacheable: writes files the cache does not keep"),
+        "{text}"
+    );
     // The pass-through did the real work.
     assert!(env.dir.join("prog").exists());
     assert!(env.dir.join("a.i").exists());
@@ -256,7 +273,7 @@ fn corrupted_entry_is_a_counted_miss_and_rebuilt() {
     std::fs::remove_file(env.dir.join("a.o")).unwrap();
     env.ok(&args);
     assert_eq!(env.dir.read("a.o"), good);
-    assert!(env.error_kind("corrupt-entry") >= 1, "{}", env.stats());
+    assert!(env.error_kind("corrupt_entry") >= 1, "{}", env.stats());
     // The bad entry was replaced: next time is a clean hit.
     env.ok(&args);
     assert_eq!(env.dir.read("a.o"), good);

@@ -49,7 +49,7 @@ fn missing_container_is_one_clear_log_line_and_a_counted_error() {
     env.set("CACHEPOT_ERROR_LOG", log.to_str().unwrap());
     let files = write_project(&env.dir, 3);
     assert_eq!(build(&env, &files), reference_objects(&env, &files));
-    assert_eq!(env.error_kind("remote-missing-bucket"), 1, "{}", env.stats());
+    assert_eq!(env.error_kind("remote_missing_bucket"), 1, "{}", env.stats());
     assert_eq!(other(&env, "remote.skipped-backoff"), 2);
     let text = s(&std::fs::read(&log).unwrap());
     let lines: Vec<&str> = text.lines().filter(|l| l.contains("no-such-container")).collect();
@@ -68,7 +68,7 @@ fn wrong_account_key_is_an_auth_error() {
     );
     let files = write_project(&env.dir, 2);
     assert_eq!(build(&env, &files), reference_objects(&env, &files));
-    assert_eq!(env.error_kind("remote-auth"), 1, "{}", env.stats());
+    assert_eq!(env.error_kind("remote_auth"), 1, "{}", env.stats());
     let shown = s(&env.ok(&["--show-config"]).stdout);
     assert!(shown.contains("AccountKey=****"), "{shown}");
     assert!(!shown.contains("d3Jvbmct"), "{shown}");
@@ -88,7 +88,7 @@ fn damaged_blob_is_rejected_and_replaced() {
     let b = env_with("az-damage-b", &server, CONTAINER);
     write_project(&b.dir, 1);
     assert_eq!(build(&b, &files), good);
-    assert_eq!(b.error_kind("corrupt-entry"), 1, "{}", b.stats());
+    assert_eq!(b.error_kind("corrupt_entry"), 1, "{}", b.stats());
     let c = env_with("az-damage-c", &server, CONTAINER);
     write_project(&c.dir, 1);
     assert_eq!(build(&c, &files), good);
@@ -103,7 +103,7 @@ fn server_killed_or_silent() {
     build(&env, &files[..1]);
     server.kill();
     assert_eq!(build(&env, &files), reference_objects(&env, &files));
-    assert_eq!(env.error_kind("remote-unreachable"), 1, "{}", env.stats());
+    assert_eq!(env.error_kind("remote_unreachable"), 1, "{}", env.stats());
 
     let mut silent = Env::new("az-silent");
     silent.set(
@@ -117,5 +117,5 @@ fn server_killed_or_silent() {
     silent.set("CACHEPOT_REMOTE_TIMEOUT", "300ms");
     write_project(&silent.dir, 2);
     assert_eq!(build(&silent, &files[..2]), reference_objects(&silent, &files[..2]));
-    assert_eq!(silent.error_kind("remote-timeout"), 1, "{}", silent.stats());
+    assert_eq!(silent.error_kind("remote_timeout"), 1, "{}", silent.stats());
 }

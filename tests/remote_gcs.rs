@@ -133,7 +133,7 @@ fn refused_token_is_an_auth_error() {
     env.set("CACHEPOT_GCS_KEY_PATH", key.to_str().unwrap());
     let files = write_project(&env.dir, 2);
     assert_eq!(build(&env, &files), reference_objects(&env, &files));
-    assert_eq!(env.error_kind("remote-auth"), 1, "{}", env.stats());
+    assert_eq!(env.error_kind("remote_auth"), 1, "{}", env.stats());
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn missing_bucket_is_counted() {
     env.set("CACHEPOT_GCS_RW_MODE", "READ_WRITE");
     let files = write_project(&env.dir, 2);
     assert_eq!(build(&env, &files), reference_objects(&env, &files));
-    assert_eq!(env.error_kind("remote-missing-bucket"), 1, "{}", env.stats());
+    assert_eq!(env.error_kind("remote_missing_bucket"), 1, "{}", env.stats());
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn damaged_object_is_rejected_and_replaced_and_a_killed_server_is_survived() {
     let b = rw("gcs-damage-b");
     write_project(&b.dir, 2);
     assert_eq!(build(&b, &files[..1]), good);
-    assert_eq!(b.error_kind("corrupt-entry"), 1, "{}", b.stats());
+    assert_eq!(b.error_kind("corrupt_entry"), 1, "{}", b.stats());
     let c = rw("gcs-damage-c");
     write_project(&c.dir, 2);
     assert_eq!(build(&c, &files[..1]), good);
@@ -186,5 +186,5 @@ fn damaged_object_is_rejected_and_replaced_and_a_killed_server_is_survived() {
 
     server.kill();
     assert_eq!(build(&c, &files), reference_objects(&c, &files));
-    assert_eq!(c.error_kind("remote-unreachable"), 1, "{}", c.stats());
+    assert_eq!(c.error_kind("remote_unreachable"), 1, "{}", c.stats());
 }

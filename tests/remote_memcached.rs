@@ -111,14 +111,14 @@ fn server_down_or_silent_compiles_and_counts() {
     let down = env_with("mc-down", &format!("tcp://127.0.0.1:{}", free_port()));
     let files = write_project(&down.dir, 2);
     assert_eq!(build(&down, &files), reference_objects(&down, &files));
-    assert_eq!(down.error_kind("remote-unreachable"), 1);
+    assert_eq!(down.error_kind("remote_unreachable"), 1);
     assert_eq!(other(&down, "remote.skipped-backoff"), 1);
 
     let mut silent = env_with("mc-silent", &format!("tcp://127.0.0.1:{}", silent_server()));
     silent.set("CACHEPOT_REMOTE_TIMEOUT", "300ms");
     write_project(&silent.dir, 2);
     assert_eq!(build(&silent, &files), reference_objects(&silent, &files));
-    assert_eq!(silent.error_kind("remote-timeout"), 1);
+    assert_eq!(silent.error_kind("remote_timeout"), 1);
 }
 
 #[test]
@@ -150,7 +150,7 @@ fn damaged_items_are_rejected_and_replaced() {
     let b = env_with("mc-damage-b", &addr(&server));
     write_project(&b.dir, 1);
     assert_eq!(build(&b, &files), good);
-    assert_eq!(b.error_kind("corrupt-entry"), 1);
+    assert_eq!(b.error_kind("corrupt_entry"), 1);
     let c = env_with("mc-damage-c", &addr(&server));
     write_project(&c.dir, 1);
     assert_eq!(build(&c, &files), good);
@@ -165,7 +165,7 @@ fn server_killed_mid_build() {
     build(&env, &files[..1]);
     server.kill();
     assert_eq!(build(&env, &files), reference_objects(&env, &files));
-    assert_eq!(env.error_kind("remote-unreachable"), 1);
+    assert_eq!(env.error_kind("remote_unreachable"), 1);
 }
 
 #[test]

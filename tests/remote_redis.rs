@@ -62,7 +62,7 @@ fn server_down_compiles_counts_unreachable_and_backs_off() {
     let files = write_project(&env.dir, 3);
     assert_eq!(build(&env, &files), reference_objects(&env, &files));
     assert_eq!(env.stat("misses"), 3);
-    assert_eq!(env.error_kind("remote-unreachable"), 1);
+    assert_eq!(env.error_kind("remote_unreachable"), 1);
     // The next compiles skip the dead server instead of trying it again.
     assert_eq!(other(&env, "remote.skipped-backoff"), 2);
     assert!(env.cache.join("remote-backoff").is_file());
@@ -76,7 +76,7 @@ fn silent_server_times_out_once_then_is_skipped() {
     env.set("CACHEPOT_REMOTE_TIMEOUT", "300ms");
     let files = write_project(&env.dir, 3);
     assert_eq!(build(&env, &files), reference_objects(&env, &files));
-    assert_eq!(env.error_kind("remote-timeout"), 1);
+    assert_eq!(env.error_kind("remote_timeout"), 1);
     assert_eq!(other(&env, "remote.skipped-backoff"), 2);
 }
 
@@ -88,7 +88,7 @@ fn without_backoff_every_compile_tries_the_server() {
     let files = write_project(&env.dir, 2);
     build(&env, &files);
     // Each compile tries once on lookup; after that failure the call does not try again to store.
-    assert_eq!(env.error_kind("remote-unreachable"), 2);
+    assert_eq!(env.error_kind("remote_unreachable"), 2);
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn wrong_password_counts_an_auth_error() {
     );
     let files = write_project(&env.dir, 2);
     assert_eq!(build(&env, &files), reference_objects(&env, &files));
-    assert_eq!(env.error_kind("remote-auth"), 1);
+    assert_eq!(env.error_kind("remote_auth"), 1);
     // The right password works, and no password appears in --show-config.
     let good = env_with(
         "redis-auth-ok",
@@ -122,7 +122,7 @@ fn missing_database_counts_missing_bucket() {
     let env = env_with("redis-nodb", &format!("redis://127.0.0.1:{}/9", server.port));
     let files = write_project(&env.dir, 1);
     assert_eq!(build(&env, &files), reference_objects(&env, &files));
-    assert_eq!(env.error_kind("remote-missing-bucket"), 1);
+    assert_eq!(env.error_kind("remote_missing_bucket"), 1);
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn damaged_remote_entries_are_rejected_removed_and_replaced() {
     assert_eq!(build(&b, &files), good);
     assert_eq!(b.stat("hits"), 0);
     assert_eq!(b.stat("misses"), 3);
-    assert_eq!(b.error_kind("corrupt-entry"), 3);
+    assert_eq!(b.error_kind("corrupt_entry"), 3);
 
     // B stored good entries again: a third machine gets hits.
     let mut c = env_with("redis-damage-c", &url(&server));
@@ -178,7 +178,7 @@ fn server_killed_mid_build() {
     // The first two are local hits; the third finds the server gone and starts the back-off.
     assert_eq!(env.stat("hits"), 2);
     assert_eq!(env.stat("misses"), 4);
-    assert_eq!(env.error_kind("remote-unreachable"), 1);
+    assert_eq!(env.error_kind("remote_unreachable"), 1);
     assert_eq!(other(&env, "remote.skipped-backoff"), 1);
 }
 
@@ -332,7 +332,7 @@ fn damaged_remote_manifests_are_rejected_and_replaced() {
     write_project(&b.dir, 2);
     assert_eq!(build(&b, &files), good);
     assert_eq!(b.stat("misses"), 2);
-    assert_eq!(b.error_kind("corrupt-entry"), 2, "{}", b.stats());
+    assert_eq!(b.error_kind("corrupt_entry"), 2, "{}", b.stats());
     let c = env_with("redis-mdamage-c", &url(&server));
     write_project(&c.dir, 2);
     assert_eq!(build(&c, &files), good);

@@ -87,7 +87,7 @@ fn wrong_secret_is_refused_by_the_signature_check() {
     let env = with_keys(env_with("s3-wrong", &server, BUCKET), S3_KEY, "not-the-secret");
     let files = write_project(&env.dir, 2);
     assert_eq!(build(&env, &files), reference_objects(&env, &files));
-    assert_eq!(env.error_kind("remote-auth"), 1, "{}", env.stats());
+    assert_eq!(env.error_kind("remote_auth"), 1, "{}", env.stats());
     assert!(objects_in(&server, BUCKET).is_empty());
     let shown = s(&env.ok(&["--show-config"]).stdout);
     assert!(!shown.contains("not-the-secret"), "{shown}");
@@ -105,14 +105,14 @@ fn server_down_silent_or_killed() {
     build(&env, &files[..1]);
     server.kill();
     assert_eq!(build(&env, &files), reference_objects(&env, &files));
-    assert_eq!(env.error_kind("remote-unreachable"), 1, "{}", env.stats());
+    assert_eq!(env.error_kind("remote_unreachable"), 1, "{}", env.stats());
 
     let mut silent = with_keys(env_with("s3-silent", &server, BUCKET), S3_KEY, S3_SECRET);
     silent.set("CACHEPOT_ENDPOINT", format!("127.0.0.1:{}", silent_server()));
     silent.set("CACHEPOT_REMOTE_TIMEOUT", "300ms");
     write_project(&silent.dir, 2);
     assert_eq!(build(&silent, &files[..2]), reference_objects(&silent, &files[..2]));
-    assert_eq!(silent.error_kind("remote-timeout"), 1, "{}", silent.stats());
+    assert_eq!(silent.error_kind("remote_timeout"), 1, "{}", silent.stats());
 }
 
 #[test]
@@ -135,7 +135,7 @@ fn damaged_objects_are_rejected_and_replaced() {
     let b = with_keys(env_with("s3-damage-b", &server, BUCKET), S3_KEY, S3_SECRET);
     write_project(&b.dir, 2);
     assert_eq!(build(&b, &files), good);
-    assert_eq!(b.error_kind("corrupt-entry"), 2, "{}", b.stats());
+    assert_eq!(b.error_kind("corrupt_entry"), 2, "{}", b.stats());
     let c = with_keys(env_with("s3-damage-c", &server, BUCKET), S3_KEY, S3_SECRET);
     write_project(&c.dir, 2);
     assert_eq!(build(&c, &files), good);
@@ -294,5 +294,5 @@ fn a_refused_web_identity_is_an_auth_error() {
     env.set("AWS_ENDPOINT_URL_STS", format!("http://127.0.0.1:{port}"));
     let files = write_project(&env.dir, 1);
     assert_eq!(build(&env, &files), reference_objects(&env, &files));
-    assert_eq!(env.error_kind("remote-auth"), 1, "{}", env.stats());
+    assert_eq!(env.error_kind("remote_auth"), 1, "{}", env.stats());
 }

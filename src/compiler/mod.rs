@@ -1,37 +1,93 @@
 //! Compiler families: which compiler a call is for, and the typed request its arguments describe.
-//! `args.rs` holds the shared flag-table machinery; each family has its own file.
+//! `args.rs` holds the shared flag-table machinery; each family has its own module behind the
+//! `CFamily` trait (gcc/ for gcc and clang) or its own flow (rustc.rs for rust/).
 
 pub mod args;
 pub mod gcc;
 pub mod rustc;
 
-use std::ffi::OsStr;
+use crate::config::Config;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    Gcc,
-    Clang,
+/// Which flow a call takes: a C-like family (gcc, clang, …) through compile.rs, or rustc through
+/// rust/. Families are detected by the name the compiler was invoked by, then by its real file.
+#[derive(Clone, Copy)]
+pub enum FamilyKind {
+    C(&'static dyn CFamily),
+    Rust,
 }
 
-impl Family {
-    /// The family for a compiler invoked as `invoked`, whose real file is `real`. The name it was
-    /// invoked by decides (`cc` may be clang); the resolved file name is the fallback.
-    pub fn detect(invoked: &OsStr, real: &Path) -> Option<Family> {
-        let name = Path::new(invoked).file_name()?.to_str()?;
-        gcc::family_from_name(name).or_else(|| {
-            let resolved = real.canonicalize().ok()?;
-            gcc::family_from_name(resolved.file_name()?.to_str()?)
-        })
+/// The family for a compiler invoked as `invoked`, whose real file is `real`. The name it was
+/// invoked by decides (`cc` may be clang); the resolved file name is the fallback.
+pub fn detect(invoked: &OsStr, real: &Path) -> Option<FamilyKind> {
+    let by_name = |name: &str| -> Option<FamilyKind> {
+        if rustc::is_rustc_name(name) {
+            return Some(FamilyKind::Rust);
+        }
+        gcc::from_name(name).map(FamilyKind::C)
+    };
+    let name = Path::new(invoked).file_name()?.to_str()?;
+    by_name(name).or_else(|| {
+        let resolved = real.canonicalize().ok()?;
+        by_name(resolved.file_name()?.to_str()?)
+    })
+}
+
+/// Everything the C flow needs to know that differs between compiler families: how to read the
+/// command line, which environment matters, how to preprocess, how a miss learns what it read,
+/// where the compiler looks for headers, how to ask for colour. compile.rs never names a family;
+/// a family never names the store.
+pub trait CFamily: Sync {
+    /// The family's name, for logs.
+    fn name(&self) -> &'static str;
+
+    /// Expand response files (`@file`) the way this family's driver does.
+    fn expand_args(&self, args: &[OsString], cwd: &Path) -> Result<Vec<OsString>, String> {
+        args::expand_response_files(args, cwd)
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::Gcc => "gcc",
-            Family::Clang => "clang",
-        }
-    }
+    /// Parse the (expanded) arguments into the typed request, or say why the call is not cacheable.
+    fn parse(
+        &self,
+        args: &[OsString],
+        cwd: &Path,
+        env: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Result<CCompile, NotCacheable>;
+
+    /// Environment variables that change what the compiler produces or prints (keyed).
+    fn key_env(&self) -> &'static [&'static str];
+
+    /// The arguments of a run that writes the preprocessed source to stdout.
+    fn preprocess_args(&self, req: &CCompile) -> Vec<OsString>;
+
+    /// The files a preprocessed source came from (its line markers), in order, without repeats.
+    fn included_files(&self, preprocessed: &[u8]) -> Vec<PathBuf>;
+
+    /// Arguments that make a compile also write its dependency listing to `listing`.
+    fn dependency_args(&self, listing: &Path) -> Vec<OsString>;
+
+    /// The files a dependency listing (as `dependency_args` or the user's own options write it) names.
+    fn dependencies(&self, listing: &[u8]) -> Vec<PathBuf>;
+
+    /// The flag that asks for coloured diagnostics when the output is captured.
+    fn color_flag(&self) -> &'static str;
+
+    /// Precompiled headers the compiler could pick up in place of a header (hashed as inputs).
+    fn precompiled_headers(&self, req: &CCompile, cwd: &Path) -> Vec<PathBuf>;
+
+    /// The directories to watch for headers that would shadow `read` (the source and the headers
+    /// a compile read): where a new file would be found first. `None` when they cannot be learned.
+    fn shadowing_candidates(
+        &self,
+        real: &Path,
+        identity: &str,
+        req: &CCompile,
+        cfg: &Config,
+        read: &[PathBuf],
+        cwd: &Path,
+    ) -> Option<Vec<PathBuf>>;
 }
 
 /// How the user wants diagnostics coloured.
@@ -67,15 +123,14 @@ pub struct Output {
 /// A cacheable single-source C-family compile.
 #[derive(Debug, Clone)]
 pub struct CCompile {
-    pub family: Family,
     pub source: PathBuf,
     pub language: String,
     /// Outputs, the object (or assembly) first.
     pub outputs: Vec<Output>,
     /// Arguments that go into the key (outputs and colour flags removed).
-    pub key_args: Vec<std::ffi::OsString>,
+    pub key_args: Vec<OsString>,
     /// Arguments for the `-E` run (source included; -c, -o, dependency and colour flags removed).
-    pub preprocessor_args: Vec<std::ffi::OsString>,
+    pub preprocessor_args: Vec<OsString>,
     /// Files whose content changes the result without passing through the preprocessor.
     pub extra_inputs: Vec<PathBuf>,
     /// `-include` / `-imacros` files.
@@ -90,7 +145,10 @@ pub struct CCompile {
     pub dep_style: DepStyle,
 }
 
-/// Why a call is passed straight to the compiler. Each variant is a statistics counter.
+/// Why a call is passed straight to the compiler. Each variant is a statistics counter, named by
+/// its stable `id()` (what `--show-stats --json` prints and dashboards key on); `describe()` is the
+/// human text. Variants carrying a `&'static str` name the option or feature: that detail is
+/// counted apart (`not_cacheable_details`), from fixed strings only, so the table stays bounded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotCacheable {
     Linking,
@@ -110,32 +168,125 @@ pub enum NotCacheable {
     UnknownCompiler,
     PreprocessorFailed,
     CompileFailed,
+    /// A question to the compiler (`--version`, `-v`, `-print-*`, rustc `-vV`/`--print`).
+    Informational,
+    /// An option that makes the compiler write files the cache does not keep.
+    ExtraOutputs(&'static str),
+    /// `.incbin` in an assembler source: it reads a file no listing names.
+    Incbin,
+    /// clippy-driver: its lints come from running it.
+    ClippyDriver,
+    /// Anything else the cache cannot key or restore exactly (the option or feature named).
     TooHard(&'static str),
 }
 
 impl NotCacheable {
-    /// The reason as shown by `--show-stats` (and used as the counter name).
-    pub fn reason(&self) -> String {
+    /// Every variant, for documentation and the id tests (details filled with a placeholder).
+    pub const ALL: &'static [NotCacheable] = &[
+        NotCacheable::Linking,
+        NotCacheable::PreprocessOnly,
+        NotCacheable::DependencyOnly,
+        NotCacheable::MultipleSources,
+        NotCacheable::NoSource,
+        NotCacheable::NonSourceInput,
+        NotCacheable::StdinInput,
+        NotCacheable::OutputToStdout,
+        NotCacheable::MissingInput,
+        NotCacheable::UnsupportedOption,
+        NotCacheable::UnsupportedLanguage,
+        NotCacheable::PrecompiledHeader,
+        NotCacheable::BadArguments,
+        NotCacheable::DependencyEnv,
+        NotCacheable::UnknownCompiler,
+        NotCacheable::PreprocessorFailed,
+        NotCacheable::CompileFailed,
+        NotCacheable::Informational,
+        NotCacheable::ExtraOutputs("…"),
+        NotCacheable::Incbin,
+        NotCacheable::ClippyDriver,
+        NotCacheable::TooHard("…"),
+    ];
+
+    /// The stable statistics id (snake_case; never changes once released).
+    pub fn id(&self) -> &'static str {
         match self {
-            NotCacheable::Linking => "linking (no -c or -S)".into(),
-            NotCacheable::PreprocessOnly => "preprocessing only (-E)".into(),
-            NotCacheable::DependencyOnly => "dependency output only (-M/-MM)".into(),
-            NotCacheable::MultipleSources => "multiple source files".into(),
-            NotCacheable::NoSource => "no source file".into(),
-            NotCacheable::NonSourceInput => "input is not a source file".into(),
-            NotCacheable::StdinInput => "source from standard input".into(),
-            NotCacheable::OutputToStdout => "output to standard output".into(),
-            NotCacheable::MissingInput => "input file missing".into(),
-            NotCacheable::UnsupportedOption => "unsupported option".into(),
-            NotCacheable::UnsupportedLanguage => "unsupported language".into(),
-            NotCacheable::PrecompiledHeader => "precompiled header".into(),
-            NotCacheable::BadArguments => "bad arguments".into(),
-            NotCacheable::DependencyEnv => "DEPENDENCIES_OUTPUT in environment".into(),
-            NotCacheable::UnknownCompiler => "unknown compiler".into(),
-            NotCacheable::PreprocessorFailed => "preprocessor failed".into(),
-            NotCacheable::CompileFailed => "compile failed".into(),
-            NotCacheable::TooHard(what) => (*what).into(),
+            NotCacheable::Linking => "linking",
+            NotCacheable::PreprocessOnly => "preprocess_only",
+            NotCacheable::DependencyOnly => "dependency_only",
+            NotCacheable::MultipleSources => "multiple_sources",
+            NotCacheable::NoSource => "no_source",
+            NotCacheable::NonSourceInput => "non_source_input",
+            NotCacheable::StdinInput => "stdin_input",
+            NotCacheable::OutputToStdout => "output_to_stdout",
+            NotCacheable::MissingInput => "missing_input",
+            NotCacheable::UnsupportedOption => "unsupported_option",
+            NotCacheable::UnsupportedLanguage => "unsupported_language",
+            NotCacheable::PrecompiledHeader => "precompiled_header",
+            NotCacheable::BadArguments => "bad_arguments",
+            NotCacheable::DependencyEnv => "dependency_env",
+            NotCacheable::UnknownCompiler => "unknown_compiler",
+            NotCacheable::PreprocessorFailed => "preprocessor_failed",
+            NotCacheable::CompileFailed => "compile_failed",
+            NotCacheable::Informational => "informational",
+            NotCacheable::ExtraOutputs(_) => "extra_outputs",
+            NotCacheable::Incbin => "incbin",
+            NotCacheable::ClippyDriver => "clippy_driver",
+            NotCacheable::TooHard(_) => "too_hard",
         }
+    }
+
+    /// The option or feature behind the reason, when there is one.
+    pub fn detail(&self) -> Option<&'static str> {
+        match self {
+            NotCacheable::ExtraOutputs(d) | NotCacheable::TooHard(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The human description (`--show-stats`, logs).
+    pub fn describe(&self) -> String {
+        let text = match self {
+            NotCacheable::Linking => "linking (no -c or -S)",
+            NotCacheable::PreprocessOnly => "preprocessing only (-E)",
+            NotCacheable::DependencyOnly => "dependency output only (-M/-MM)",
+            NotCacheable::MultipleSources => "multiple source files",
+            NotCacheable::NoSource => "no source file",
+            NotCacheable::NonSourceInput => "input is not a source file",
+            NotCacheable::StdinInput => "source from standard input",
+            NotCacheable::OutputToStdout => "output to standard output",
+            NotCacheable::MissingInput => "input file missing",
+            NotCacheable::UnsupportedOption => "unsupported option",
+            NotCacheable::UnsupportedLanguage => "unsupported language",
+            NotCacheable::PrecompiledHeader => "precompiled header",
+            NotCacheable::BadArguments => "bad arguments",
+            NotCacheable::DependencyEnv => "DEPENDENCIES_OUTPUT in environment",
+            NotCacheable::UnknownCompiler => "unknown compiler",
+            NotCacheable::PreprocessorFailed => "preprocessor failed",
+            NotCacheable::CompileFailed => "compile failed",
+            NotCacheable::Informational => "informational call (version, help, print)",
+            NotCacheable::ExtraOutputs(_) => "writes files the cache does not keep",
+            NotCacheable::Incbin => ".incbin reads a file no listing names",
+            NotCacheable::ClippyDriver => "clippy-driver (lints are not cached)",
+            NotCacheable::TooHard(_) => "too hard to cache",
+        };
+        match self.detail() {
+            Some(d) => format!("{text}: {d}"),
+            None => text.to_string(),
+        }
+    }
+
+    /// The reason from a statistics counter name written by an earlier version (its description
+    /// was its name), so an existing cache dir keeps its figures under the new ids.
+    pub fn from_old_name(old: &str) -> Option<NotCacheable> {
+        let found = NotCacheable::ALL
+            .iter()
+            .find(|r| r.detail().is_none() && r.describe() == old);
+        found.cloned().or(match old {
+            ".incbin" => Some(NotCacheable::Incbin),
+            "clippy-driver (lints are not cached)" => Some(NotCacheable::ClippyDriver),
+            "informational call" | "rustc query (-vV, --print)" => Some(NotCacheable::Informational),
+            _ => None,
+        })
     }
 }
 

@@ -168,6 +168,11 @@ impl RustcCompile {
     }
 }
 
+/// Is this compiler name rustc (or clippy's driver, which cargo runs in its place)?
+pub fn is_rustc_name(name: &str) -> bool {
+    name == "rustc" || name == "clippy-driver"
+}
+
 /// Why a rustc call is passed through without the cache: a question to rustc (`-vV`, `--print`),
 /// or a compile we do not cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -530,7 +535,7 @@ mod tests {
     #[test]
     fn refusals() {
         let nc = |s: &str| match parse(&args(s)) {
-            Err(Refusal::NotCacheable(r)) => r.reason(),
+            Err(Refusal::NotCacheable(r)) => r.detail().unwrap_or(r.id()).to_string(),
             other => panic!("{s}: {other:?}"),
         };
         assert_eq!(parse(&args("-vV")).unwrap_err(), Refusal::Query);
@@ -556,7 +561,7 @@ mod tests {
             nc("--crate-name a --crate-type lib --emit=asm a.rs"),
             "rustc --emit of asm, llvm-ir, llvm-bc, obj or mir"
         );
-        assert_eq!(nc("--crate-name a --crate-type lib --bogus a.rs"), "unsupported option");
+        assert_eq!(nc("--crate-name a --crate-type lib --bogus a.rs"), "unsupported_option");
         assert_eq!(nc("--crate-type lib a.rs"), "rustc without --crate-name");
         assert_eq!(
             nc("--crate-name a --crate-type lib -C split-debuginfo=unpacked a.rs"),

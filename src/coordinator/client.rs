@@ -97,15 +97,67 @@ fn lock_held(dir: &Path) -> bool {
 pub enum AcquireError {
     /// No coordinator is listening.
     Absent,
+    /// It did not answer within `SILENCE` (stopped, hung, or overloaded past answering).
+    Unresponsive,
+    /// It kept saying Queued for longer than the configured longest wait.
+    WaitedTooLong,
     Other(io::Error),
 }
 
+/// A coordinator that says nothing for this long is taken for hung: it repeats Queued every
+/// HEARTBEAT while a client waits, and answers everything else at once.
+pub const SILENCE: Duration = Duration::from_millis(4 * protocol::HEARTBEAT.as_millis() as u64);
+
 fn connect(dir: &Path) -> Result<UnixStream, AcquireError> {
     check_private_dir(dir)?;
-    UnixStream::connect(socket_path(dir)).map_err(|e| match e.kind() {
+    let stream = connect_bounded(&socket_path(dir), SILENCE).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => AcquireError::Absent,
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => AcquireError::Unresponsive,
         _ => AcquireError::Other(e),
-    })
+    })?;
+    // Every read and write of a request is bounded too; a hung coordinator cannot hold a compile.
+    let _ = stream.set_read_timeout(Some(SILENCE));
+    let _ = stream.set_write_timeout(Some(SILENCE));
+    Ok(stream)
+}
+
+/// `UnixStream::connect`, except that a listener that has stopped accepting (its backlog full)
+/// makes it fail after `limit` instead of blocking forever: for Unix sockets the kernel bounds a
+/// blocking connect by the socket's send timeout, which std gives no way to set before connecting.
+fn connect_bounded(path: &Path, limit: Duration) -> io::Result<UnixStream> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: plain socket call; the descriptor is owned by the UnixStream made from it at once.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh socket that nothing else owns.
+    let stream = unsafe { UnixStream::from_raw_fd(fd) };
+    stream.set_write_timeout(Some(limit))?;
+    let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    // SAFETY: addr is a valid sockaddr_un of at least `len` bytes.
+    let rc = unsafe { libc::connect(fd, &addr as *const libc::sockaddr_un as *const libc::sockaddr, len) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        // EAGAIN: the send timeout ran out while the backlog stayed full.
+        return Err(if e.raw_os_error() == Some(libc::EAGAIN) {
+            io::Error::new(io::ErrorKind::TimedOut, "the coordinator is not accepting connections")
+        } else {
+            e
+        });
+    }
+    Ok(stream)
 }
 
 fn refused(msg: String) -> io::Error {
@@ -122,22 +174,37 @@ fn unexpected(r: Reply) -> io::Error {
     )
 }
 
-/// Wait for a slot; returns the connection that holds it and whether it had to wait.
-pub fn acquire(dir: &Path) -> Result<(UnixStream, bool), AcquireError> {
+fn read_bounded(conn: &mut UnixStream) -> Result<Reply, AcquireError> {
+    protocol::read_reply(conn).map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => AcquireError::Unresponsive,
+        _ => AcquireError::Other(e),
+    })
+}
+
+/// Wait for a slot, at most `max_wait` (and at most SILENCE between two messages); returns the
+/// connection that holds it and whether it had to wait.
+pub fn acquire(dir: &Path, max_wait: Duration) -> Result<(UnixStream, bool), AcquireError> {
+    let started = Instant::now();
     let mut conn = connect(dir)?;
-    protocol::write_request(&mut conn, &Request::Acquire).map_err(AcquireError::Other)?;
-    match protocol::read_reply(&mut conn).map_err(AcquireError::Other)? {
-        Reply::Granted { waited } => Ok((conn, waited)),
-        Reply::Refused(msg) => Err(AcquireError::Other(refused(msg))),
-        r => Err(AcquireError::Other(unexpected(r))),
+    protocol::write_request(&mut conn, &Request::Acquire).map_err(|e| match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => AcquireError::Unresponsive,
+        _ => AcquireError::Other(e),
+    })?;
+    loop {
+        match read_bounded(&mut conn)? {
+            Reply::Granted { waited } => return Ok((conn, waited)),
+            Reply::Queued if started.elapsed() < max_wait => continue,
+            Reply::Queued => return Err(AcquireError::WaitedTooLong),
+            Reply::Refused(msg) => return Err(AcquireError::Other(refused(msg))),
+            r => return Err(AcquireError::Other(unexpected(r))),
+        }
     }
 }
 
 fn request(dir: &Path, req: Request) -> Result<Reply, AcquireError> {
     let mut conn = connect(dir)?;
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     protocol::write_request(&mut conn, &req).map_err(AcquireError::Other)?;
-    protocol::read_reply(&mut conn).map_err(AcquireError::Other)
+    read_bounded(&mut conn)
 }
 
 pub fn status(dir: &Path) -> Result<BTreeMap<String, u64>, AcquireError> {
@@ -164,6 +231,13 @@ pub fn stop_and_wait(dir: &Path) -> Result<String, String> {
         Ok(r) => return Err(unexpected(r).to_string()),
         Err(AcquireError::Absent) => return Ok("no coordinator was running".into()),
         Err(AcquireError::Other(e)) => return Err(format!("cannot reach the coordinator: {e}")),
+        Err(AcquireError::Unresponsive | AcquireError::WaitedTooLong) => {
+            return Err(format!(
+                "the coordinator ({}) does not answer; find its pid with `fuser {}` and kill it",
+                socket_path(dir).display(),
+                socket_path(dir).display()
+            ));
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while lock_held(dir) {

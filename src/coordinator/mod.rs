@@ -16,6 +16,7 @@ pub mod protocol;
 mod server;
 
 use crate::config::{Config, CoordinatorMode};
+use crate::stats::Fault;
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -31,9 +32,15 @@ impl Slot {
     const NONE: Slot = Slot { _conn: None };
 }
 
+/// After the coordinator was found silent, compile calls do not try it again for this long: a
+/// hung coordinator costs one bounded wait per window, not one per compile.
+const SILENT_BACKOFF: Duration = Duration::from_secs(60);
+
 /// Take a compile slot before starting a real compiler process (a miss, a preprocessor run).
 /// With the coordinator off this returns at once and touches nothing. With `auto`, an absent
-/// coordinator is started in the background and this call goes on without a slot.
+/// coordinator is started in the background and this call goes on without a slot. Every wait is
+/// bounded: a coordinator silent for `client::SILENCE`, or one that queues this call for longer
+/// than `max_wait`, is given up on, and the call compiles without a slot (counted, logged once).
 pub fn slot(cfg: &Config) -> Slot {
     if cfg.coordinator.mode.value == CoordinatorMode::Off {
         return Slot::NONE;
@@ -41,13 +48,30 @@ pub fn slot(cfg: &Config) -> Slot {
     if log::log_enabled!(target: "coordinator", log::Level::Debug) {
         log::debug!(target: "coordinator", "outer jobserver: {}", crate::jobserver::detect().describe());
     }
+    let marker = cfg.coordinator.dir.join("unresponsive");
+    if let Ok(m) = std::fs::metadata(&marker)
+        && m.modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age < SILENT_BACKOFF)
+    {
+        log::debug!(target: "coordinator", "the coordinator was silent less than {SILENT_BACKOFF:?} ago; compiling without a slot");
+        count(cfg, &Fault::CoordinatorUnresponsive.counter(), 1);
+        return Slot::NONE;
+    }
     let started = Instant::now();
-    match client::acquire(&cfg.coordinator.dir) {
+    match client::acquire(
+        &cfg.coordinator.dir,
+        Duration::from_secs(cfg.coordinator.max_wait.value),
+    ) {
         Ok((conn, waited)) => {
             let waited_for = started.elapsed();
             log::debug!(target: "coordinator", "got a compile slot (waited: {waited}, {waited_for:?})");
             if waited {
                 record_wait(cfg, waited_for);
+            }
+            if std::fs::remove_file(&marker).is_ok() {
+                log::warn!(target: "coordinator", "the coordinator answers again");
             }
             Slot { _conn: Some(conn) }
         }
@@ -56,10 +80,54 @@ pub fn slot(cfg: &Config) -> Slot {
             client::spawn_in_background(cfg);
             Slot::NONE
         }
+        Err(client::AcquireError::Unresponsive) => {
+            // Whoever creates the marker says so; the others (and later calls) stay quiet.
+            let first = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&marker)
+                .is_ok();
+            if !first {
+                let _ = std::fs::File::options()
+                    .write(true)
+                    .open(&marker)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+            }
+            let msg = format!(
+                "the coordinator ({}) did not answer within {:?}; compiling without a slot, and not asking it again for {:?}",
+                cfg.coordinator.dir.display(),
+                client::SILENCE,
+                SILENT_BACKOFF
+            );
+            if first {
+                log::warn!(target: "coordinator", "{msg}");
+            } else {
+                log::debug!(target: "coordinator", "{msg}");
+            }
+            count(cfg, &Fault::CoordinatorUnresponsive.counter(), 1);
+            Slot::NONE
+        }
+        Err(client::AcquireError::WaitedTooLong) => {
+            log::warn!(
+                target: "coordinator",
+                "no compile slot after waiting {} s (CACHEPOT_COORDINATOR_MAX_WAIT); compiling without one",
+                cfg.coordinator.max_wait.value
+            );
+            count(cfg, &Fault::CoordinatorWaitTimeout.counter(), 1);
+            Slot::NONE
+        }
         Err(client::AcquireError::Other(e)) => {
             log::warn!(target: "coordinator", "no compile slot, compiling anyway: {e}");
             Slot::NONE
         }
+    }
+}
+
+fn count(cfg: &Config, name: &str, n: u64) {
+    let mut add = crate::stats::Counters::new();
+    add.insert(name.into(), n);
+    if let Err(e) = crate::stats::add_counters(&cfg.dir.value, &add) {
+        log::warn!(target: "coordinator", "could not count {name}: {e}");
     }
 }
 

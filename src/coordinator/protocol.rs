@@ -10,16 +10,22 @@
 //!           | 0x03 Status   body: empty
 //!           | 0x04 Stop     body: empty
 //! reply    := 0x81 Granted  body: waited:u8 (1 when the slot was not free at once)
+//!           | 0x82 Queued   body: empty   ; no slot free yet: sent at once, then every HEARTBEAT
 //!           | 0x83 Status   body: lines of `<name> <decimal>\n` (unknown names are ignored)
 //!           | 0x84 Stopping body: empty
 //!           | 0xEE Refused  body: UTF-8 message (then the coordinator closes the connection)
 //! ```
-//! History: version 1 — the messages above.
+//! History: version 1 — the messages above but Queued. Version 2 — Queued, so that a client can
+//! tell a coordinator that is busy (it keeps saying Queued) from one that is hung (silence), and
+//! give up on the latter after a bounded wait.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+/// How often a coordinator repeats Queued to a waiting client; a client that hears nothing for a
+/// few of these takes the coordinator for hung.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_millis(500);
 /// The largest payload either side accepts; a status reply is a few hundred bytes.
 pub const MAX_FRAME: u32 = 4096;
 
@@ -34,6 +40,7 @@ pub enum Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     Granted { waited: bool },
+    Queued,
     Status(BTreeMap<String, u64>),
     Stopping,
     Refused(String),
@@ -95,6 +102,7 @@ impl Reply {
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Reply::Granted { waited } => frame(0x81, &[*waited as u8]),
+            Reply::Queued => frame(0x82, &[]),
             Reply::Status(figures) => {
                 let mut body = String::new();
                 for (k, v) in figures {
@@ -121,6 +129,8 @@ impl Reply {
                 [w] => Ok(Reply::Granted { waited: *w != 0 }),
                 _ => Err(ProtocolError::BadBody("granted")),
             },
+            0x82 if body.is_empty() => Ok(Reply::Queued),
+            0x82 => Err(ProtocolError::BadBody("queued")),
             0x83 => {
                 let text = std::str::from_utf8(body).map_err(|_| ProtocolError::BadBody("status"))?;
                 let mut figures = BTreeMap::new();
@@ -210,6 +220,7 @@ mod tests {
         for r in [
             Reply::Granted { waited: true },
             Reply::Granted { waited: false },
+            Reply::Queued,
             Reply::Status(figures),
             Reply::Stopping,
             Reply::Refused("no".into()),
@@ -225,7 +236,7 @@ mod tests {
             Err(ProtocolError::TooLarge(u32::MAX))
         );
         assert_eq!(check_length([0, 0, 0, 1]), Err(ProtocolError::TooShort));
-        assert_eq!(Request::decode(&[2, 1]), Err(ProtocolError::Version(2)));
+        assert_eq!(Request::decode(&[1, 1]), Err(ProtocolError::Version(1)));
         assert_eq!(Request::decode(&[VERSION, 0x77]), Err(ProtocolError::UnknownKind(0x77)));
         assert_eq!(
             Request::decode(&[VERSION, 0x01, 0]),

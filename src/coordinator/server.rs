@@ -255,20 +255,50 @@ async fn connection(stream: Async<UnixStream>, state: Rc<State>, owner: u32, _co
 }
 
 /// Wait for a permit, giving up if the client closes the connection meanwhile (a client must not
-/// send anything while it waits, so any byte also ends the wait).
+/// send anything while it waits, so any byte also ends the wait). While it waits, the client hears
+/// Queued every HEARTBEAT: silence is how it tells a hung coordinator from a busy one.
 async fn grant(stream: &Async<UnixStream>, state: &Rc<State>) -> Option<(HeldSlot, bool)> {
+    enum Wake {
+        Got(SemaphoreGuardArc),
+        Gone,
+        Tick,
+    }
     let (permit, waited) = match state.permits.try_acquire_arc() {
         Some(p) => (p, false),
         None => {
             state.waiting.set(state.waiting.get() + 1);
             state.waits.set(state.waits.get() + 1);
-            let wait = async { Some(state.permits.acquire_arc().await) };
-            let gone = async {
-                let mut byte = [0u8; 1];
-                let _ = (&*stream).read(&mut byte).await;
-                None
-            };
-            let got = wait.or(gone).await;
+            // One acquire future for the whole wait, so the client keeps its place in the queue.
+            let mut acquire = std::pin::pin!(state.permits.acquire_arc());
+            let mut got = None;
+            let mut w = stream;
+            if w.write_all(&Reply::Queued.encode()).await.is_ok() {
+                loop {
+                    let wake = async { Wake::Got((&mut acquire).await) }
+                        .or(async {
+                            let mut byte = [0u8; 1];
+                            let _ = (&*stream).read(&mut byte).await;
+                            Wake::Gone
+                        })
+                        .or(async {
+                            Timer::after(protocol::HEARTBEAT).await;
+                            Wake::Tick
+                        })
+                        .await;
+                    match wake {
+                        Wake::Got(p) => {
+                            got = Some(p);
+                            break;
+                        }
+                        Wake::Gone => break,
+                        Wake::Tick => {
+                            if w.write_all(&Reply::Queued.encode()).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
             state.waiting.set(state.waiting.get() - 1);
             (got?, true)
         }

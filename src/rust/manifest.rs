@@ -224,12 +224,7 @@ impl HashCache {
                 hex(p.as_os_str().as_bytes())
             ));
         }
-        let Some(dir) = file.parent() else { return };
-        let _ = std::fs::create_dir_all(dir);
-        let tmp = dir.join(format!(".tmp.{}", std::process::id()));
-        if std::fs::write(&tmp, text).is_err() || std::fs::rename(&tmp, file).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        let _ = crate::atomic::write(file, text.as_bytes());
     }
 }
 

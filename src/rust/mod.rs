@@ -13,14 +13,13 @@
 pub mod manifest;
 pub mod toolchain;
 
-use crate::compile::exec_passthrough;
+use crate::call::{self, CallCtx, Wanted};
 use crate::compiler::NotCacheable;
 use crate::compiler::rustc::{self, Refusal, RustcCompile};
-use crate::config::Config;
 use crate::entry::Entry;
 use crate::key::{KeyBuilder, hex};
 use crate::locate;
-use crate::stats::{self, Outcome};
+use crate::stats::{self, Fault, Outcome};
 use crate::store::Storage;
 use manifest::{Candidate, HashCache, Manifest};
 use std::ffi::{OsStr, OsString};
@@ -37,36 +36,20 @@ const RUST_KEY_VERSION: &str = "1";
 /// Counter for misses of crates whose inputs name the target dir.
 const TARGET_DIR_COUNTER: &str = "rust.target_dir_in_inputs";
 
-/// Is this compiler name rustc (or clippy's driver, which cargo runs in its place)?
-pub fn is_rustc(invoked: &OsStr) -> bool {
-    let name = Path::new(invoked).file_name().unwrap_or_default().to_string_lossy();
-    name == "rustc" || name == "clippy-driver"
-}
-
 /// Run one rustc call through the cache; returns the exit status to exit with.
-pub fn run(cfg: Config, real: PathBuf, invoked: &OsStr, args: Vec<OsString>) -> i32 {
+pub fn run(ctx: CallCtx, invoked: &OsStr) -> i32 {
     let mut call = RustCall {
-        cfg,
-        real,
         clippy: Path::new(invoked).file_name().is_some_and(|n| n == "clippy-driver"),
-        args,
-        errors: Vec::new(),
-        compiled: None,
+        ctx,
         crate_name: None,
         started: std::time::Instant::now(),
     };
-    crate::compile::guarded("rust", &mut call, RustCall::cached, |c| {
-        c.compiled.unwrap_or_else(|| exec_passthrough(&c.real, &c.args))
-    })
+    call::guarded(&mut call, |c| &c.ctx, RustCall::cached)
 }
 
 struct RustCall {
-    cfg: Config,
-    real: PathBuf,
+    ctx: CallCtx,
     clippy: bool,
-    args: Vec<OsString>,
-    errors: Vec<&'static str>,
-    compiled: Option<i32>,
     /// For the log line that says how the call ended.
     crate_name: Option<String>,
     started: std::time::Instant,
@@ -84,22 +67,22 @@ impl RustCall {
     fn cached(&mut self) -> i32 {
         if self.clippy {
             // Clippy's lints come from running it; a cached rmeta would silently skip them.
-            return self.not_cacheable(NotCacheable::TooHard("clippy-driver (lints are not cached)"));
+            return self.not_cacheable(NotCacheable::ClippyDriver);
         }
-        let req = match rustc::parse(&self.args) {
+        let req = match rustc::parse(&self.ctx.args) {
             Ok(r) => r,
-            Err(Refusal::Query) => return self.not_cacheable(NotCacheable::TooHard("rustc query (-vV, --print)")),
+            Err(Refusal::Query) => return self.not_cacheable(NotCacheable::Informational),
             Err(Refusal::NotCacheable(r)) => return self.not_cacheable(r),
         };
         let Ok(cwd) = std::env::current_dir() else {
             return self.not_cacheable(NotCacheable::BadArguments);
         };
-        let tc = match toolchain::resolve(&self.real) {
+        let tc = match toolchain::resolve(&self.ctx.real) {
             Ok(t) => t,
             Err(why) => return self.not_cacheable(NotCacheable::TooHard(why)),
         };
         // Run the toolchain we keyed, not whatever a proxy would pick by then.
-        self.real = tc.rustc.clone();
+        self.ctx.real = tc.rustc.clone();
         let out_dir_text = req.out_dir.as_os_str().as_bytes();
         if out_dir_text.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
             return self.not_cacheable(NotCacheable::TooHard("rustc out dir with quotes or escapes"));
@@ -117,9 +100,9 @@ impl RustCall {
             hashes,
         };
         // The same store as C compiles: the local disk, with the configured remote behind it.
-        let store = crate::store::open(&self.cfg);
+        let store = crate::store::open(&self.ctx.cfg);
         let store = store.as_ref();
-        if !self.cfg.recache.value
+        if !self.ctx.cfg.recache.value
             && let Some(status) = self.try_hit(store, &mut p)
         {
             p.hashes.save();
@@ -129,7 +112,7 @@ impl RustCall {
                 p.req.crate_name,
                 self.started.elapsed().as_secs_f64() * 1000.0
             );
-            stats::record(&self.cfg.dir.value, &Outcome::HitDirect, &self.errors);
+            self.ctx.count(Outcome::HitDirect);
             return status;
         }
         self.compile_and_store(store, &mut p)
@@ -145,7 +128,7 @@ impl RustCall {
         toolchain: &str,
         hashes: &mut HashCache,
     ) -> Result<String, NotCacheable> {
-        let mut kb = KeyBuilder::new("rust manifest", self.cfg.debug.value);
+        let mut kb = KeyBuilder::new("rust manifest", self.ctx.cfg.debug.value);
         kb.add_str("rust key version", RUST_KEY_VERSION);
         kb.add_str("toolchain", toolchain);
         kb.add_os("cwd", cwd.as_os_str());
@@ -202,61 +185,36 @@ impl RustCall {
             .candidates
             .iter()
             .find(|c| candidate_matches(c, &p.cwd, &mut p.hashes))?;
-        let key = &candidate.result_key;
-        let bytes = match store.get(key) {
-            Ok(Some(b)) => b,
-            Ok(None) => return None,
-            Err(e) => {
-                self.fault(&e.to_string(), e.stat_name());
-                return None;
-            }
-        };
-        let entry = match Entry::decode(&bytes) {
-            Ok(e) => e,
-            Err(e) => {
-                self.fault(&format!("entry {key}: {e}; removed"), "corrupt-entry");
-                let _ = store.remove(key);
-                return None;
-            }
-        };
+        let key = candidate.result_key.clone();
         let out_dir = p.req.out_dir.as_os_str().as_bytes();
+        let with_out_dir = |data: &[u8]| replace(data, OUT_DIR_MARK, out_dir);
+        let wanted: Vec<Wanted> = p
+            .req
+            .outputs()
+            .into_iter()
+            .map(|o| Wanted {
+                role: o.role,
+                path: p.cwd.join(&o.path),
+                optional: false,
+                rewrite: (o.role == "dep-info").then_some(&with_out_dir as &call::Rewrite<'_>),
+            })
+            .collect();
         // rustc creates its out dir; so do we.
         let _ = std::fs::create_dir_all(p.cwd.join(&p.req.out_dir));
-        for out in p.req.outputs() {
-            let Some(data) = entry.file(out.role) else {
-                self.fault(&format!("entry {key} lacks its {} file", out.role), "corrupt-entry");
-                return None;
-            };
-            let data = if out.role == "dep-info" {
-                std::borrow::Cow::Owned(replace(data, OUT_DIR_MARK, out_dir))
-            } else {
-                std::borrow::Cow::Borrowed(data)
-            };
-            if let Err(e) = crate::outputs::write_output(&p.cwd.join(&out.path), &data) {
-                self.fault(&format!("cannot write {}: {e}", out.path.display()), "restore-failed");
-                return None;
-            }
-        }
+        let r = self.ctx.restore(store, &key, &wanted)?;
         log::debug!(target: "rust", "hit {key} for crate {}", p.req.crate_name);
         // Every file is in place before the artifact lines that announce them.
-        let _ = std::io::stdout().write_all(&entry.stdout);
-        let _ = std::io::stderr().write_all(&replace(&entry.stderr, OUT_DIR_MARK, out_dir));
-        Some(entry.exit_status)
+        let _ = std::io::stdout().write_all(&r.stdout);
+        let _ = std::io::stderr().write_all(&with_out_dir(&r.stderr));
+        Some(r.exit_status)
     }
 
     fn load_manifest(&mut self, store: &dyn Storage, key: &str) -> Option<Manifest> {
-        match store.get(key) {
-            Ok(Some(b)) => match Manifest::decode(&b) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    self.fault(&format!("rust manifest {key}: {e}; removed"), "corrupt-entry");
-                    let _ = store.remove(key);
-                    None
-                }
-            },
-            Ok(None) => None,
+        let bytes = self.ctx.fetch(store, key)?;
+        match Manifest::decode(&bytes) {
+            Ok(m) => Some(m),
             Err(e) => {
-                self.fault(&e.to_string(), e.stat_name());
+                self.ctx.corrupt(store, key, &e);
                 None
             }
         }
@@ -274,8 +232,8 @@ impl RustCall {
                 std::process::id()
             ))
         });
-        let mut cmd = Command::new(&self.real);
-        cmd.args(&self.args);
+        let mut cmd = Command::new(&self.ctx.real);
+        cmd.args(&self.ctx.args);
         if let Some(d) = &own_dep_info {
             let mut a = OsString::from("--emit=dep-info=");
             a.push(d);
@@ -284,19 +242,19 @@ impl RustCall {
         let started = SystemTime::now();
         // A machine-wide compile slot when the coordinator is on (cargo's own jobserver token is
         // the one cargo already holds for this call).
-        let slot = crate::coordinator::slot(&self.cfg);
+        let slot = crate::coordinator::slot(&self.ctx.cfg);
         let out = run_streaming(cmd);
         drop(slot);
         let out = match out {
             Ok(o) => o,
             Err(e) => {
-                eprintln!("cachepot: error: cannot run {}: {e}", self.real.display());
+                eprintln!("cachepot: error: cannot run {}: {e}", self.ctx.real.display());
                 return 127;
             }
         };
-        self.compiled = Some(out.status);
+        self.ctx.compiled = Some(out.status);
         if out.status != 0 {
-            return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed.reason()), out.status);
+            return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed), out.status);
         }
         let dep_path = match &own_dep_info {
             Some(d) => d.clone(),
@@ -311,12 +269,15 @@ impl RustCall {
             let _ = std::fs::remove_file(p.cwd.join(d));
         }
         let Ok(dep_text) = dep_text else {
-            self.fault(&format!("cannot read dep-info {}", dep_path.display()), "read-failed");
+            self.ctx.fault(
+                &format!("cannot read dep-info {}", dep_path.display()),
+                Fault::ReadFailed,
+            );
             return self.count_returning(Outcome::Miss, out.status);
         };
         let deps = rustc::parse_dep_info(&String::from_utf8_lossy(&dep_text));
         let mut candidate = Candidate::default();
-        let mut kb = KeyBuilder::new("rust result", self.cfg.debug.value);
+        let mut kb = KeyBuilder::new("rust result", self.ctx.cfg.debug.value);
         kb.add_str("manifest key", &p.manifest_key);
         for src in &deps.sources {
             let full = p.cwd.join(src);
@@ -363,26 +324,23 @@ impl RustCall {
                     .push((o.role.to_string(), replace(&data, out_dir, OUT_DIR_MARK))),
                 Ok(data) => entry.files.push((o.role.to_string(), data)),
                 Err(e) => {
-                    self.fault(&format!("cannot read back {}: {e}", path.display()), "read-failed");
+                    self.ctx
+                        .fault(&format!("cannot read back {}: {e}", path.display()), Fault::ReadFailed);
                     return self.count_returning(Outcome::Miss, out.status);
                 }
             }
         }
-        if let Err(e) = store.put(&result_key, &entry.encode()) {
-            self.fault(&format!("cannot store entry {result_key}: {e}"), e.stat_name());
-        } else {
+        if self.ctx.put(store, &result_key, &entry.encode()) {
             let mut manifest = self.load_manifest(store, &p.manifest_key).unwrap_or_default();
             manifest.add(candidate);
-            if let Err(e) = store.put(&p.manifest_key, &manifest.encode()) {
-                self.fault(&format!("cannot store rust manifest: {e}"), e.stat_name());
-            }
+            self.ctx.put(store, &p.manifest_key, &manifest.encode());
         }
         p.hashes.save();
         if names_target_dir(req, &deps) {
             log::debug!(target: "rust", "crate {} reads files or variables naming the target dir; it hits only in this target dir", req.crate_name);
             let mut c = stats::Counters::new();
             c.insert(TARGET_DIR_COUNTER.to_string(), 1);
-            let _ = stats::add_counters(&self.cfg.dir.value, &c);
+            let _ = stats::add_counters(&self.ctx.cfg.dir.value, &c);
         }
         self.count_returning(Outcome::Miss, out.status)
     }
@@ -399,33 +357,21 @@ impl RustCall {
             h.extend_from_slice(a.as_bytes());
         }
         let name = hex(&xxhash_rust::xxh3::xxh3_128(&h).to_le_bytes());
-        self.cfg.dir.value.join("rust-hashes").join(&name[..2]).join(name)
-    }
-
-    fn fault(&mut self, message: &str, stat: &'static str) {
-        log::warn!(target: "rust", "cache fault, compiling instead: {message}");
-        self.errors.push(stat);
+        self.ctx.cfg.dir.value.join("rust-hashes").join(&name[..2]).join(name)
     }
 
     fn count_returning(&self, outcome: Outcome, status: i32) -> i32 {
         let name = self.crate_name.as_deref().unwrap_or("?");
         match &outcome {
             Outcome::Miss => log::info!(target: "rust", "crate {name}: miss"),
-            Outcome::NotCacheable(why) => log::info!(target: "rust", "crate {name}: not cacheable: {why}"),
+            Outcome::NotCacheable(why) => log::info!(target: "rust", "crate {name}: not cacheable: {}", why.describe()),
             _ => {}
         }
-        stats::record(&self.cfg.dir.value, &outcome, &self.errors);
-        status
+        self.ctx.count_returning(outcome, status)
     }
 
     fn not_cacheable(&mut self, reason: NotCacheable) -> i32 {
-        log::debug!(target: "rust", "not cacheable: {}", reason.reason());
-        stats::record(
-            &self.cfg.dir.value,
-            &Outcome::NotCacheable(reason.reason()),
-            &self.errors,
-        );
-        exec_passthrough(&self.real, &self.args)
+        self.ctx.not_cacheable(reason)
     }
 }
 
@@ -516,7 +462,7 @@ fn run_streaming(mut cmd: Command) -> std::io::Result<Captured> {
     let status = child.wait()?;
     let stdout = reader.join().unwrap_or_default();
     let _ = std::io::stdout().write_all(&stdout);
-    let status = crate::compile::exit_code(status);
+    let status = call::exit_code(status);
     Ok(Captured { status, stdout, stderr })
 }
 

@@ -123,9 +123,9 @@ mod tests {
         let x = "<Error><Code>NoSuchBucket</Code><Message>m</Message></Error>";
         assert_eq!(xml_tag(x, "Code"), Some("NoSuchBucket"));
         assert_eq!(
-            status_error("get", 404, x.as_bytes(), &["NoSuchBucket"]).stat_name(),
-            "remote-missing-bucket"
+            status_error("get", 404, x.as_bytes(), &["NoSuchBucket"]).fault().id(),
+            "remote_missing_bucket"
         );
-        assert_eq!(status_error("get", 403, b"", &[]).stat_name(), "remote-auth");
+        assert_eq!(status_error("get", 403, b"", &[]).fault().id(), "remote_auth");
     }
 }

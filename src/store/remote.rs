@@ -348,12 +348,7 @@ impl Backoff {
             return;
         }
         let until = unix_now() + self.period.as_secs().max(1);
-        let tmp = self.file.with_extension(format!("tmp{}", std::process::id()));
-        let write = std::fs::create_dir_all(self.file.parent().unwrap_or(Path::new(".")))
-            .and_then(|_| std::fs::write(&tmp, format!("{until} {}\n", self.id)))
-            .and_then(|_| std::fs::rename(&tmp, &self.file));
-        if let Err(e) = write {
-            let _ = std::fs::remove_file(&tmp);
+        if let Err(e) = crate::atomic::write(&self.file, format!("{until} {}\n", self.id).as_bytes()) {
             log::debug!(target: "remote", "cannot write {}: {e}", self.file.display());
         }
     }

@@ -82,7 +82,7 @@ impl TieredStore {
             self.remote.describe(),
             super::remote::format_duration(self.backoff.period)
         );
-        self.count(&format!("error.{}", e.stat_name()));
+        self.count(&e.fault().counter());
         let mut st = self.state.borrow_mut();
         st.usable = false;
         st.failed = true;
@@ -109,7 +109,7 @@ impl Storage for TieredStore {
                     && let Err(e) = local.put(key, &bytes)
                 {
                     log::warn!(target: "remote", "cannot keep remote entry {key} locally: {e}");
-                    self.count(&format!("error.{}", e.stat_name()));
+                    self.count(&e.fault().counter());
                 }
                 Ok(Some(bytes))
             }

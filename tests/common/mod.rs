@@ -123,6 +123,11 @@ impl Env {
         self.stats()["not_cacheable_reasons"][reason].as_u64().unwrap_or(0)
     }
 
+    /// Calls not cacheable because of this option or feature (too_hard / extra_outputs).
+    pub fn not_cacheable_detail(&self, detail: &str) -> u64 {
+        self.stats()["not_cacheable_details"][detail].as_u64().unwrap_or(0)
+    }
+
     pub fn error_kind(&self, kind: &str) -> u64 {
         self.stats()["error_kinds"][kind].as_u64().unwrap_or(0)
     }

@@ -1,10 +1,18 @@
 //! gcc and clang (C, C++, Objective-C, assembler): the argument table and the parse of one call
 //! into a `CCompile`, or the reason it is not cacheable. Each flag's row says what it means for
 //! the cache: an output, a dependency-file option, an input file to hash, a plain flag that is
-//! hashed as it is, or "too hard" (the call is passed through).
+//! hashed as it is, or "too hard" (the call is passed through). `Gcc` is the family behind the
+//! `CFamily` trait; `include_search.rs` (where the compiler looks for headers), `depfile.rs`
+//! (Make-style dependency files) and `linemarkers.rs` (the preprocessor's `# 1 "file"` lines) are
+//! its parts.
+
+pub mod depfile;
+pub mod include_search;
+pub mod linemarkers;
 
 use super::args::{Flag, ValueStyle::*, match_flag};
-use super::{CCompile, ColorChoice, DepStyle, Family, NotCacheable, Output};
+use super::{CCompile, CFamily, ColorChoice, DepStyle, NotCacheable, Output};
+use crate::config::Config;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -46,6 +54,10 @@ enum Kind {
     PrefixMap,
     Color(ColorChoice),
     DiagnosticsColor,
+    /// A question to the compiler, not a compile.
+    Informational,
+    /// Writes files the cache does not keep (the option named).
+    ExtraOutputs(&'static str),
     TooHard(&'static str),
 }
 
@@ -162,39 +174,35 @@ static TABLE: &[Flag<Kind>] = &[
     f("-fcolor-diagnostics", None, Color(ColorChoice::Always)),
     f("-fno-color-diagnostics", None, Color(ColorChoice::Never)),
     f("-fsyntax-only", None, TooHard("-fsyntax-only")),
-    f("-fdump-", Joined, TooHard("-fdump-* writes extra files")),
-    f("-fstack-usage", None, TooHard("-fstack-usage writes .su files")),
-    f(
-        "-fcallgraph-info",
-        Joined,
-        TooHard("-fcallgraph-info writes extra files"),
-    ),
+    f("-fdump-", Joined, ExtraOutputs("-fdump-*")),
+    f("-fstack-usage", None, ExtraOutputs("-fstack-usage")),
+    f("-fcallgraph-info", Joined, ExtraOutputs("-fcallgraph-info")),
     f(
         "-fsave-optimization-record",
         Joined,
-        TooHard("-fsave-optimization-record writes extra files"),
+        ExtraOutputs("-fsave-optimization-record"),
     ),
-    f("-ftime-trace", Joined, TooHard("-ftime-trace writes extra files")),
+    f("-ftime-trace", Joined, ExtraOutputs("-ftime-trace")),
     f("-ftime-report", Joined, TooHard("-ftime-report")),
     f("-fmodules", Joined, TooHard("clang modules")),
     f("-fmodule-file=", Joined, TooHard("clang modules")),
-    f("-aux-info", Separate, TooHard("-aux-info writes extra files")),
-    f("-save-temps", Joined, TooHard("-save-temps")),
-    f("-dumpbase", Separate, TooHard("-dumpbase/-dumpdir")),
-    f("-dumpdir", Separate, TooHard("-dumpbase/-dumpdir")),
-    f("-dump", Joined, TooHard("informational call")),
-    f("-print-", Joined, TooHard("informational call")),
+    f("-aux-info", Separate, ExtraOutputs("-aux-info")),
+    f("-save-temps", Joined, ExtraOutputs("-save-temps")),
+    f("-dumpbase", Separate, ExtraOutputs("-dumpbase/-dumpdir")),
+    f("-dumpdir", Separate, ExtraOutputs("-dumpbase/-dumpdir")),
+    f("-dump", Joined, Informational),
+    f("-print-", Joined, Informational),
     f("-d", Joined, TooHard("-d dump options")),
-    f("-v", None, TooHard("-v (verbose)")),
-    f("-###", None, TooHard("-### (dry run)")),
-    f("--help", Joined, TooHard("informational call")),
-    f("--version", None, TooHard("informational call")),
+    f("-v", None, TooHard("-v")),
+    f("-###", None, Informational),
+    f("--help", Joined, Informational),
+    f("--version", None, Informational),
     // configure's compiler-version probes (`$CC -V`, `-qversion`, `-version`, `-?`): informational,
     // not an unsupported option, even where gcc rejects them.
-    f("-V", None, TooHard("informational call")),
-    f("-qversion", None, TooHard("informational call")),
-    f("-version", None, TooHard("informational call")),
-    f("-?", None, TooHard("informational call")),
+    f("-V", None, Informational),
+    f("-qversion", None, Informational),
+    f("-version", None, Informational),
+    f("-?", None, Informational),
     f("-time", Joined, TooHard("-time")),
 ];
 
@@ -221,6 +229,98 @@ pub const KEY_ENV: &[&str] = &[
 
 /// Environment variables that make the compiler write a dependency file we would not know about.
 const UNCACHEABLE_ENV: &[&str] = &["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
+
+/// gcc or clang: one argument table, a few differences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Gcc,
+    Clang,
+}
+
+/// The gcc/clang family as the C flow sees it.
+pub struct Gcc {
+    pub family: Family,
+}
+
+pub static GCC: Gcc = Gcc { family: Family::Gcc };
+pub static CLANG: Gcc = Gcc { family: Family::Clang };
+
+/// The family of a compiler name (as invoked, or its real file's name), if gcc or clang.
+pub fn from_name(name: &str) -> Option<&'static dyn CFamily> {
+    match family_from_name(name)? {
+        Family::Gcc => Some(&GCC),
+        Family::Clang => Some(&CLANG),
+    }
+}
+
+impl CFamily for Gcc {
+    fn name(&self) -> &'static str {
+        match self.family {
+            Family::Gcc => "gcc",
+            Family::Clang => "clang",
+        }
+    }
+
+    fn parse(
+        &self,
+        args: &[OsString],
+        cwd: &Path,
+        env: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Result<CCompile, NotCacheable> {
+        parse(args, cwd, env)
+    }
+
+    fn key_env(&self) -> &'static [&'static str] {
+        KEY_ENV
+    }
+
+    fn preprocess_args(&self, req: &CCompile) -> Vec<OsString> {
+        let mut a = req.preprocessor_args.clone();
+        a.push(OsString::from("-E"));
+        a
+    }
+
+    fn included_files(&self, preprocessed: &[u8]) -> Vec<PathBuf> {
+        linemarkers::included_files(preprocessed)
+    }
+
+    fn dependency_args(&self, listing: &Path) -> Vec<OsString> {
+        vec![
+            OsString::from("-MD"),
+            OsString::from("-MF"),
+            listing.as_os_str().to_os_string(),
+        ]
+    }
+
+    fn dependencies(&self, listing: &[u8]) -> Vec<PathBuf> {
+        depfile::prerequisites(listing)
+    }
+
+    fn color_flag(&self) -> &'static str {
+        match self.family {
+            Family::Clang => "-fcolor-diagnostics",
+            Family::Gcc => "-fdiagnostics-color=always",
+        }
+    }
+
+    fn precompiled_headers(&self, req: &CCompile, cwd: &Path) -> Vec<PathBuf> {
+        include_search::precompiled_headers(req, cwd)
+    }
+
+    fn shadowing_candidates(
+        &self,
+        real: &Path,
+        identity: &str,
+        req: &CCompile,
+        cfg: &Config,
+        read: &[PathBuf],
+        cwd: &Path,
+    ) -> Option<Vec<PathBuf>> {
+        let system = include_search::system_dirs(real, identity, req, cfg)?;
+        let chain = include_search::search_chain(req, &system);
+        Some(include_search::must_be_absent(read, &chain, cwd))
+    }
+}
 
 /// Which family a compiler name belongs to, from the name it was invoked by or its real file name.
 pub fn family_from_name(name: &str) -> Option<Family> {
@@ -297,12 +397,7 @@ fn supported_language(lang: &str) -> Result<(), NotCacheable> {
 
 /// Parse one gcc/clang call. `args` are the arguments after the compiler name, already expanded
 /// from response files; `cwd` is the working directory.
-pub fn parse(
-    family: Family,
-    args: &[OsString],
-    cwd: &Path,
-    env: &dyn Fn(&str) -> Option<OsString>,
-) -> Result<CCompile, NotCacheable> {
+pub fn parse(args: &[OsString], cwd: &Path, env: &dyn Fn(&str) -> Option<OsString>) -> Result<CCompile, NotCacheable> {
     for var in UNCACHEABLE_ENV {
         if env(var).is_some() {
             return Err(NotCacheable::DependencyEnv);
@@ -335,7 +430,7 @@ pub fn parse(
         i += used;
         p.apply(m.kind, m.value, &m.raw, cwd)?;
     }
-    p.finish(family, cwd)
+    p.finish(cwd)
 }
 
 #[derive(Default)]
@@ -531,6 +626,8 @@ impl State {
                 to_preprocessor = false;
             }
             TooHard(reason) => return Err(NotCacheable::TooHard(reason)),
+            Informational => return Err(NotCacheable::Informational),
+            ExtraOutputs(option) => return Err(NotCacheable::ExtraOutputs(option)),
         }
         if hashed {
             self.key_args.extend(raw.iter().cloned());
@@ -541,7 +638,7 @@ impl State {
         Ok(())
     }
 
-    fn finish(self, family: Family, cwd: &Path) -> Result<CCompile, NotCacheable> {
+    fn finish(self, cwd: &Path) -> Result<CCompile, NotCacheable> {
         let Some(mode) = self.mode else {
             return Err(NotCacheable::Linking);
         };
@@ -605,7 +702,6 @@ impl State {
             Option::None
         };
         Ok(CCompile {
-            family,
             source,
             language,
             outputs,
@@ -636,21 +732,13 @@ fn map_prefix(cwd: &Path, maps: &[(OsString, OsString)]) -> PathBuf {
     cwd.to_path_buf()
 }
 
-/// The flag that asks this family for coloured diagnostics.
-pub fn color_flag(family: Family) -> &'static str {
-    match family {
-        Family::Clang => "-fcolor-diagnostics",
-        Family::Gcc => "-fdiagnostics-color=always",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse_in(dir: &Path, args: &[&str]) -> Result<CCompile, NotCacheable> {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        parse(Family::Gcc, &args, dir, &|_| Option::None)
+        parse(&args, dir, &|_| Option::None)
     }
 
     fn dir() -> PathBuf {
@@ -708,7 +796,7 @@ mod tests {
         assert_eq!(parse_in(&d, &["-c", "nope.c"]).unwrap_err(), NotCacheable::MissingInput);
         assert_eq!(
             parse_in(&d, &["-c", "a.c", "-save-temps"]).unwrap_err(),
-            NotCacheable::TooHard("-save-temps")
+            NotCacheable::ExtraOutputs("-save-temps")
         );
         assert_eq!(parse_in(&d, &["-M", "a.c"]).unwrap_err(), NotCacheable::DependencyOnly);
         assert_eq!(

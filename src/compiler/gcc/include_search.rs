@@ -78,11 +78,7 @@ pub fn system_dirs(real: &Path, identity: &str, req: &CCompile, cfg: &crate::con
         .ok()?;
     let dirs = parse_verbose(&out.stderr)?;
     let text: String = dirs.iter().map(|d| format!("{}\n", d.display())).collect();
-    let _ = std::fs::create_dir_all(file.parent()?);
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    if std::fs::write(&tmp, text).is_ok() {
-        let _ = std::fs::rename(&tmp, &file);
-    }
+    let _ = crate::atomic::write(&file, text.as_bytes());
     Some(dirs)
 }
 
@@ -159,6 +155,40 @@ pub fn must_be_absent(includes: &[PathBuf], chain: &[PathBuf], cwd: &Path) -> Ve
         }
     }
     out
+}
+
+/// Precompiled headers (`*.gch`, `*.pch`) in the directories the compiler looks in for quoted and
+/// `-include`d headers.
+pub fn precompiled_headers(req: &CCompile, cwd: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = vec![req.source.parent().map(Path::to_path_buf).unwrap_or_default()];
+    dirs.extend(
+        req.include_dirs
+            .iter()
+            .filter(|(k, _)| *k != "-isystem" && *k != "-idirafter")
+            .map(|(_, d)| d.clone()),
+    );
+    dirs.extend(
+        req.include_files
+            .iter()
+            .map(|f| f.parent().map(Path::to_path_buf).unwrap_or_default()),
+    );
+    let mut found = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(cwd.join(&dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let b = name.as_encoded_bytes();
+            if (b.ends_with(b".gch") || b.ends_with(b".pch")) && e.path().is_file() {
+                let p = dir.join(&name);
+                if !found.contains(&p) {
+                    found.push(p);
+                }
+            }
+        }
+    }
+    found
 }
 
 #[cfg(test)]
