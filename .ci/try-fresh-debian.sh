@@ -15,8 +15,9 @@ mkdir -p "$OUT"
 R=$(mktemp -d /var/tmp/cachepot-fresh.XXXXXX)
 chmod 755 "$R"
 cleanup() {
-  if mountpoint -q "$R/proc" && ! umount "$R/proc"; then
-    echo "try-fresh-debian: could not unmount $R/proc; root left in $R" >&2
+  if mountpoint -q "$R/dev/pts"; then umount "$R/dev/pts" || true; fi
+  if mountpoint -q "$R/dev/pts" || { mountpoint -q "$R/proc" && ! umount "$R/proc"; }; then
+    echo "try-fresh-debian: could not unmount $R/proc or $R/dev/pts; root left in $R" >&2
   elif [ "${1:-}" != --keep ]; then
     rm -rf "$R"
   fi
@@ -33,6 +34,9 @@ timed() { # timed NAME COMMAND...: run, log, print the seconds it took
 timed debootstrap debootstrap --variant=minbase --include=ca-certificates,curl bookworm "$R" http://deb.debian.org/debian
 cp /etc/resolv.conf "$R/etc/resolv.conf"
 mount -t proc proc "$R/proc"
+# A machine has pseudo-terminals (tests run `script`): a devpts instance of the root's own.
+mount -t devpts -o newinstance,ptmxmode=0666 devpts "$R/dev/pts"
+ln -sf pts/ptmx "$R/dev/ptmx"
 # A machine whose egress goes through a TLS-inspecting proxy has its CA in
 # /usr/local/share/ca-certificates: the fresh root gets it too (as that machine's admin would
 # install it), and the variables that point tools at the bundle are passed on below.
