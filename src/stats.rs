@@ -12,7 +12,8 @@
 //! directory is used. When the temporary file cannot be made or written, the shard is rewritten in
 //! place instead, inside its reserved space, still under its lock (readers take the lock shared,
 //! so they never see it half-written); counters only grow, so a rewrite never shortens the text.
-//! What cannot be counted even so is surfaced by `health` in `--show-stats`.
+//! Where nothing can be written at all (read-only, another user's), `--show-stats` says the cache
+//! directory is not usable (cli.rs).
 
 use crate::compiler::NotCacheable;
 use std::collections::BTreeMap;
@@ -303,36 +304,6 @@ fn remove_temp_files(dir: &Path) {
             let _ = fs::remove_file(e.path());
         }
     }
-}
-
-/// Why the statistics may be missing calls, for `--show-stats`: the cache's file system is full
-/// or read-only, or the statistics cannot be written. `None` when they can be trusted.
-pub fn health(cache_dir: &Path) -> Option<String> {
-    let dir = cache_dir.join("stats");
-    let probe = if dir.is_dir() { dir.as_path() } else { cache_dir };
-    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(probe.as_os_str())).ok()?;
-    // SAFETY: statvfs writes into the zeroed struct we pass; the path is a valid C string.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    // SAFETY: access only reads the NUL-terminated path.
-    let writable = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
-    let problem = if st.f_flag & libc::ST_RDONLY != 0 {
-        "the file system of {} is read-only"
-    } else if st.f_bavail == 0 {
-        "the file system of {} is full"
-    } else if st.f_favail == 0 && st.f_files != 0 {
-        "the file system of {} has no free inodes"
-    } else if !writable {
-        "{} is not writable by this user"
-    } else {
-        return None;
-    };
-    Some(format!(
-        "{}: calls that could not be counted are missing from these figures",
-        problem.replace("{}", &probe.display().to_string())
-    ))
 }
 
 fn shard_path(dir: &Path, shard: u32) -> PathBuf {
