@@ -102,27 +102,56 @@ impl Bases {
         self.dirs.iter().any(|d| contains(data, d.as_os_str().as_bytes()))
     }
 
-    /// Text for a key (preprocessed source): every base's absolute path, where it is a whole
-    /// path or a path's leading directories, replaced by its path relative to `cwd`.
+    /// Text for a key (preprocessed source): every absolute path under a base replaced by its path
+    /// relative to `cwd` (the way arguments are keyed).
     pub fn rebase_text(&self, data: &[u8], cwd: &Path) -> Vec<u8> {
-        let mut out = data.to_vec();
-        for d in &self.dirs {
-            let rel = relative(cwd, d);
-            out = replace_whole(&out, d.as_os_str().as_bytes(), rel.as_os_str().as_bytes());
-        }
-        out
+        self.rewrite_paths(data, |p| relative(cwd, p).into_os_string().into_vec())
     }
 
-    /// A dependency listing for storage: every base's absolute path replaced by a mark holding
-    /// the base's path relative to `cwd`, so that `restore_listing` can name this build's base.
+    /// A dependency listing (or the compiler's messages) for storage: every absolute path under a
+    /// base replaced by a mark holding that path relative to `cwd`, so that `restore_listing`
+    /// names the same file of this build's checkout.
     pub fn store_listing(&self, data: &[u8], cwd: &Path) -> Vec<u8> {
-        let mut out = data.to_vec();
-        for d in &self.dirs {
-            let rel = relative(cwd, d);
+        self.rewrite_paths(data, |p| {
             let mut mark = MARK_OPEN.to_vec();
-            mark.extend_from_slice(rel.as_os_str().as_bytes());
+            mark.extend_from_slice(relative(cwd, p).as_os_str().as_bytes());
             mark.extend_from_slice(MARK_CLOSE);
-            out = replace_whole(&out, d.as_os_str().as_bytes(), &mark);
+            mark
+        })
+    }
+
+    /// `data` with each path that begins with a base (at the start of a word: after a space, a
+    /// quote, a parenthesis, '=' or ':') and runs to the end of the word (a space, a quote, a
+    /// parenthesis, ':' or ','), replaced by `with(path)`, the path normalized.
+    fn rewrite_paths(&self, data: &[u8], with: impl Fn(&Path) -> Vec<u8>) -> Vec<u8> {
+        if !self.embedded_in(data) {
+            return data.to_vec();
+        }
+        const STARTS: &[u8] = b" \t\r\n\"'(=:<,";
+        const ENDS: &[u8] = b" \t\r\n\"'():,<>\0";
+        let mut out = Vec::with_capacity(data.len());
+        let mut i = 0;
+        while i < data.len() {
+            let at_word = i == 0 || STARTS.contains(&data[i - 1]);
+            let base = at_word && data[i] == b'/' && {
+                let rest = &data[i..];
+                self.dirs.iter().any(|d| {
+                    let d = d.as_os_str().as_bytes();
+                    rest.starts_with(d) && rest.get(d.len()).is_none_or(|c| *c == b'/' || ENDS.contains(c))
+                })
+            };
+            if base {
+                let len = data[i..]
+                    .iter()
+                    .position(|c| ENDS.contains(c))
+                    .unwrap_or(data.len() - i);
+                let path = normalize(Path::new(OsStr::from_bytes(&data[i..i + len])));
+                out.extend(with(&path));
+                i += len;
+            } else {
+                out.push(data[i]);
+                i += 1;
+            }
         }
         out
     }
@@ -191,27 +220,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// `data` with `from` replaced by `to` wherever it is not followed by more of a file name (so
-/// `/home/a/proj` is replaced in `/home/a/proj/x.c` and `"/home/a/proj"`, not in `/home/a/projects`).
-fn replace_whole(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    if from.is_empty() || !contains(data, from) {
-        return data.to_vec();
-    }
-    let mut out = Vec::with_capacity(data.len());
-    let mut i = 0;
-    while i < data.len() {
-        let ends = |j: usize| !matches!(data.get(j), Some(c) if c.is_ascii_alphanumeric() || b"-_.+~".contains(c));
-        if data[i..].starts_with(from) && ends(i + from.len()) {
-            out.extend_from_slice(to);
-            i += from.len();
-        } else {
-            out.push(data[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +260,21 @@ mod tests {
                 .into_string()
                 .unwrap(),
             "-I../include"
+        );
+    }
+
+    #[test]
+    fn a_common_parent_base_keeps_each_checkouts_own_paths() {
+        // Base /tmp/bd holds two checkouts; each names its own headers after a hit.
+        let b = Bases::new([PathBuf::from("/tmp/bd")]);
+        let stored = b.store_listing(b"a.o: a.c /tmp/bd/one/inc/h.h\n", Path::new("/tmp/bd/one"));
+        assert_eq!(
+            restore_listing(&stored, Path::new("/tmp/bd/two")),
+            b"a.o: a.c /tmp/bd/two/inc/h.h\n"
+        );
+        assert_eq!(
+            b.rebase_text(b"# 1 \"/tmp/bd/one/inc/h.h\" 1\n", Path::new("/tmp/bd/one")),
+            b.rebase_text(b"# 1 \"/tmp/bd/two/inc/h.h\" 1\n", Path::new("/tmp/bd/two"))
         );
     }
 

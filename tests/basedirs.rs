@@ -257,3 +257,44 @@ fn cmake_ninja_second_build_dir_hits_everything() {
     let st = env.stats();
     assert_eq!((st["misses"].as_u64(), st["hits"].as_u64()), (Some(4), Some(4)), "{st}");
 }
+
+/// A base that is the common parent of two checkouts: a hit in the second names the second's
+/// headers in its dependency file, never the first's (the path after the base is the checkout's).
+#[test]
+fn common_parent_base_hit_names_its_own_checkout() {
+    let mut env = Env::new("basedirs-parent");
+    let parent = env.dir.join("ws");
+    for co in ["one", "two"] {
+        std::fs::create_dir_all(parent.join(co).join("inc")).unwrap();
+        std::fs::write(
+            parent.join(co).join("a.c"),
+            "#include \"h.h\"\nint f(void) { return X; }\n",
+        )
+        .unwrap();
+        std::fs::write(parent.join(co).join("inc/h.h"), "#define X 3\n").unwrap();
+    }
+    env.set("CACHEPOT_BASEDIRS", parent.to_str().unwrap());
+    for co in ["one", "two"] {
+        let dir = parent.join(co);
+        let out = env
+            .cmd(cachepot_bin())
+            .current_dir(&dir)
+            .args([
+                "gcc",
+                "-c",
+                &format!("-I{}", dir.join("inc").display()),
+                "a.c",
+                "-MD",
+                "-MF",
+                "a.d",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", s(&out.stderr));
+    }
+    assert_eq!((env.stat("misses"), env.stat("hits")), (1, 1), "{}", env.stats());
+    let d = s(&std::fs::read(parent.join("two/a.d")).unwrap());
+    let own = parent.canonicalize().unwrap().join("two/inc/h.h");
+    assert!(d.contains(own.to_str().unwrap()), "{d}");
+    assert!(!d.contains("/one/"), "{d}");
+}
