@@ -411,9 +411,10 @@ pub fn open_control_file(path: &Path, read: bool) -> std::io::Result<File> {
             .open(path)
     };
     match open() {
-        Err(e) if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) => {
+        Err(_) if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) => {
             log::warn!(target: "disk", "removing the directory {} found where a control file belongs", path.display());
-            fs::remove_dir_all(path).map_err(|_| e)?;
+            // Another process may be removing it at the same moment: whoever wins, open again.
+            let _ = fs::remove_dir_all(path);
             open()
         }
         r => r,
