@@ -40,6 +40,12 @@ impl TempFile {
         Ok((TempFile { path, persisted: false }, f))
     }
 
+    /// Link into place, never over anything: `AlreadyExists` when `dest` exists (keys, which must
+    /// not change under what was signed with them). The temporary name is removed when dropped.
+    pub fn persist_new(self, dest: &Path) -> io::Result<()> {
+        std::fs::hard_link(&self.path, dest)
+    }
+
     /// Rename into place. Refuses when `dest` exists and is not a regular file.
     pub fn persist(mut self, dest: &Path) -> io::Result<()> {
         refuse_special(dest)?;
@@ -65,6 +71,22 @@ pub fn write(dest: &Path, data: &[u8]) -> io::Result<()> {
 /// Replace `dest` with `data` readable by this user only (0600): credentials, tokens, keys.
 pub fn write_private(dest: &Path, data: &[u8]) -> io::Result<()> {
     write_mode(dest, data, 0o600)
+}
+
+/// Create `dest` with `data`, readable by this user only (0600), never replacing anything: fails with
+/// `AlreadyExists` when `dest` exists. Readers never see half of it (it is linked into place whole).
+pub fn create_private(dest: &Path, data: &[u8]) -> io::Result<()> {
+    // Checked first too: no temporary file is made beside something that exists (a device).
+    if std::fs::symlink_metadata(dest).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists", dest.display()),
+        ));
+    }
+    let (tmp, mut f) = TempFile::beside(dest, 0o600)?;
+    f.write_all(data)?;
+    drop(f);
+    tmp.persist_new(dest)
 }
 
 fn refuse_special(dest: &Path) -> io::Result<()> {
@@ -108,6 +130,22 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn create_private_never_replaces() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("cachepot-atomic-new-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let f = dir.join("key");
+        create_private(&f, b"one").unwrap();
+        let e = create_private(&f, b"two").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&f).unwrap(), b"one");
+        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "a temporary file was left");
+        assert!(create_private(Path::new("/dev/null"), b"x").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

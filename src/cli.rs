@@ -39,6 +39,9 @@ pub struct Cli {
     /// print the merged configuration and where each value came from
     #[argh(switch)]
     pub show_config: bool,
+    /// write a new private signing key to FILE (mode 0600, never over a file) and print its public key
+    #[argh(option)]
+    pub new_signing_key: Option<PathBuf>,
     /// create or refresh DIR with compiler-named links to cachepot, for the front of PATH
     #[argh(option)]
     pub install_shims: Option<PathBuf>,
@@ -103,6 +106,10 @@ fn run_inner(cli: Cli) -> Result<(), String> {
     if cli.version {
         println!("cachepot {}", env!("CARGO_PKG_VERSION"));
         println!("features: {}", FEATURES.join(" "));
+        return Ok(());
+    }
+    if let Some(file) = &cli.new_signing_key {
+        println!("{}", crate::trust::new_signing_key(file)?);
         return Ok(());
     }
     if let Some(result) = coordinator_command(&cli) {
@@ -341,6 +348,12 @@ fn settings(cfg: &Config) -> Vec<Row> {
         row("debug", json!(cfg.debug.value), &cfg.debug.source),
         row("log", json!(cfg.log.value), &cfg.log.source),
         row("error_log", json!(cfg.error_log.value), &cfg.error_log.source),
+        row("basedirs", json!(cfg.basedirs.value), &cfg.basedirs.source),
+        row(
+            "compiler_check",
+            json!(cfg.compiler_check.value.to_string()),
+            &cfg.compiler_check.source,
+        ),
         row(
             "coordinator",
             json!(cfg.coordinator.mode.value.to_string()),
@@ -370,6 +383,18 @@ fn settings(cfg: &Config) -> Vec<Row> {
             source: "default".into(),
         }),
     }
+    let t = &cfg.trust;
+    rows.push(Row {
+        name: "signing_key",
+        value: json!(t.signing_key.value),
+        source: t.signing_key.source.to_string(),
+    });
+    let ids: Vec<String> = t.trusted_keys.value.iter().map(|k| k.to_string()).collect();
+    rows.push(Row {
+        name: "trusted_keys",
+        value: json!(ids),
+        source: t.trusted_keys.source.to_string(),
+    });
     rows
 }
 
@@ -389,6 +414,12 @@ fn config_text(cfg: &Config) -> String {
             (Value::Number(n), "cache_size") => format!("{n} ({})", format_size(n.as_u64().unwrap_or(0))),
             (Value::String(v), _) => v.clone(),
             (Value::Null, _) => "(unset)".into(),
+            (Value::Array(items), _) if items.is_empty() => "(none)".into(),
+            (Value::Array(items), _) => items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(" "),
             (v, _) => v.to_string(),
         };
         s.push_str(&format!("{:<22} = {value:<40} ({})\n", r.name, r.source));

@@ -10,6 +10,8 @@
 //! debug = false              # CACHEPOT_DEBUG
 //! log = "warn"               # CACHEPOT_LOG (env_logger filter)
 //! error_log = "/tmp/cp.log"  # CACHEPOT_ERROR_LOG
+//! compiler_check = "content" # CACHEPOT_COMPILER_CHECK: content | mtime | string:<text>
+//! basedirs = ["/home/me/src"] # CACHEPOT_BASEDIRS (':'-separated)
 //! [cache.disk]
 //! dir = "~/.cache/cachepot"  # CACHEPOT_DIR
 //! size = "10G"               # CACHEPOT_CACHE_SIZE
@@ -19,6 +21,9 @@
 //! idle_timeout = 600         # CACHEPOT_IDLE_TIMEOUT (seconds, 0 = never)
 //! max_wait = 300             # CACHEPOT_COORDINATOR_MAX_WAIT (seconds a compile waits for a slot)
 //! [cache.remote]             # and one of [cache.redis], [cache.memcached], …: see store/remote.rs
+//! [trust]                    # signed entries: see trust.rs
+//! signing_key = "ci.key"     # CACHEPOT_SIGNING_KEY (a file from `cachepot --new-signing-key`)
+//! trusted_keys = ["cachepot-ed25519:…"]  # CACHEPOT_TRUSTED_KEYS (separated by spaces or commas)
 //! ```
 
 use crate::store::remote::{self, RemoteConfig};
@@ -85,11 +90,17 @@ pub struct Config {
     pub debug: Setting<bool>,
     pub log: Setting<Option<String>>,
     pub error_log: Setting<Option<PathBuf>>,
+    /// How compilers are identified in keys (identity.rs).
+    pub compiler_check: Setting<crate::identity::CompilerCheck>,
+    /// Base directories (paths.rs): absolute paths under them are keyed relative to the working
+    /// directory, so checkouts and build dirs at other places share entries.
+    pub basedirs: Setting<Vec<PathBuf>>,
     /// The remote store behind the local disk, if one is configured (store/remote.rs parses it).
     pub remote: Option<RemoteConfig>,
     /// The config file's remote `[cache.*]` tables, as read, for store/remote.rs.
     remote_tables: BTreeMap<String, toml::Table>,
     pub coordinator: CoordinatorConfig,
+    pub trust: TrustConfig,
 }
 
 pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
@@ -97,15 +108,26 @@ pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
 /// The config file's top-level keys, and those of `[cache.disk]` and `[coordinator]`. A key is
 /// accepted only when listed here, so these lists are what the file can say (tests/docs.rs holds
 /// the man page and the README to them).
-pub const TOP_KEYS: &[&str] = &["recache", "disable", "direct", "debug", "log", "error_log"];
+pub const TOP_KEYS: &[&str] = &[
+    "recache",
+    "disable",
+    "direct",
+    "debug",
+    "log",
+    "error_log",
+    "compiler_check",
+    "basedirs",
+];
 pub const DISK_KEYS: &[&str] = &["dir", "size"];
 pub const COORDINATOR_KEYS: &[&str] = &["mode", "jobs", "idle_timeout", "max_wait"];
+pub const TRUST_KEYS: &[&str] = &["signing_key", "trusted_keys"];
 
 /// Every key the config file accepts, dotted: `direct`, `cache.disk.size`, `cache.redis.url`, …
 pub fn file_keys() -> Vec<String> {
     let mut keys: Vec<String> = TOP_KEYS.iter().map(|k| k.to_string()).collect();
     keys.extend(DISK_KEYS.iter().map(|k| format!("cache.disk.{k}")));
     keys.extend(COORDINATOR_KEYS.iter().map(|k| format!("coordinator.{k}")));
+    keys.extend(TRUST_KEYS.iter().map(|k| format!("trust.{k}")));
     keys.extend(remote::file_keys());
     keys
 }
@@ -132,9 +154,12 @@ impl Config {
             debug: Setting::default(false),
             log: Setting::default(None),
             error_log: Setting::default(None),
+            compiler_check: Setting::default(crate::identity::CompilerCheck::Content),
+            basedirs: Setting::default(Vec::new()),
             remote: None,
             remote_tables: BTreeMap::new(),
             coordinator: CoordinatorConfig::default(),
+            trust: TrustConfig::default(),
         };
         if let Some(path) = found {
             cfg.apply_file(&path)?;
@@ -157,11 +182,11 @@ impl Config {
         let src = || Source::File(path.to_path_buf());
         let bad = |key: &str, what: &str| ConfigError(format!("config file {}: `{key}` {what}", path.display()));
         for (key, value) in &table {
-            if !TOP_KEYS.contains(&key.as_str()) && key != "coordinator" && key != "cache" {
+            if !TOP_KEYS.contains(&key.as_str()) && !["coordinator", "cache", "trust"].contains(&key.as_str()) {
                 return Err(bad(
                     key,
                     &format!(
-                        "is not a known setting; accepted: {}, [cache.disk], [coordinator], [cache.remote] and one remote table",
+                        "is not a known setting; accepted: {}, [cache.disk], [coordinator], [trust], [cache.remote] and one remote table",
                         TOP_KEYS.join(", ")
                     ),
                 ));
@@ -196,7 +221,32 @@ impl Config {
                         source: src(),
                     };
                 }
+                "basedirs" => {
+                    let what = "must be a list of absolute directory paths";
+                    let list = value.as_array().ok_or_else(|| bad(key, what))?;
+                    let mut dirs = Vec::new();
+                    for v in list {
+                        let d = expand_tilde(v.as_str().ok_or_else(|| bad(key, what))?, None);
+                        if !d.is_absolute() {
+                            return Err(bad(key, what));
+                        }
+                        dirs.push(physical(d));
+                    }
+                    self.basedirs = Setting {
+                        value: dirs,
+                        source: src(),
+                    };
+                }
+                "compiler_check" => {
+                    let what = "must be \"content\", \"mtime\" or \"string:<text>\"";
+                    let s = value.as_str().ok_or_else(|| bad(key, what))?;
+                    self.compiler_check = Setting {
+                        value: crate::identity::CompilerCheck::parse(s).ok_or_else(|| bad(key, what))?,
+                        source: src(),
+                    };
+                }
                 "coordinator" => self.coordinator.apply_table(value, path)?,
+                "trust" => self.trust.apply_table(value, path)?,
                 "cache" => {
                     let cache = value
                         .as_table()
@@ -225,7 +275,7 @@ impl Config {
                 other => {
                     return Err(bad(
                         other,
-                        "is not a known setting; accepted: recache, disable, direct, debug, log, error_log, [cache.disk], [coordinator]",
+                        "is not a known setting; accepted: recache, disable, direct, debug, log, error_log, compiler_check, basedirs, [cache.disk], [coordinator], [trust]",
                     ));
                 }
             }
@@ -319,7 +369,37 @@ impl Config {
                 source: Source::Env("CACHEPOT_ERROR_LOG"),
             };
         }
+        if let Some(v) = get("CACHEPOT_BASEDIRS") {
+            let text = v.to_string_lossy().into_owned();
+            let mut dirs = Vec::new();
+            for d in text.split(':').filter(|d| !d.is_empty()) {
+                let d = PathBuf::from(d);
+                if !d.is_absolute() {
+                    return Err(ConfigError(format!(
+                        "CACHEPOT_BASEDIRS={text}: {} is not absolute; accepted: absolute directories separated by ':'",
+                        d.display()
+                    )));
+                }
+                dirs.push(physical(d));
+            }
+            self.basedirs = Setting {
+                value: dirs,
+                source: Source::Env("CACHEPOT_BASEDIRS"),
+            };
+        }
+        if let Some(v) = get("CACHEPOT_COMPILER_CHECK") {
+            let text = v.to_string_lossy();
+            self.compiler_check = Setting {
+                value: crate::identity::CompilerCheck::parse(&text).ok_or_else(|| {
+                    ConfigError(format!(
+                        "CACHEPOT_COMPILER_CHECK={text}: accepted: content, mtime, string:<text>"
+                    ))
+                })?,
+                source: Source::Env("CACHEPOT_COMPILER_CHECK"),
+            };
+        }
         self.coordinator.apply_env(env)?;
+        self.trust.apply_env(env)?;
         Ok(())
     }
 }
@@ -400,8 +480,10 @@ fn with_disk_size_line(old: &str, line: &str) -> String {
 pub const ENV_VARS: &[&str] = &[
     "CACHEPOT_AZURE_BLOB_CONTAINER",
     "CACHEPOT_AZURE_CONNECTION_STRING",
+    "CACHEPOT_BASEDIRS",
     "CACHEPOT_BUCKET",
     "CACHEPOT_CACHE_SIZE",
+    "CACHEPOT_COMPILER_CHECK",
     "CACHEPOT_CONF",
     "CACHEPOT_COORDINATOR",
     "CACHEPOT_COORDINATOR_MAX_WAIT",
@@ -439,7 +521,9 @@ pub const ENV_VARS: &[&str] = &[
     "CACHEPOT_S3_NO_CREDENTIALS",
     "CACHEPOT_S3_PATH_STYLE",
     "CACHEPOT_S3_USE_SSL",
+    "CACHEPOT_SIGNING_KEY",
     "CACHEPOT_START_SERVER",
+    "CACHEPOT_TRUSTED_KEYS",
 ];
 
 /// One warning for each `CACHEPOT_*` variable of this process's environment that cachepot does not
@@ -480,6 +564,11 @@ fn closest_env_var(name: &str) -> Option<&'static str> {
         .filter(|(d, _)| *d <= 3)
         .min()
         .map(|(_, k)| k)
+}
+
+/// A base directory as the working directory will name it: symlinks resolved when it exists.
+fn physical(d: PathBuf) -> PathBuf {
+    d.canonicalize().unwrap_or(d)
 }
 
 /// Parse a boolean environment value; the one place booleans are parsed.
@@ -896,6 +985,167 @@ mod coordinator_tests {
 }
 
 // ---- end of coordinator settings ----
+
+// ---- Trust settings (src/trust.rs) ----
+
+/// Signed entries: the key this machine signs with, and the keys it accepts from the remote.
+/// Trust is on when either is set.
+#[derive(Debug, Clone)]
+pub struct TrustConfig {
+    /// A private key file (`cachepot --new-signing-key`): sign what goes to the remote.
+    pub signing_key: Setting<Option<PathBuf>>,
+    /// Public keys whose signatures the remote's objects must carry (the signing key's own is added).
+    pub trusted_keys: Setting<Vec<crate::trust::PublicKey>>,
+}
+
+impl Default for TrustConfig {
+    fn default() -> Self {
+        TrustConfig {
+            signing_key: Setting::default(None),
+            trusted_keys: Setting::default(Vec::new()),
+        }
+    }
+}
+
+impl TrustConfig {
+    fn apply_table(&mut self, value: &toml::Value, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &str, what: &str| ConfigError(format!("config file {}: `trust.{key}` {what}", path.display()));
+        let table = value.as_table().ok_or_else(|| bad("", "must be a table ([trust])"))?;
+        let src = || Source::File(path.to_path_buf());
+        for (key, v) in table {
+            if !TRUST_KEYS.contains(&key.as_str()) {
+                return Err(bad(
+                    key,
+                    &format!("is not a known setting; accepted: {}", TRUST_KEYS.join(", ")),
+                ));
+            }
+            match key.as_str() {
+                "signing_key" => {
+                    let s = v.as_str().ok_or_else(|| bad(key, "must be a key file path string"))?;
+                    let p = expand_tilde(s, None);
+                    // Relative to the config file, as a path written in a file should be.
+                    let p = if p.is_relative() {
+                        path.parent().unwrap_or(Path::new("/")).join(p)
+                    } else {
+                        p
+                    };
+                    self.signing_key = Setting {
+                        value: Some(p),
+                        source: src(),
+                    };
+                }
+                "trusted_keys" => {
+                    let texts: Vec<&str> = match v {
+                        toml::Value::String(s) => vec![s.as_str()],
+                        toml::Value::Array(a) => a
+                            .iter()
+                            .map(|k| {
+                                k.as_str()
+                                    .ok_or_else(|| bad(key, "must be a list of public key strings"))
+                            })
+                            .collect::<Result<_, _>>()?,
+                        _ => return Err(bad(key, "must be a list of public key strings")),
+                    };
+                    let keys = texts
+                        .iter()
+                        .map(|t| crate::trust::PublicKey::parse(t).map_err(|e| bad(key, &e)))
+                        .collect::<Result<_, _>>()?;
+                    self.trusted_keys = Setting {
+                        value: keys,
+                        source: src(),
+                    };
+                }
+                other => {
+                    return Err(bad(
+                        other,
+                        "is not a known setting; accepted: signing_key, trusted_keys",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, env: EnvReader) -> Result<(), ConfigError> {
+        if let Some(v) = env("CACHEPOT_SIGNING_KEY").filter(|v| !v.is_empty()) {
+            self.signing_key = Setting {
+                value: Some(absolute(PathBuf::from(v))),
+                source: Source::Env("CACHEPOT_SIGNING_KEY"),
+            };
+        }
+        if let Some(v) = env("CACHEPOT_TRUSTED_KEYS").filter(|v| !v.is_empty()) {
+            let text = v.to_string_lossy();
+            let keys = text
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    crate::trust::PublicKey::parse(t).map_err(|e| ConfigError(format!("CACHEPOT_TRUSTED_KEYS: {e}")))
+                })
+                .collect::<Result<_, _>>()?;
+            self.trusted_keys = Setting {
+                value: keys,
+                source: Source::Env("CACHEPOT_TRUSTED_KEYS"),
+            };
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod trust_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        Config::load_with(&|name| map.get(name).cloned())
+    }
+
+    const A: &str = "cachepot-ed25519:95154bff89135111:1oJFE0Xoodf0dIranGthwyduDQlXPwiSj6g2R7whqzg=";
+
+    #[test]
+    fn trust_settings() {
+        let t = load(&[("HOME", "/h")]).unwrap().trust;
+        assert!(t.signing_key.value.is_none() && t.trusted_keys.value.is_empty());
+        let a = crate::trust::PublicKey::parse(A).unwrap_or_else(|e| panic!("{e}"));
+        let t = load(&[
+            ("HOME", "/h"),
+            ("CACHEPOT_SIGNING_KEY", "/k/ci.key"),
+            ("CACHEPOT_TRUSTED_KEYS", &format!("{A}, {A}\n")),
+        ])
+        .unwrap()
+        .trust;
+        assert_eq!(t.signing_key.value, Some(PathBuf::from("/k/ci.key")));
+        assert_eq!(t.trusted_keys.value, vec![a.clone(), a]);
+        let e = load(&[("HOME", "/h"), ("CACHEPOT_TRUSTED_KEYS", "ssh-ed25519 AAAA")]).unwrap_err();
+        assert!(
+            e.0.starts_with("CACHEPOT_TRUSTED_KEYS: \"ssh-ed25519\" is not a cachepot public key"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn trust_table() {
+        let dir = std::env::temp_dir().join(format!("cachepot-cfg-trust-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            format!("[trust]\nsigning_key = \"ci.key\"\ntrusted_keys = [\"{A}\"]\n"),
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let t = load(&[("HOME", "/h"), ("CACHEPOT_CONF", f)]).unwrap().trust;
+        assert_eq!(t.signing_key.value, Some(dir.join("ci.key")));
+        assert_eq!(t.trusted_keys.value.len(), 1);
+        std::fs::write(&file, "[trust]\ntrusted_key = []\n").unwrap();
+        let e = load(&[("HOME", "/h"), ("CACHEPOT_CONF", f)]).unwrap_err();
+        assert!(e.0.contains("`trust.trusted_key` is not a known setting"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+// ---- end of trust settings ----
 
 #[cfg(test)]
 mod tests {

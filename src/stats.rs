@@ -57,6 +57,10 @@ pub enum Fault {
     CoordinatorUnresponsive,
     /// No slot within CACHEPOT_COORDINATOR_MAX_WAIT; the compile ran without one.
     CoordinatorWaitTimeout,
+    /// The configured signing key could not be read; nothing was written to the remote (trust.rs).
+    SigningKey,
+    /// The cache dir's own signing key could not be read or made; the local level was left out.
+    LocalSigningKey,
 }
 
 impl Fault {
@@ -73,6 +77,8 @@ impl Fault {
         Fault::DepFileFailed,
         Fault::CoordinatorUnresponsive,
         Fault::CoordinatorWaitTimeout,
+        Fault::SigningKey,
+        Fault::LocalSigningKey,
     ];
 
     /// The stable statistics id.
@@ -90,6 +96,8 @@ impl Fault {
             Fault::DepFileFailed => "dep_file_failed",
             Fault::CoordinatorUnresponsive => "coordinator_unresponsive",
             Fault::CoordinatorWaitTimeout => "coordinator_wait_timeout",
+            Fault::SigningKey => "signing_key",
+            Fault::LocalSigningKey => "local_signing_key",
         }
     }
 
@@ -107,6 +115,8 @@ impl Fault {
             Fault::DepFileFailed => "could not write the dependency file in the cache dir",
             Fault::CoordinatorUnresponsive => "coordinator did not answer",
             Fault::CoordinatorWaitTimeout => "no compile slot within the longest wait",
+            Fault::SigningKey => "signing key unreadable (nothing written to the remote)",
+            Fault::LocalSigningKey => "cache dir's signing key unusable (local level left out)",
         }
     }
 

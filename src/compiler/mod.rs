@@ -8,7 +8,6 @@ pub mod rustc;
 
 use crate::config::Config;
 use std::ffi::{OsStr, OsString};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Which flow a call takes: a C-like family (gcc, clang, …) through compile.rs, or rustc through
@@ -73,6 +72,22 @@ pub trait CFamily: Sync {
 
     /// The flag that asks for coloured diagnostics when the output is captured.
     fn color_flag(&self) -> &'static str;
+
+    /// The files whose content decides what this compiler produces (the driver and the programs
+    /// it runs), each with a role name that does not depend on where it is installed. May run
+    /// the driver; the C flow remembers the answer until the driver changes.
+    fn programs(&self, driver: &Path) -> std::io::Result<Vec<(String, PathBuf)>>;
+
+    /// What `native` CPU options (`-march=native` …) expand to for this compiler on this CPU, by
+    /// asking the compiler; `None` when it cannot tell.
+    fn resolve_native(&self, driver: &Path, args: &[OsString]) -> Option<String>;
+
+    /// Arguments that make the compiler record paths under `from` as under `to` in what it writes
+    /// (debug info, `__FILE__`), for base directories; none when it has no such option. Given in
+    /// order from the outermost directory to the innermost, which must win.
+    fn remap_args(&self, _from: &Path, _to: &Path) -> Vec<OsString> {
+        Vec::new()
+    }
 
     /// Precompiled headers the compiler could pick up in place of a header (hashed as inputs).
     fn precompiled_headers(&self, req: &CCompile, cwd: &Path) -> Vec<PathBuf>;
@@ -139,6 +154,9 @@ pub struct CCompile {
     pub include_dirs: Vec<(&'static str, PathBuf)>,
     /// The working directory as the output will record it (debug info, coverage), when it does.
     pub hash_cwd: Option<PathBuf>,
+    /// The old sides of the user's own path remappings (`-ffile-prefix-map=OLD=NEW` and friends):
+    /// base directories for this call, since the outputs do not name them.
+    pub path_maps: Vec<PathBuf>,
     /// The output path, when the object embeds it (.gcda path, .dwo name).
     pub output_path_in_key: Option<PathBuf>,
     pub color: ColorChoice,
@@ -290,16 +308,19 @@ impl NotCacheable {
     }
 }
 
-/// The compiler's identity for keys: its resolved path, size and mtime. Package upgrades change the
-/// mtime; this needs no compiler run, so a hit never starts one.
-pub fn identity(real: &Path) -> std::io::Result<String> {
-    let resolved = real.canonicalize()?;
-    let m = std::fs::metadata(&resolved)?;
-    Ok(format!(
-        "{} size={} mtime={}.{}",
-        resolved.display(),
-        m.size(),
-        m.mtime(),
-        m.mtime_nsec()
-    ))
+/// The compiler's identity for keys, as `CACHEPOT_COMPILER_CHECK` says: by default the content of
+/// its programs (identity.rs), so that the same compiler bytes installed anywhere share entries.
+pub fn identity(family: &dyn CFamily, real: &Path, cfg: &Config) -> std::io::Result<String> {
+    let driver = real.canonicalize()?;
+    let files = match &cfg.compiler_check.value {
+        crate::identity::CompilerCheck::Content => {
+            crate::identity::programs(&cfg.dir.value, &driver, || {
+                // Asking the driver is a compiler run like any other: it takes a slot.
+                let _slot = crate::coordinator::slot(cfg);
+                family.programs(&driver)
+            })?
+        }
+        _ => vec![("driver".to_string(), driver.clone())],
+    };
+    crate::identity::of_files(&cfg.dir.value, &cfg.compiler_check.value, &files)
 }

@@ -2,17 +2,18 @@
 //!
 //! A manifest is stored under the crate compile's manifest key (toolchain, arguments, externs,
 //! environment: everything known before compiling). It lists what the last dep-info passes found
-//! — each source file with its content digest, each environment variable the crate read with its
-//! value — and the result key those inputs gave. A call whose files and variables all match a
+//! — each source file with its content digest, each environment variable the crate read with the
+//! SHA-256 of its value (never the value) — and the result key those inputs gave. A call whose files and variables all match a
 //! candidate uses that candidate's result key. Manifest body grammar (inside `entry::encode_framed`
 //! with magic `CPOTRMF`; one item a line, newest candidate first, at most `MAX_CANDIDATES`):
 //! ```text
 //! candidate <result key>
 //! src <sha256 hex> <path, hex of its bytes>
-//! env <name> <value, hex of its bytes> | env <name> -
+//! env <name> <hex of the value's sha256 hex digest> | env <name> -
 //! end
 //! ```
-//! Version history: 1: first version (the framing's version byte).
+//! Version history: 1: first version (the framing's version byte). Since rust key version 2 the
+//! env field holds the value's digest, not the value.
 //!
 //! The hash cache keeps, for one compile's files, (device, inode, size, mtime, ctime) → digest in a
 //! local file, so unchanged files are not read again. It is local only: stat data means nothing on

@@ -17,7 +17,7 @@ use crate::call::{self, CallCtx, Wanted};
 use crate::compiler::NotCacheable;
 use crate::compiler::rustc::{self, Refusal, RustcCompile};
 use crate::entry::Entry;
-use crate::key::{KeyBuilder, hex};
+use crate::key::{KeyBuilder, hex, sha256_hex};
 use crate::locate;
 use crate::stats::{self, Fault, Outcome};
 use crate::store::Storage;
@@ -32,7 +32,8 @@ use std::time::SystemTime;
 /// Stands for this call's out dir inside stored `.d` files and stderr.
 const OUT_DIR_MARK: &[u8] = b"\0cachepot-out-dir\0";
 /// Bump when what this flow feeds into keys changes.
-const RUST_KEY_VERSION: &str = "1";
+/// 2: environment values keyed and stored as digests; an allow-list of cargo's variables.
+const RUST_KEY_VERSION: &str = "2";
 /// Counter for misses of crates whose inputs name the target dir.
 const TARGET_DIR_COUNTER: &str = "rust.target_dir_in_inputs";
 
@@ -77,7 +78,7 @@ impl RustCall {
         let Ok(cwd) = std::env::current_dir() else {
             return self.not_cacheable(NotCacheable::BadArguments);
         };
-        let tc = match toolchain::resolve(&self.ctx.real) {
+        let tc = match toolchain::resolve(&self.ctx.real, &self.ctx.cfg) {
             Ok(t) => t,
             Err(why) => return self.not_cacheable(NotCacheable::TooHard(why)),
         };
@@ -136,6 +137,23 @@ impl RustCall {
         for a in &req.key_args {
             kb.add_str("arg", a);
         }
+        let native: Vec<&OsStr> = req
+            .key_args
+            .iter()
+            .map(OsStr::new)
+            .filter(|a| crate::identity::is_native(a))
+            .collect();
+        if !native.is_empty() {
+            // "native" names no CPU: key what it means for this rustc on this machine.
+            let resolved = crate::identity::resolve_native(&self.ctx.cfg.dir.value, toolchain, &native, || {
+                let _slot = crate::coordinator::slot(&self.ctx.cfg);
+                native_cpu(&self.ctx.real)
+            })
+            .ok_or(NotCacheable::TooHard("target-cpu=native that rustc does not explain"))?;
+            let (cpu, features) = resolved.split_once('\n').unwrap_or((&resolved, ""));
+            kb.add_str("native cpu", cpu);
+            kb.add_str("native cpu features", features);
+        }
         for e in &req.externs {
             match &e.path {
                 Some(p) => {
@@ -176,7 +194,8 @@ impl RustCall {
         if let Some(dump) = dump {
             log::debug!(target: "rust", "manifest key {key} inputs:\n{dump}");
         }
-        Ok(key)
+        // Manifests' keys say so (store/mod.rs): trust.rs signs the kind with the key.
+        Ok(format!("{key}.manifest"))
     }
 
     fn try_hit(&mut self, store: &dyn Storage, p: &mut Prepared) -> Option<i32> {
@@ -296,10 +315,24 @@ impl RustCall {
             kb.add_digest("source", &digest);
             candidate.sources.push((src.clone(), digest));
         }
-        for (name, value) in &deps.env {
-            kb.add_str(&format!("env-dep {name}"), value.as_deref().unwrap_or("<unset>"));
+        if let Some((name, _)) = deps.env.iter().find(|(n, _)| is_secret_name(n)) {
+            // rustc writes the value into the dep-info file, which the entry would carry to every
+            // reader of the cache: a credential must not travel that way.
+            log::debug!(target: "rust", "crate {} reads {name}, a credential; not storing", req.crate_name);
+            let mut c = stats::Counters::new();
+            c.insert("rust.secret_env_not_stored".to_string(), 1);
+            let _ = stats::add_counters(&self.ctx.cfg.dir.value, &c);
+            return self.count_returning(Outcome::Miss, out.status);
         }
-        candidate.env = deps.env.clone();
+        // Values are keyed and stored as digests: a manifest names no value.
+        candidate.env = deps
+            .env
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_deref().map(|v| sha256_hex(v.as_bytes()))))
+            .collect();
+        for (name, digest) in &candidate.env {
+            kb.add_str(&format!("env-dep {name}"), digest.as_deref().unwrap_or("<unset>"));
+        }
         let (result_key, dump) = kb.finish();
         if let Some(dump) = dump {
             log::debug!(target: "rust", "result key {result_key} inputs:\n{dump}");
@@ -375,19 +408,75 @@ impl RustCall {
     }
 }
 
-/// Environment that goes into every key: what cargo sets for the crate, except what names the
-/// target dir or the jobserver, and rustc's own switches.
+/// The variables cargo sets for a crate that can change its output (read by a proc macro or a
+/// build without showing in dep-info), keyed by value. Nothing else of the environment is: not
+/// the user's, not the machine's, never a credential.
+const KEYED_CARGO_ENV: &[&str] = &[
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_PKG_AUTHORS",
+    "CARGO_PKG_DESCRIPTION",
+    "CARGO_PKG_HOMEPAGE",
+    "CARGO_PKG_LICENSE",
+    "CARGO_PKG_LICENSE_FILE",
+    "CARGO_PKG_NAME",
+    "CARGO_PKG_README",
+    "CARGO_PKG_REPOSITORY",
+    "CARGO_PKG_RUST_VERSION",
+    "CARGO_PKG_VERSION",
+    "CARGO_PKG_VERSION_MAJOR",
+    "CARGO_PKG_VERSION_MINOR",
+    "CARGO_PKG_VERSION_PATCH",
+    "CARGO_PKG_VERSION_PRE",
+    "CARGO_PRIMARY_PACKAGE",
+    "RUSTC_BOOTSTRAP",
+    "RUSTC_FORCE_RUSTC_VERSION",
+];
+
+/// Environment that goes into every key: the allow-list above, and the paths of binaries cargo
+/// names for integration tests.
 fn keyed_env(name: &OsStr) -> bool {
     let n = name.to_string_lossy();
-    if n.starts_with("CARGO") {
-        return !(n == "CARGO_MAKEFLAGS" || n.contains("TARGET_DIR") || n == "CARGO_TARGET_TMPDIR");
+    if is_secret_name(&n) {
+        return false;
     }
-    n == "RUSTC_BOOTSTRAP" || n == "RUSTC_LOG" || n == "RUSTC_FORCE_RUSTC_VERSION"
+    KEYED_CARGO_ENV.contains(&n.as_ref()) || n.starts_with("CARGO_BIN_EXE_")
+}
+
+/// A variable that holds a credential by its name: never keyed, logged or stored.
+fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    ["TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL"]
+        .iter()
+        .any(|w| n.contains(w))
+}
+
+/// What `-C target-cpu=native` means for this rustc here: the CPU it picks and the target
+/// features that follow.
+fn native_cpu(rustc: &Path) -> Option<String> {
+    let out = Command::new(rustc)
+        .args(["-C", "target-cpu=native", "--print", "target-cpus", "--print", "cfg"])
+        .env(locate::GUARD_VAR, locate::guard_value())
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| (l.starts_with("native") && l.contains("currently")) || l.starts_with("target_feature="))
+        .collect();
+    (out.status.success() && !lines.is_empty()).then(|| lines.join("\n"))
 }
 
 /// Do this candidate's files and variables all match now?
 fn candidate_matches(c: &Candidate, cwd: &Path, hashes: &mut HashCache) -> bool {
-    c.env.iter().all(|(name, value)| std::env::var(name).ok() == *value)
+    c.env
+        .iter()
+        .all(|(name, digest)| std::env::var(name).ok().map(|v| sha256_hex(v.as_bytes())) == *digest)
         && c.sources
             .iter()
             .all(|(path, digest)| hashes.digest(&cwd.join(path)).as_ref() == Some(digest))
@@ -485,8 +574,14 @@ mod tests {
     fn env_in_keys() {
         assert!(keyed_env(OsStr::new("CARGO_PKG_NAME")));
         assert!(keyed_env(OsStr::new("RUSTC_BOOTSTRAP")));
+        assert!(keyed_env(OsStr::new("CARGO_BIN_EXE_app")));
         assert!(!keyed_env(OsStr::new("CARGO_MAKEFLAGS")));
         assert!(!keyed_env(OsStr::new("CARGO_TARGET_DIR")));
         assert!(!keyed_env(OsStr::new("OUT_DIR")));
+        assert!(!keyed_env(OsStr::new("CARGO_HOME")));
+        assert!(!keyed_env(OsStr::new("CARGO_REGISTRY_TOKEN")));
+        assert!(!keyed_env(OsStr::new("CARGO_REGISTRIES_MY_TOKEN")));
+        assert!(!keyed_env(OsStr::new("CARGO_BIN_EXE_SECRET_tool")));
+        assert!(is_secret_name("GITHUB_TOKEN") && is_secret_name("db_password") && !is_secret_name("PATH"));
     }
 }

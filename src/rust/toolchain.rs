@@ -2,10 +2,11 @@
 //! The `rustc` on PATH is often rustup's proxy: one file for every toolchain. The proxy picks the
 //! toolchain from `RUSTUP_TOOLCHAIN` (which rustup sets for everything cargo runs), so we resolve
 //! it the same way; where we cannot be sure which toolchain the proxy would pick, the call is not
-//! cacheable. The identity is the real rustc binary plus the sysroot's compiler driver and
-//! standard library files (name, size, mtime): a toolchain update replaces them.
+//! cacheable. The identity is the content of the real rustc binary plus the sysroot's compiler
+//! driver and standard library files (identity.rs: memoized by stat data, so two machines with
+//! the same toolchain bytes agree, whatever their mtimes or install paths).
 
-use std::os::unix::fs::MetadataExt;
+use crate::config::Config;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
@@ -17,14 +18,16 @@ pub struct Toolchain {
 }
 
 /// Resolve the rustc that `real` (found on PATH or named by cargo) stands for.
-pub fn resolve(real: &Path) -> Result<Toolchain, &'static str> {
+pub fn resolve(real: &Path, cfg: &Config) -> Result<Toolchain, &'static str> {
     let canonical = real.canonicalize().map_err(|_| "rustc not found")?;
     let is_proxy = canonical
         .file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| n == "rustup" || n.starts_with("rustup-"));
     let rustc = if is_proxy { proxied_rustc(real)? } else { canonical };
-    let identity = identity(&rustc).map_err(|_| "cannot read the rust toolchain")?;
+    let files = files(&rustc);
+    let identity = crate::identity::of_files(&cfg.dir.value, &cfg.compiler_check.value, &files)
+        .map_err(|_| "cannot read the rust toolchain")?;
     Ok(Toolchain { rustc, identity })
 }
 
@@ -66,26 +69,20 @@ fn proxied_rustc(real: &Path) -> Result<PathBuf, &'static str> {
     }
 }
 
-/// The binary's path, size and mtime, then for the sysroot (`bin/..`) the compiler driver
-/// libraries in `lib/` and every installed target's standard library files.
-fn identity(rustc: &Path) -> std::io::Result<String> {
-    let m = std::fs::metadata(rustc)?;
-    let mut id = format!(
-        "{} size={} mtime={}.{}\n",
-        rustc.display(),
-        m.size(),
-        m.mtime(),
-        m.mtime_nsec()
-    );
+/// The files of a toolchain that decide what rustc produces, named relative to the sysroot:
+/// rustc, the compiler driver libraries in `lib/` (or Debian's multiarch dir) and every installed
+/// target's standard library files.
+fn files(rustc: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = vec![("bin/rustc".to_string(), rustc.to_path_buf())];
     let Some(sysroot) = rustc.parent().and_then(Path::parent) else {
-        return Ok(id);
+        return out;
     };
-    list_files(&sysroot.join("lib"), Some("librustc_driver"), &mut id);
+    list_files(sysroot, &sysroot.join("lib"), Some("librustc_driver"), &mut out);
     if let Ok(targets) = std::fs::read_dir(sysroot.join("lib/rustlib")) {
         let mut dirs: Vec<PathBuf> = targets.flatten().map(|e| e.path().join("lib")).collect();
         dirs.sort();
         for d in dirs {
-            list_files(&d, None, &mut id);
+            list_files(sysroot, &d, None, &mut out);
         }
     }
     // Debian keeps the driver in the multiarch directory.
@@ -97,26 +94,24 @@ fn identity(rustc: &Path) -> std::io::Result<String> {
             .collect();
         dirs.sort();
         for d in dirs {
-            list_files(&d, Some("librustc_driver"), &mut id);
+            list_files(sysroot, &d, Some("librustc_driver"), &mut out);
         }
     }
-    Ok(id)
+    out
 }
 
-fn list_files(dir: &Path, prefix: Option<&str>, out: &mut String) {
+fn list_files(sysroot: &Path, dir: &Path, prefix: Option<&str>, out: &mut Vec<(String, PathBuf)>) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut lines: Vec<String> = entries
+    let mut found: Vec<(String, PathBuf)> = entries
         .flatten()
         .filter(|e| prefix.is_none_or(|p| e.file_name().to_string_lossy().starts_with(p)))
-        .filter_map(|e| {
-            let m = e.metadata().ok()?;
-            m.is_file()
-                .then(|| format!("{} {} {}.{}", e.path().display(), m.size(), m.mtime(), m.mtime_nsec()))
+        .filter(|e| e.metadata().is_ok_and(|m| m.is_file()))
+        .map(|e| {
+            let p = e.path();
+            let role = p.strip_prefix(sysroot).unwrap_or(&p).display().to_string();
+            (role, p)
         })
         .collect();
-    lines.sort();
-    for l in lines {
-        out.push_str(&l);
-        out.push('\n');
-    }
+    found.sort();
+    out.extend(found);
 }

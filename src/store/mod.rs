@@ -99,7 +99,15 @@ pub fn open(cfg: &crate::config::Config) -> Box<dyn Storage> {
     // where every lookup goes to the remote (no local level). In direct mode the first lookup comes
     // at once, and a local hit would leave the server a connection made for nothing.
     let connect_ahead = !cfg.direct.value || cfg.remote.as_ref().is_some_and(|r| !r.local.value);
-    remote::open(&cfg.dir.value, cfg.max_size.value, cfg.remote.as_ref(), connect_ahead)
+    // Trust on: every level verifies what it returns and signs what it keeps (trust.rs).
+    let trust = crate::trust::Trust::open(&cfg.trust, &cfg.dir.value);
+    remote::open(
+        &cfg.dir.value,
+        cfg.max_size.value,
+        cfg.remote.as_ref(),
+        connect_ahead,
+        trust,
+    )
 }
 
 /// Keep a secret (credentials, a token) for the next compiles: a 0600 file in the cache dir,

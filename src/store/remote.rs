@@ -22,6 +22,7 @@
 use super::Storage;
 use super::disk::DiskStore;
 use crate::config::{ConfigError, EnvReader, Setting, Source, parse_bool};
+use crate::trust::Level;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -293,12 +294,21 @@ pub struct Timeouts {
 /// The store a compile uses: the local disk alone, or the local disk in front of the remote (or the
 /// remote alone with `CACHEPOT_LOCAL=off`). Nothing is waited for here; with `connect_ahead` the
 /// backend starts connecting (Redis: a thread) while the caller goes on.
-pub fn open(cache_dir: &Path, max_size: u64, remote: Option<&RemoteConfig>, connect_ahead: bool) -> Box<dyn Storage> {
-    let disk = DiskStore::new(cache_dir, max_size);
+pub fn open(
+    cache_dir: &Path,
+    max_size: u64,
+    remote: Option<&RemoteConfig>,
+    connect_ahead: bool,
+    trust: Option<std::rc::Rc<crate::trust::Trust>>,
+) -> Box<dyn Storage> {
+    let disk: Box<dyn Storage> = Box::new(Level::local(
+        Box::new(DiskStore::new(cache_dir, max_size)),
+        trust.clone(),
+    ));
     let Some(r) = remote else {
-        return Box::new(disk);
+        return disk;
     };
-    let backend = r.open_backend(cache_dir);
+    let backend = Level::remote(r.open_backend(cache_dir), &r.prefix.value, trust);
     let backoff = Backoff {
         file: cache_dir.join("remote-backoff"),
         id: crate::key::sha256_hex(backend.describe().as_bytes())[..16].to_string(),
@@ -311,7 +321,7 @@ pub fn open(cache_dir: &Path, max_size: u64, remote: Option<&RemoteConfig>, conn
     }
     Box::new(super::tiered::TieredStore::new(
         r.local.value.then_some(disk),
-        backend,
+        Box::new(backend),
         r.read_only.value,
         backoff,
         usable,

@@ -7,7 +7,6 @@
 //! this call and by every compile until the back-off ends. The call's remote counters go to the
 //! statistics in one update when the store is dropped, so compile.rs needs to know none of this.
 
-use super::disk::DiskStore;
 use super::remote::Backoff;
 use super::{Storage, StoreError};
 use crate::stats::{self, Counters};
@@ -15,7 +14,9 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 
 pub struct TieredStore {
-    local: Option<DiskStore>,
+    /// The local disk (seen through trust.rs: what it returns is verified when trust is on).
+    local: Option<Box<dyn Storage>>,
+    /// The remote (seen through trust.rs: what it returns is verified before the local disk keeps it).
     remote: Box<dyn Storage>,
     read_only: bool,
     backoff: Backoff,
@@ -37,7 +38,7 @@ struct State {
 
 impl TieredStore {
     pub fn new(
-        local: Option<DiskStore>,
+        local: Option<Box<dyn Storage>>,
         remote: Box<dyn Storage>,
         read_only: bool,
         backoff: Backoff,

@@ -303,8 +303,123 @@ impl CFamily for Gcc {
         }
     }
 
+    /// gcc lets the last matching map win; clang the longest: both pick the innermost.
+    fn remap_args(&self, from: &Path, to: &Path) -> Vec<OsString> {
+        let mut a = OsString::from("-ffile-prefix-map=");
+        a.push(from);
+        a.push("=");
+        a.push(to);
+        vec![a]
+    }
+
     fn precompiled_headers(&self, req: &CCompile, cwd: &Path) -> Vec<PathBuf> {
         include_search::precompiled_headers(req, cwd)
+    }
+
+    /// gcc shows what it passes its compiler proper (`-v`: the cc1 line, with `-march=native`
+    /// expanded into the CPU and every feature flag); clang shows its `-cc1` line (`-###`:
+    /// `-target-cpu`, `-target-feature`, `-tune-cpu`).
+    fn resolve_native(&self, driver: &Path, args: &[OsString]) -> Option<String> {
+        let mut cmd = std::process::Command::new(driver);
+        cmd.args(args.iter().filter(|a| crate::identity::is_native(a)))
+            .env(crate::locate::GUARD_VAR, crate::locate::guard_value())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        match self.family {
+            Family::Gcc => cmd.args(["-E", "-v", "-x", "c", "/dev/null"]),
+            Family::Clang => cmd.args(["-###", "-c", "-x", "c", "/dev/null"]),
+        };
+        let out = cmd.output().ok()?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        let mut resolved = Vec::new();
+        match self.family {
+            Family::Gcc => {
+                let line = text.lines().find(|l| l.contains("/cc1") && l.contains(" -E "))?;
+                let mut words = line.split_whitespace().peekable();
+                while let Some(w) = words.next() {
+                    if w.starts_with("-m") {
+                        resolved.push(w.to_string());
+                    } else if w == "--param" {
+                        resolved.push(format!("--param {}", words.next().unwrap_or("")));
+                    }
+                }
+            }
+            Family::Clang => {
+                let line = text.lines().find(|l| l.contains("\"-cc1\""))?;
+                let words: Vec<&str> = line.split('"').filter(|w| !w.trim().is_empty()).collect();
+                for pair in words.windows(2) {
+                    if ["-target-cpu", "-target-feature", "-tune-cpu"].contains(&pair[0]) {
+                        resolved.push(format!("{} {}", pair[0], pair[1]));
+                    }
+                }
+            }
+        }
+        (!resolved.is_empty()).then(|| resolved.join("\n"))
+    }
+
+    /// gcc: the driver, the compilers proper it runs (cc1, cc1plus, cc1obj, cc1objplus where
+    /// installed) and the assembler. clang: the clang binary (the driver is the compiler) and the
+    /// LLVM and clang libraries it loads, where the code generation lives.
+    fn programs(&self, driver: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+        let mut files = vec![("driver".to_string(), driver.to_path_buf())];
+        let ask = |args: &[&str]| -> Option<String> {
+            let out = std::process::Command::new(driver)
+                .args(args)
+                .env(crate::locate::GUARD_VAR, crate::locate::guard_value())
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .output()
+                .ok()?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        };
+        match self.family {
+            Family::Gcc => {
+                // One run: the directories gcc looks in for its programs (then PATH, for `as`).
+                let Some(dirs) = ask(&["-print-search-dirs"]) else {
+                    return Ok(files);
+                };
+                let programs: Vec<PathBuf> = dirs
+                    .lines()
+                    .find_map(|l| l.strip_prefix("programs: ="))
+                    .map(|l| l.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect())
+                    .unwrap_or_default();
+                let me = crate::locate::SelfIdentity::current();
+                for prog in ["cc1", "cc1plus", "cc1obj", "cc1objplus", "as"] {
+                    let found = programs
+                        .iter()
+                        .map(|d| d.join(prog))
+                        .find(|p| crate::locate::is_executable(p))
+                        .or_else(|| crate::locate::find_compiler(std::ffi::OsStr::new(prog), &me).ok());
+                    if let Some(p) = found.and_then(|p| p.canonicalize().ok())
+                        && p.is_file()
+                    {
+                        files.push((prog.to_string(), p));
+                    }
+                }
+            }
+            Family::Clang => {
+                // The shared libraries clang loads (ldd reads the ELF headers; nothing of clang runs).
+                let out = std::process::Command::new("ldd")
+                    .arg(driver)
+                    .stderr(std::process::Stdio::null())
+                    .output()?;
+                for line in String::from_utf8_lossy(&out.stdout).lines() {
+                    let Some((name, rest)) = line.trim().split_once(" => ") else {
+                        continue;
+                    };
+                    if !(name.starts_with("libclang") || name.starts_with("libLLVM")) {
+                        continue;
+                    }
+                    let path = rest.split(" (").next().unwrap_or("").trim();
+                    if let Ok(p) = Path::new(path).canonicalize() {
+                        files.push((format!("lib:{name}"), p));
+                    }
+                }
+            }
+        }
+        Ok(files)
     }
 
     fn shadowing_candidates(
@@ -701,7 +816,14 @@ impl State {
         } else {
             Option::None
         };
+        let path_maps = self
+            .prefix_maps
+            .iter()
+            .map(|(old, _)| PathBuf::from(old))
+            .filter(|p| p.is_absolute())
+            .collect();
         Ok(CCompile {
+            path_maps,
             source,
             language,
             outputs,

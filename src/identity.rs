@@ -1,0 +1,366 @@
+//! Who the compiler is, by content: the digest of the files that produce the output (the driver
+//! and the programs it runs; for rustc, rustc, its driver library and the target's standard
+//! library). Two installs of the same bytes — another machine, a re-installed toolchain, a fresh
+//! CI image — agree; any changed program differs. A file's digest is memoized per machine by its
+//! (device, inode, size, mtime, ctime), so a call pays a `stat` per file, not a hash.
+//!
+//! Memo grammar (`<cache dir>/identity/digests`, replaced atomically; unknown lines are ignored):
+//! ```text
+//! line := dev ino size mtime_s mtime_ns ctime_s ctime_ns sha256_hex path_hex "\n"
+//! ```
+//! A lost update (two calls adding at once) only costs a second hash later.
+
+use crate::key::{KeyBuilder, hex, sha256_hex};
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// How a compiler is identified in keys (`CACHEPOT_COMPILER_CHECK`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CompilerCheck {
+    /// The content of its files (the default): shared between machines with the same bytes.
+    #[default]
+    Content,
+    /// Paths, sizes and mtimes: no hashing ever, but a re-install misses.
+    Mtime,
+    /// A fixed text the user vouches for (a CI pins its image's identity).
+    String(String),
+}
+
+impl CompilerCheck {
+    pub fn parse(s: &str) -> Option<CompilerCheck> {
+        match s.trim() {
+            "content" => Some(CompilerCheck::Content),
+            "mtime" => Some(CompilerCheck::Mtime),
+            t => t
+                .strip_prefix("string:")
+                .filter(|v| !v.is_empty())
+                .map(|v| CompilerCheck::String(v.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for CompilerCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompilerCheck::Content => f.write_str("content"),
+            CompilerCheck::Mtime => f.write_str("mtime"),
+            CompilerCheck::String(s) => write!(f, "string:{s}"),
+        }
+    }
+}
+
+/// The identity text of a compiler made of `files` (each named by a role that does not depend on
+/// where it is installed, e.g. "cc1" or "lib/librustc_driver-….so"), for keys.
+pub fn of_files(cache_dir: &Path, check: &CompilerCheck, files: &[(String, PathBuf)]) -> std::io::Result<String> {
+    match check {
+        CompilerCheck::String(s) => Ok(format!("string:{s}")),
+        CompilerCheck::Mtime => {
+            let mut id = String::from("mtime\n");
+            for (_, path) in files {
+                let m = std::fs::metadata(path)?;
+                id.push_str(&format!(
+                    "{} size={} mtime={}.{}\n",
+                    path.display(),
+                    m.size(),
+                    m.mtime(),
+                    m.mtime_nsec()
+                ));
+            }
+            Ok(id)
+        }
+        CompilerCheck::Content => {
+            let mut memo = Memo::load(cache_dir);
+            let mut kb = KeyBuilder::new("compiler content", false);
+            for (role, path) in files {
+                kb.add_digest(role, &memo.digest(path)?);
+            }
+            memo.save();
+            Ok(format!("content:{}", kb.finish().0))
+        }
+    }
+}
+
+/// The files that make up the compiler whose driver is `driver`, as `probe` finds them (by running
+/// the driver), remembered in the cache dir until the driver itself changes: a hit never runs it.
+pub fn programs(
+    cache_dir: &Path,
+    driver: &Path,
+    probe: impl FnOnce() -> std::io::Result<Vec<(String, PathBuf)>>,
+) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let m = std::fs::metadata(driver)?;
+    let k = StatKey::of(&m);
+    let stamp = format!(
+        "{} {} {} {} {} {} {} {}",
+        k.dev,
+        k.ino,
+        k.size,
+        k.mtime.0,
+        k.mtime.1,
+        k.ctime.0,
+        k.ctime.1,
+        hex(driver.as_os_str().as_bytes())
+    );
+    let name = hex(&xxhash_rust::xxh3::xxh3_128(driver.as_os_str().as_bytes()).to_le_bytes());
+    let file = cache_dir.join("identity").join(format!("programs-{name}"));
+    let mut text = String::new();
+    if let Ok(f) = std::fs::File::open(&file) {
+        let _ = f.take(MAX_MEMO).read_to_string(&mut text);
+    }
+    let mut lines = text.lines();
+    if lines.next() == Some(stamp.as_str()) {
+        let list: Option<Vec<(String, PathBuf)>> = lines
+            .map(|l| {
+                let (role, path) = l.rsplit_once(' ')?;
+                Some((
+                    role.to_string(),
+                    PathBuf::from(std::ffi::OsStr::from_bytes(&unhex(path))),
+                ))
+            })
+            .collect();
+        if let Some(list) = list.filter(|l| !l.is_empty()) {
+            return Ok(list);
+        }
+    }
+    let list = probe()?;
+    let mut out = format!("{stamp}\n");
+    for (role, path) in &list {
+        out.push_str(&format!("{role} {}\n", hex(path.as_os_str().as_bytes())));
+    }
+    if let Err(e) = crate::atomic::write(&file, out.as_bytes()) {
+        log::debug!(target: "identity", "cannot save {}: {e}", file.display());
+    }
+    Ok(list)
+}
+
+/// Does this argument ask for the host CPU (`-march=native`, `-mcpu=native`, `-mtune=native`,
+/// rustc's `target-cpu=native`)?
+pub fn is_native(arg: &std::ffi::OsStr) -> bool {
+    let a = arg.as_bytes();
+    a.ends_with(b"=native")
+        && (a.starts_with(b"-march=")
+            || a.starts_with(b"-mcpu=")
+            || a.starts_with(b"-mtune=")
+            || a.ends_with(b"target-cpu=native"))
+}
+
+/// What the `native` options mean for this compiler on this CPU, as `probe` learns it from the
+/// compiler; remembered by (compiler identity, options, CPU signature), so a hit runs nothing and
+/// a cache dir shared by two machines never mixes their CPUs up.
+pub fn resolve_native(
+    cache_dir: &Path,
+    identity: &str,
+    options: &[&std::ffi::OsStr],
+    probe: impl FnOnce() -> Option<String>,
+) -> Option<String> {
+    let mut kb = KeyBuilder::new("native", false);
+    kb.add_str("compiler", identity);
+    kb.add_str("cpu", &cpu_signature());
+    for o in options {
+        kb.add_os("option", o);
+    }
+    let name = kb.finish().0;
+    let file = cache_dir.join("identity").join(format!("native-{}", &name[..32]));
+    if let Ok(f) = std::fs::File::open(&file) {
+        let mut text = String::new();
+        if f.take(MAX_MEMO).read_to_string(&mut text).is_ok() && !text.is_empty() {
+            return Some(text);
+        }
+    }
+    let resolved = probe().filter(|r| !r.is_empty())?;
+    if let Err(e) = crate::atomic::write(&file, resolved.as_bytes()) {
+        log::debug!(target: "identity", "cannot save {}: {e}", file.display());
+    }
+    Some(resolved)
+}
+
+/// The CPU this runs on: vendor, family/model/stepping and feature bits (CPUID leaves 0, 1, 7),
+/// read without a system call.
+pub fn cpu_signature() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__cpuid, __cpuid_count};
+        let (l0, l1, l7) = (__cpuid(0), __cpuid(1), __cpuid_count(7, 0));
+        format!(
+            "x86_64 {:08x}{:08x}{:08x} {:08x} {:08x}{:08x} {:08x}{:08x}{:08x}",
+            l0.ebx, l0.edx, l0.ecx, l1.eax, l1.ecx, l1.edx, l7.ebx, l7.ecx, l7.edx
+        )
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        // Elsewhere the kernel's description of the CPU (read only when `native` is used).
+        std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default()
+    }
+}
+
+/// The memo table of file digests.
+struct Memo {
+    file: PathBuf,
+    entries: HashMap<StatKey, (String, Vec<u8>)>,
+    changed: bool,
+}
+
+/// What identifies one version of a file on this machine without reading it.
+#[derive(Hash, PartialEq, Eq, Clone, Copy)]
+struct StatKey {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl StatKey {
+    fn of(m: &std::fs::Metadata) -> StatKey {
+        StatKey {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+/// The memo is small (a line per compiler file); anything larger is not ours.
+const MAX_MEMO: u64 = 4 << 20;
+
+impl Memo {
+    fn load(cache_dir: &Path) -> Memo {
+        let file = cache_dir.join("identity").join("digests");
+        let mut entries = HashMap::new();
+        let mut text = String::new();
+        if let Ok(f) = std::fs::File::open(&file) {
+            let _ = f.take(MAX_MEMO).read_to_string(&mut text);
+        }
+        for line in text.lines() {
+            let w: Vec<&str> = line.split(' ').collect();
+            let [dev, ino, size, ms, mn, cs, cn, digest, path] = w.as_slice() else {
+                continue;
+            };
+            let n = |s: &str| s.parse::<i64>().ok();
+            let (Some(dev), Some(ino), Some(size), Some(ms), Some(mn), Some(cs), Some(cn)) =
+                (n(dev), n(ino), n(size), n(ms), n(mn), n(cs), n(cn))
+            else {
+                continue;
+            };
+            if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            let key = StatKey {
+                dev: dev as u64,
+                ino: ino as u64,
+                size: size as u64,
+                mtime: (ms, mn),
+                ctime: (cs, cn),
+            };
+            entries.insert(key, (digest.to_string(), unhex(path)));
+        }
+        Memo {
+            file,
+            entries,
+            changed: false,
+        }
+    }
+
+    /// The SHA-256 of a file's content, from the memo when its stat data still match. A file
+    /// changed within the last two seconds is hashed but not remembered: its mtime may not yet
+    /// tell the next change apart.
+    fn digest(&mut self, path: &Path) -> std::io::Result<String> {
+        let m = std::fs::metadata(path)?;
+        let key = StatKey::of(&m);
+        if let Some((d, _)) = self.entries.get(&key) {
+            return Ok(d.clone());
+        }
+        let data = std::fs::read(path)?;
+        let d = sha256_hex(&data);
+        let settled = m
+            .modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() >= 2)
+            && std::fs::metadata(path)
+                .map(|m2| StatKey::of(&m2) == key)
+                .unwrap_or(false);
+        if settled {
+            self.entries
+                .insert(key, (d.clone(), path.as_os_str().as_bytes().to_vec()));
+            self.changed = true;
+        }
+        Ok(d)
+    }
+
+    fn save(&self) {
+        if !self.changed {
+            return;
+        }
+        let mut text = String::new();
+        for (k, (d, p)) in &self.entries {
+            // Drop files that are gone or replaced, so the table stays the size of what is installed.
+            let p = Path::new(std::ffi::OsStr::from_bytes(p));
+            if std::fs::metadata(p).map(|m| StatKey::of(&m) == *k).unwrap_or(false) {
+                text.push_str(&format!(
+                    "{} {} {} {} {} {} {} {d} {}\n",
+                    k.dev,
+                    k.ino,
+                    k.size,
+                    k.mtime.0,
+                    k.mtime.1,
+                    k.ctime.0,
+                    k.ctime.1,
+                    hex(p.as_os_str().as_bytes())
+                ));
+            }
+        }
+        if let Err(e) = crate::atomic::write(&self.file, text.as_bytes()) {
+            log::debug!(target: "identity", "cannot save {}: {e}", self.file.display());
+        }
+    }
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_bytes_same_identity_any_path_or_mtime() {
+        let dir = std::env::temp_dir().join(format!("cachepot-identity-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a")).unwrap();
+        std::fs::create_dir_all(dir.join("b")).unwrap();
+        std::fs::write(dir.join("a/cc1"), b"program one").unwrap();
+        std::fs::write(dir.join("b/cc1"), b"program one").unwrap();
+        let id = |p: &str| of_files(&dir, &CompilerCheck::Content, &[("cc1".into(), dir.join(p))]).unwrap();
+        assert_eq!(id("a/cc1"), id("b/cc1"));
+        std::fs::write(dir.join("b/cc1"), b"program two").unwrap();
+        assert_ne!(id("a/cc1"), id("b/cc1"));
+        // mtime mode tells the two installs apart.
+        let mt = |p: &str| of_files(&dir, &CompilerCheck::Mtime, &[("cc1".into(), dir.join(p))]).unwrap();
+        assert_ne!(mt("a/cc1"), mt("b/cc1"));
+        assert_eq!(
+            of_files(&dir, &CompilerCheck::String("ci-1".into()), &[]).unwrap(),
+            "string:ci-1"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn parses_the_setting() {
+        assert_eq!(CompilerCheck::parse("content"), Some(CompilerCheck::Content));
+        assert_eq!(CompilerCheck::parse("mtime"), Some(CompilerCheck::Mtime));
+        assert_eq!(
+            CompilerCheck::parse("string:x"),
+            Some(CompilerCheck::String("x".into()))
+        );
+        assert_eq!(CompilerCheck::parse("string:"), None);
+        assert_eq!(CompilerCheck::parse("size"), None);
+    }
+}
