@@ -384,17 +384,9 @@ fn settings(cfg: &Config) -> Vec<Row> {
         }),
     }
     let t = &cfg.trust;
-    rows.push(Row {
-        name: "signing_key",
-        value: json!(t.signing_key.value),
-        source: t.signing_key.source.to_string(),
-    });
+    rows.push(row("signing_key", json!(t.signing_key.value), &t.signing_key.source));
     let ids: Vec<String> = t.trusted_keys.value.iter().map(|k| k.to_string()).collect();
-    rows.push(Row {
-        name: "trusted_keys",
-        value: json!(ids),
-        source: t.trusted_keys.source.to_string(),
-    });
+    rows.push(row("trusted_keys", json!(ids), &t.trusted_keys.source));
     rows
 }
 

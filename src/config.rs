@@ -118,9 +118,9 @@ pub const TOP_KEYS: &[&str] = &[
     "compiler_check",
     "basedirs",
 ];
+pub const TRUST_KEYS: &[&str] = &["signing_key", "trusted_keys"];
 pub const DISK_KEYS: &[&str] = &["dir", "size"];
 pub const COORDINATOR_KEYS: &[&str] = &["mode", "jobs", "idle_timeout", "max_wait"];
-pub const TRUST_KEYS: &[&str] = &["signing_key", "trusted_keys"];
 
 /// Every key the config file accepts, dotted: `direct`, `cache.disk.size`, `cache.redis.url`, …
 pub fn file_keys() -> Vec<String> {
@@ -182,7 +182,7 @@ impl Config {
         let src = || Source::File(path.to_path_buf());
         let bad = |key: &str, what: &str| ConfigError(format!("config file {}: `{key}` {what}", path.display()));
         for (key, value) in &table {
-            if !TOP_KEYS.contains(&key.as_str()) && !["coordinator", "cache", "trust"].contains(&key.as_str()) {
+            if !TOP_KEYS.contains(&key.as_str()) && key != "coordinator" && key != "cache" && key != "trust" {
                 return Err(bad(
                     key,
                     &format!(
