@@ -406,6 +406,12 @@ fn config_text(cfg: &Config) -> String {
             (Value::Number(n), "cache_size") => format!("{n} ({})", format_size(n.as_u64().unwrap_or(0))),
             (Value::String(v), _) => v.clone(),
             (Value::Null, _) => "(unset)".into(),
+            (Value::Array(items), _) if items.is_empty() => "(none)".into(),
+            (Value::Array(items), _) => items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(" "),
             (v, _) => v.to_string(),
         };
         s.push_str(&format!("{:<22} = {value:<40} ({})\n", r.name, r.source));

@@ -1034,6 +1034,12 @@ impl TrustConfig {
         let table = value.as_table().ok_or_else(|| bad("", "must be a table ([trust])"))?;
         let src = || Source::File(path.to_path_buf());
         for (key, v) in table {
+            if !TRUST_KEYS.contains(&key.as_str()) {
+                return Err(bad(
+                    key,
+                    &format!("is not a known setting; accepted: {}", TRUST_KEYS.join(", ")),
+                ));
+            }
             match key.as_str() {
                 "signing_key" => {
                     let s = v.as_str().ok_or_else(|| bad(key, "must be a key file path string"))?;
