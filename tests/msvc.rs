@@ -1,0 +1,264 @@
+//! MSVC through the real clang-cl: Debian's clang runs its MSVC driver when it is invoked as
+//! `clang-cl` or `cl.exe` (a symlink the test makes). No Windows headers exist here, so sources
+//! are self-contained and compiled with `/X`. Without `/Brepro` a COFF object embeds the time it
+//! was made, so a hit is compared with the compile that filled the cache.
+mod common;
+use common::*;
+
+/// A `clang-cl` (or `cl.exe`) link to the real clang in the test's own bin dir.
+fn msvc_driver(env: &Env, name: &str) -> String {
+    let clang = require_tool("clang");
+    let bin = env.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let link = bin.join(name);
+    if !link.exists() {
+        std::os::unix::fs::symlink(&clang, &link).unwrap();
+    }
+    link.to_str().unwrap().to_string()
+}
+
+fn sources(env: &Env) {
+    env.dir
+        .write("inc/h.h", "#pragma once\n#include \"g.h\"\n#define VALUE 41\n");
+    env.dir.write("inc/g.h", "#define OTHER 1\n");
+    env.dir.write(
+        "a.c",
+        "#include \"h.h\"\nint f(void) { int unused; return VALUE + OTHER; }\n",
+    );
+}
+
+/// `cachepot <driver> args…` in the work dir.
+fn run(env: &Env, driver: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec![driver];
+    all.extend_from_slice(args);
+    env.cachepot(&all)
+}
+
+fn ok(env: &Env, driver: &str, args: &[&str]) -> std::process::Output {
+    let out = run(env, driver, args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed:\nstdout: {}\nstderr: {}",
+        s(&out.stdout),
+        s(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn hit_restores_the_object_and_replays_show_includes() {
+    let env = Env::new("msvc-hit");
+    sources(&env);
+    let cl = msvc_driver(&env, "clang-cl");
+    let args = [
+        "/nologo",
+        "/c",
+        "/X",
+        "/Iinc",
+        "a.c",
+        "/Foa.obj",
+        "/showIncludes",
+        "/W4",
+    ];
+    let miss = ok(&env, &cl, &args);
+    let filled = env.dir.read("a.obj");
+    assert!(
+        s(&miss.stdout).contains("Note: including file: inc/h.h"),
+        "{}",
+        s(&miss.stdout)
+    );
+    assert!(s(&miss.stderr).contains("unused"), "{}", s(&miss.stderr));
+    std::fs::remove_file(env.dir.join("a.obj")).unwrap();
+    let hit = ok(&env, &cl, &args);
+    assert_eq!(env.stat("hits_direct"), 1);
+    assert_eq!(env.stat("misses"), 1);
+    assert_eq!(
+        env.dir.read("a.obj"),
+        filled,
+        "the object of the compile that filled the cache"
+    );
+    assert_eq!(hit.stdout, miss.stdout, "/showIncludes is replayed byte for byte");
+    assert_eq!(hit.stderr, miss.stderr);
+}
+
+#[test]
+fn listing_the_cache_asked_for_is_not_shown() {
+    let env = Env::new("msvc-quiet");
+    sources(&env);
+    let cl = msvc_driver(&env, "clang-cl");
+    let args = ["/c", "/X", "/Iinc", "a.c"];
+    let miss = ok(&env, &cl, &args);
+    let hit = ok(&env, &cl, &args);
+    assert_eq!(s(&miss.stdout), "", "cachepot's own /showIncludes stays hidden");
+    assert_eq!(s(&hit.stdout), "");
+    assert_eq!(env.stat("hits_direct"), 1);
+    assert!(env.dir.join("a.obj").is_file(), "default object name");
+}
+
+#[test]
+fn a_changed_header_misses() {
+    let env = Env::new("msvc-header");
+    sources(&env);
+    let cl = msvc_driver(&env, "clang-cl");
+    let args = ["/c", "/X", "/Iinc", "a.c", "/Foa.obj", "/showIncludes"];
+    ok(&env, &cl, &args);
+    let first = env.dir.read("a.obj");
+    // A header reached only through another header: the listing names it too.
+    env.dir.write("inc/g.h", "#define OTHER 2\n");
+    let out = ok(&env, &cl, &args);
+    assert_eq!(env.stat("misses"), 2);
+    assert_eq!(env.stat("hits"), 0);
+    assert_ne!(env.dir.read("a.obj"), first);
+    assert!(s(&out.stdout).contains("inc/g.h"), "{}", s(&out.stdout));
+    // And back: the first result is found again.
+    env.dir.write("inc/g.h", "#define OTHER 1\n");
+    ok(&env, &cl, &args);
+    assert_eq!(env.stat("hits_direct"), 1);
+    assert_eq!(env.dir.read("a.obj"), first);
+}
+
+#[test]
+fn brepro_hit_equals_a_fresh_compile() {
+    let env = Env::new("msvc-brepro");
+    sources(&env);
+    let cl = msvc_driver(&env, "clang-cl");
+    ok(&env, &cl, &["/c", "/X", "/Iinc", "a.c", "/Brepro", "/Fox.obj"]);
+    ok(&env, &cl, &["/c", "/X", "/Iinc", "a.c", "/Brepro", "/Fox.obj"]);
+    assert_eq!(env.stat("hits"), 1);
+    let fresh = std::process::Command::new(&cl)
+        .args(["/c", "/X", "/Iinc", "a.c", "/Brepro", "/Fofresh.obj"])
+        .current_dir(&env.dir.path)
+        .status()
+        .unwrap();
+    assert!(fresh.success());
+    assert_eq!(env.dir.read("x.obj"), env.dir.read("fresh.obj"));
+}
+
+#[test]
+fn preprocessor_mode_hits() {
+    let mut env = Env::new("msvc-cpp");
+    env.set("CACHEPOT_DIRECT", "0");
+    sources(&env);
+    let cl = msvc_driver(&env, "clang-cl");
+    let args = ["/c", "/X", "/Iinc", "a.c", "/Foa.obj", "/showIncludes"];
+    let miss = ok(&env, &cl, &args);
+    let filled = env.dir.read("a.obj");
+    let hit = ok(&env, &cl, &args);
+    assert_eq!(env.stat("hits_preprocessed"), 1);
+    assert_eq!(env.dir.read("a.obj"), filled);
+    assert_eq!(hit.stdout, miss.stdout);
+}
+
+#[test]
+fn cl_exe_spellings_directories_and_utf16_response_files() {
+    let env = Env::new("msvc-rsp");
+    sources(&env);
+    let cl = msvc_driver(&env, "cl.exe");
+    std::fs::create_dir_all(env.dir.join("out")).unwrap();
+    ok(&env, &cl, &["-c", "-X", "-Iinc", "a.c", "-Foout/"]);
+    assert!(env.dir.join("out/a.obj").is_file(), "/Fo naming a directory");
+    let filled = env.dir.read("out/a.obj");
+    // The same call from a UTF-16 response file (as Visual Studio writes them) is the same key.
+    let mut rsp = vec![0xff, 0xfe];
+    for u in "/c /X \"/Iinc\"\r\na.c /Foout/".encode_utf16() {
+        rsp.extend(u.to_le_bytes());
+    }
+    env.dir.write("args.rsp", rsp);
+    std::fs::remove_file(env.dir.join("out/a.obj")).unwrap();
+    ok(&env, &cl, &["@args.rsp"]);
+    assert_eq!(env.stat("hits_direct"), 1, "{}", env.stats());
+    assert_eq!(env.dir.read("out/a.obj"), filled);
+}
+
+#[test]
+fn debug_info_in_the_object_is_keyed_on_its_directory() {
+    let env = Env::new("msvc-z7");
+    sources(&env);
+    let cl = msvc_driver(&env, "clang-cl");
+    let args = ["/c", "/X", "/Iinc", "a.c", "/Foa.obj", "/Z7"];
+    ok(&env, &cl, &args);
+    let filled = env.dir.read("a.obj");
+    ok(&env, &cl, &args);
+    assert_eq!(env.stat("hits_direct"), 1);
+    assert_eq!(env.dir.read("a.obj"), filled);
+    // The same sources in another directory: the object would name that one, so it misses.
+    let other = env.dir.join("copy");
+    std::fs::create_dir_all(other.join("inc")).unwrap();
+    for f in ["a.c", "inc/h.h", "inc/g.h"] {
+        std::fs::copy(env.dir.join(f), other.join(f)).unwrap();
+    }
+    let out = env
+        .cmd(cachepot_bin())
+        .current_dir(&other)
+        .arg(&cl)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    assert_eq!(env.stat("misses"), 2);
+    let needle = other.to_str().unwrap().as_bytes();
+    let obj = std::fs::read(other.join("a.obj")).unwrap();
+    assert!(
+        obj.windows(needle.len()).any(|w| w == needle),
+        "CodeView names its directory"
+    );
+}
+
+#[test]
+fn precompiled_header_use_hits() {
+    let env = Env::new("msvc-pch");
+    env.dir.write("pch.h", "#define FROM_PCH 7\n");
+    env.dir
+        .write("b.c", "#include \"pch.h\"\nint g(void) { return FROM_PCH; }\n");
+    env.dir.write("stub.c", "#include \"pch.h\"\n");
+    let cl = msvc_driver(&env, "clang-cl");
+    // The PCH is made outside the cache (/Yc is not cached: precompiled_header).
+    let out = run(&env, &cl, &["/c", "/X", "/Ycpch.h", "/Fppch.pch", "stub.c"]);
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    assert_eq!(env.not_cacheable("precompiled_header"), 1);
+    assert!(env.dir.join("pch.pch").is_file());
+    let args = ["/c", "/X", "/Yupch.h", "/Fppch.pch", "b.c", "/Fob.obj"];
+    ok(&env, &cl, &args);
+    let filled = env.dir.read("b.obj");
+    ok(&env, &cl, &args);
+    assert_eq!(env.stat("hits"), 1, "{}", env.stats());
+    assert_eq!(env.dir.read("b.obj"), filled);
+}
+
+#[test]
+fn not_cacheable_calls_pass_through_with_their_reason() {
+    let env = Env::new("msvc-nc");
+    sources(&env);
+    let cl = msvc_driver(&env, "clang-cl");
+    let cases: &[(&[&str], &str, Option<&str>)] = &[
+        (&["/E", "/X", "/Iinc", "a.c"], "preprocess_only", None),
+        (
+            &["/X", "/Iinc", "a.c", "/Fea.exe", "/link", "/nodefaultlib"],
+            "linking",
+            None,
+        ),
+        (
+            &["/c", "/X", "/Iinc", "a.c", "/FAs", "/Falisting.asm"],
+            "extra_outputs",
+            Some("/FA"),
+        ),
+        (&["/c", "/X", "/Iinc", "a.c", "/Zs"], "too_hard", Some("/Zs")),
+        (&["/c", "/X", "/Iinc", "a.c", "/frobnicate"], "unsupported_option", None),
+    ];
+    for (args, reason, detail) in cases {
+        let through = run(&env, &cl, args);
+        let direct = std::process::Command::new(&cl)
+            .args(*args)
+            .current_dir(&env.dir.path)
+            .output()
+            .unwrap();
+        assert_eq!(through.status.code(), direct.status.code(), "{args:?}");
+        assert_eq!(through.stdout, direct.stdout, "{args:?}: the compiler's own output");
+        assert_eq!(env.not_cacheable(reason), 1, "{args:?}: {}", env.stats());
+        if let Some(d) = detail {
+            assert_eq!(env.not_cacheable_detail(d), 1, "{args:?}");
+        }
+    }
+    assert_eq!(env.stat("hits") + env.stat("misses"), 0);
+    assert!(env.dir.join("listing.asm").is_file(), "/FA wrote its listing");
+}
