@@ -262,3 +262,82 @@ fn not_cacheable_calls_pass_through_with_their_reason() {
     assert_eq!(env.stat("hits") + env.stat("misses"), 0);
     assert!(env.dir.join("listing.asm").is_file(), "/FA wrote its listing");
 }
+
+/// A `cl.exe` link to tests/data/cl-standin.sh: Microsoft's compiler does not run here, and
+/// clang-cl neither echoes the source's name, writes `/sourceDependencies` nor a PDB for `/Zi`.
+fn cl_standin(env: &mut Env) -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cl-standin.sh");
+    let bin = env.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let link = bin.join("cl.exe");
+    std::os::unix::fs::symlink(&script, &link).unwrap();
+    let log = env.dir.join("runs.log");
+    env.set("CL_STANDIN_LOG", log.to_str().unwrap());
+    link.to_str().unwrap().to_string()
+}
+
+fn standin_runs(env: &Env) -> usize {
+    std::fs::read_to_string(env.dir.join("runs.log"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+#[test]
+fn cl_exe_source_dependencies_are_written_on_a_hit() {
+    let mut env = Env::new("msvc-srcdeps");
+    sources(&env);
+    let cl = cl_standin(&mut env);
+    std::fs::create_dir_all(env.dir.join("deps")).unwrap();
+    let args = [
+        "/c",
+        "/Iinc",
+        "a.c",
+        "/Foa.obj",
+        "/showIncludes",
+        "/sourceDependencies",
+        "deps/",
+    ];
+    let miss = ok(&env, &cl, &args);
+    assert_eq!(
+        s(&miss.stdout),
+        "a.c\nNote: including file: inc/h.h\nNote: including file:  inc/g.h\n"
+    );
+    let json = env.dir.read("deps/a.c.json");
+    let obj = env.dir.read("a.obj");
+    std::fs::remove_file(env.dir.join("deps/a.c.json")).unwrap();
+    std::fs::remove_file(env.dir.join("a.obj")).unwrap();
+    let runs = standin_runs(&env);
+    let hit = ok(&env, &cl, &args);
+    assert_eq!(standin_runs(&env), runs, "a direct hit runs no compiler");
+    assert_eq!(env.stat("hits_direct"), 1);
+    assert_eq!(env.dir.read("deps/a.c.json"), json);
+    assert_eq!(env.dir.read("a.obj"), obj);
+    assert_eq!(
+        hit.stdout, miss.stdout,
+        "the source's name and the listing, byte for byte"
+    );
+    // Without the user's /showIncludes, the listing cachepot asked for is not shown.
+    let quiet = ok(&env, &cl, &["/c", "/Iinc", "a.c", "/Fob.obj"]);
+    assert_eq!(s(&quiet.stdout), "a.c\n");
+    env.dir.write("inc/g.h", "#define OTHER 2\n");
+    ok(&env, &cl, &["/c", "/Iinc", "a.c", "/Fob.obj"]);
+    assert_eq!(env.stat("misses"), 3, "a nested header's change misses");
+}
+
+#[test]
+fn cl_exe_pdb_calls_pass_through() {
+    let mut env = Env::new("msvc-pdb");
+    sources(&env);
+    let cl = cl_standin(&mut env);
+    for flag in ["/Zi", "-Zi"] {
+        ok(&env, &cl, &["/c", "/Iinc", "a.c", flag]);
+    }
+    assert_eq!(env.not_cacheable("too_hard"), 2);
+    assert_eq!(env.not_cacheable_detail("/Zi, /ZI (a PDB shared between compiles)"), 2);
+    assert_eq!(
+        s(&env.dir.read("vc140.pdb")),
+        "PDB record\nPDB record\n",
+        "the compiler wrote its PDB each time"
+    );
+}
