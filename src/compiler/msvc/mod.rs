@@ -334,9 +334,12 @@ pub fn parse(
         };
         let (kind, value, raw, used) = found;
         if kind == Link {
-            // Linker options: they change nothing a compile writes, but a link is not cached.
-            p.key_args.extend(all[i..].iter().cloned());
-            break;
+            // Everything after /link is for the linker. With /c there is no link, but an option
+            // a miss adds (/showIncludes) would land among the linker's: not cached.
+            if p.compile {
+                return Err(NotCacheable::TooHard("/link with /c"));
+            }
+            return Err(NotCacheable::Linking);
         }
         i += used;
         p.apply(kind, value, raw, cwd)?;

@@ -109,6 +109,10 @@ fn not_cacheable_reasons() {
     let d = dir();
     assert_eq!(cl(&d, &["a.c"]).unwrap_err(), NotCacheable::Linking);
     assert_eq!(cl(&d, &["a.c", "/link", "/c"]).unwrap_err(), NotCacheable::Linking);
+    assert_eq!(
+        cl(&d, &["/c", "a.c", "/link", "/DEBUG"]).unwrap_err(),
+        NotCacheable::TooHard("/link with /c")
+    );
     assert_eq!(cl(&d, &["/E", "a.c"]).unwrap_err(), NotCacheable::PreprocessOnly);
     assert_eq!(cl(&d, &["/c", "/EP", "a.c"]).unwrap_err(), NotCacheable::PreprocessOnly);
     assert_eq!(
