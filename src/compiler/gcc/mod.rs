@@ -297,6 +297,15 @@ impl CFamily for Gcc {
         }
     }
 
+    /// gcc lets the last matching map win; clang the longest: both pick the innermost.
+    fn remap_args(&self, from: &Path, to: &Path) -> Vec<OsString> {
+        let mut a = OsString::from("-ffile-prefix-map=");
+        a.push(from);
+        a.push("=");
+        a.push(to);
+        vec![a]
+    }
+
     fn precompiled_headers(&self, req: &CCompile, cwd: &Path) -> Vec<PathBuf> {
         include_search::precompiled_headers(req, cwd)
     }
@@ -799,7 +808,14 @@ impl State {
         } else {
             Option::None
         };
+        let path_maps = self
+            .prefix_maps
+            .iter()
+            .map(|(old, _)| PathBuf::from(old))
+            .filter(|p| p.is_absolute())
+            .collect();
         Ok(CCompile {
+            path_maps,
             source,
             language,
             outputs,
