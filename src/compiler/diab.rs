@@ -415,6 +415,7 @@ impl State {
             include_dirs: self.include_dirs,
             // DWARF records the compile directory.
             hash_cwd: self.debug.then(|| cwd.to_path_buf()),
+            path_maps: Vec::new(),
             output_path_in_key: Option::None,
             color: ColorChoice::Never,
             dep_style: DepStyle::None,

@@ -602,6 +602,7 @@ impl State {
             include_files: self.include_files,
             include_dirs: self.include_dirs,
             hash_cwd,
+            path_maps: Vec::new(),
             output_path_in_key,
             color: self.color,
             dep_style: self.dep_style,
