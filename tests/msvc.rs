@@ -341,3 +341,22 @@ fn cl_exe_pdb_calls_pass_through() {
         "the compiler wrote its PDB each time"
     );
 }
+
+#[test]
+fn a_header_that_would_shadow_misses() {
+    let env = Env::new("msvc-shadow");
+    env.dir.write("second/h.h", "#define VALUE 1\n");
+    std::fs::create_dir_all(env.dir.join("first")).unwrap();
+    env.dir.write("a.c", "#include <h.h>\nint f(void) { return VALUE; }\n");
+    let cl = msvc_driver(&env, "clang-cl");
+    let args = ["/c", "/X", "/Ifirst", "/Isecond", "a.c", "/Foa.obj"];
+    ok(&env, &cl, &args);
+    let first = env.dir.read("a.obj");
+    ok(&env, &cl, &args);
+    assert_eq!(env.stat("hits_direct"), 1);
+    // A new h.h in a directory searched earlier is what the compiler would read now.
+    env.dir.write("first/h.h", "#define VALUE 2\n");
+    ok(&env, &cl, &args);
+    assert_eq!(env.stat("misses"), 2, "{}", env.stats());
+    assert_ne!(env.dir.read("a.obj"), first);
+}

@@ -567,6 +567,31 @@ mod tests {
         );
     }
 
+    /// Walk the table: every keyed row changes the key; outputs stay out of it.
+    #[test]
+    fn every_keyed_row_changes_the_key() {
+        let d = dir();
+        let base = p(&d, &["-c", "a.c"]).unwrap().key_args;
+        let mut checked = 0;
+        for row in TABLE {
+            let arg = match row.style {
+                ValueStyle::None => row.name.to_string(),
+                _ => format!("{}v1", row.name),
+            };
+            match (row.kind, p(&d, &["-c", "a.c", &arg])) {
+                (Plain | IncludeDir | IncludeFile | Debug | DepGen | DepTarget, Ok(c)) => {
+                    assert_ne!(c.key_args, base, "{arg}");
+                    checked += 1;
+                }
+                (Output | DepFile, Ok(c)) => {
+                    assert!(c.key_args.iter().all(|a| !a.as_bytes().ends_with(b"v1")), "{arg}")
+                }
+                _ => {}
+            }
+        }
+        assert!(checked > 10, "{checked}");
+    }
+
     #[test]
     fn key_inputs() {
         let d = dir();

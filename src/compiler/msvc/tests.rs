@@ -291,3 +291,41 @@ fn dash_and_slash_spellings_share_a_key() {
     let b = cl(&d, &["-c", "a.c", "-O2", "-Iinc", "-DX=1"]).unwrap();
     assert_eq!(a.key_args, b.key_args);
 }
+
+/// Walk the table: every row that is keyed changes the key, in both spellings, and no row that
+/// names an output or a listing puts its file name into the key.
+#[test]
+fn every_keyed_row_changes_the_key() {
+    let d = dir();
+    let base = cl(&d, &["/c", "a.c"]).unwrap().key_args;
+    for row in table::TABLE.iter().chain(table::CLANG_TABLE) {
+        let name = row.name.trim_start_matches('-');
+        let value = match row.style {
+            crate::compiler::args::ValueStyle::None => "",
+            _ => "v1",
+        };
+        for prefix in ["/", "-"] {
+            if row.name.starts_with('-') && prefix == "/" {
+                continue; // clang's own options take only their dash
+            }
+            let dash = if row.name.starts_with("--") { "--" } else { prefix };
+            let arg = format!("{dash}{name}{value}");
+            let got = parse_env(&d, &["/c", "a.c", &arg], &[], true);
+            match (row.kind, got) {
+                (Kind::Plain | Kind::NoStdInc | Kind::IncludeDir | Kind::FullPaths | Kind::DebugInObject, Ok(c)) => {
+                    assert_ne!(c.key_args, base, "{arg}")
+                }
+                (Kind::ShowIncludes | Kind::ShowIncludesUser | Kind::AllAs(_) | Kind::Xclang, Ok(c)) => {
+                    assert_ne!(c.key_args, base, "{arg}")
+                }
+                (Kind::Output | Kind::SourceDependencies | Kind::Color(_), Ok(c)) => {
+                    assert!(
+                        c.key_args.iter().all(|a| a.as_bytes().windows(2).all(|w| w != b"v1")),
+                        "{arg}"
+                    )
+                }
+                (_, _) => {}
+            }
+        }
+    }
+}
