@@ -360,3 +360,54 @@ fn a_header_that_would_shadow_misses() {
     assert_eq!(env.stat("misses"), 2, "{}", env.stats());
     assert_ne!(env.dir.read("a.obj"), first);
 }
+
+/// ninja's `deps = msvc` reads /showIncludes from the compiler's stdout: after a build from the
+/// cache it knows the same headers as after a real compile, and rebuilds when one changes.
+#[test]
+fn ninja_reads_the_replayed_listing() {
+    let env = Env::new("msvc-ninja");
+    sources(&env);
+    let ninja = require_tool("ninja");
+    let cl = msvc_driver(&env, "clang-cl");
+    env.dir.write(
+        "build.ninja",
+        format!(
+            "msvc_deps_prefix = Note: including file:\nrule cc\n  command = {} {cl} /nologo /c /X /Iinc /showIncludes $in /Fo$out\n  deps = msvc\nbuild a.obj: cc a.c\n",
+            cachepot_bin().display()
+        ),
+    );
+    let build = || {
+        let out = env.cmd(&ninja).output().unwrap();
+        assert!(out.status.success(), "{}{}", s(&out.stdout), s(&out.stderr));
+        out
+    };
+    let deps = || s(&env.cmd(&ninja).args(["-t", "deps", "a.obj"]).output().unwrap().stdout);
+    build();
+    let after_miss = deps();
+    assert!(
+        after_miss.contains("inc/h.h") && after_miss.contains("inc/g.h"),
+        "{after_miss}"
+    );
+    let obj = env.dir.read("a.obj");
+    // A clean build dir (no objects, no ninja logs) built from the cache.
+    for f in ["a.obj", ".ninja_deps", ".ninja_log"] {
+        std::fs::remove_file(env.dir.join(f)).unwrap();
+    }
+    let out = build();
+    assert_eq!(env.stat("hits_direct"), 1);
+    assert!(
+        !s(&out.stdout).contains("Note: including file"),
+        "ninja consumed the listing"
+    );
+    assert_eq!(env.dir.read("a.obj"), obj);
+    let after_hit = deps();
+    assert_eq!(
+        after_hit.lines().skip(1).collect::<Vec<_>>(),
+        after_miss.lines().skip(1).collect::<Vec<_>>()
+    );
+    // ninja knows the nested header: changing it rebuilds, and the cache misses.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.dir.write("inc/g.h", "#define OTHER 5\n");
+    build();
+    assert_eq!(env.stat("misses"), 2);
+}
