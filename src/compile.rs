@@ -111,6 +111,7 @@ impl Call {
             None
         } else {
             let resolved = crate::identity::resolve_native(&self.ctx.cfg.dir.value, &identity, &native_args, || {
+                let _slot = crate::coordinator::slot(&self.ctx.cfg);
                 family.resolve_native(&self.ctx.real, &req.key_args)
             });
             match resolved {

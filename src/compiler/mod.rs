@@ -345,7 +345,11 @@ pub fn identity(family: &dyn CFamily, real: &Path, cfg: &Config) -> std::io::Res
     let driver = real.canonicalize()?;
     let files = match &cfg.compiler_check.value {
         crate::identity::CompilerCheck::Content => {
-            crate::identity::programs(&cfg.dir.value, &driver, || family.programs(&driver))?
+            crate::identity::programs(&cfg.dir.value, &driver, || {
+                // Asking the driver is a compiler run like any other: it takes a slot.
+                let _slot = crate::coordinator::slot(cfg);
+                family.programs(&driver)
+            })?
         }
         _ => vec![("driver".to_string(), driver.clone())],
     };

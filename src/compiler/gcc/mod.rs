@@ -197,6 +197,12 @@ static TABLE: &[Flag<Kind>] = &[
     f("-###", None, Informational),
     f("--help", Joined, Informational),
     f("--version", None, Informational),
+    // configure's compiler-version probes (`$CC -V`, `-qversion`, `-version`, `-?`): informational,
+    // not an unsupported option, even where gcc rejects them.
+    f("-V", None, Informational),
+    f("-qversion", None, Informational),
+    f("-version", None, Informational),
+    f("-?", None, Informational),
     f("-time", Joined, TooHard("-time")),
 ];
 
@@ -370,21 +376,23 @@ impl CFamily for Gcc {
         };
         match self.family {
             Family::Gcc => {
+                // One run: the directories gcc looks in for its programs (then PATH, for `as`).
+                let Some(dirs) = ask(&["-print-search-dirs"]) else {
+                    return Ok(files);
+                };
+                let programs: Vec<PathBuf> = dirs
+                    .lines()
+                    .find_map(|l| l.strip_prefix("programs: ="))
+                    .map(|l| l.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect())
+                    .unwrap_or_default();
+                let me = crate::locate::SelfIdentity::current();
                 for prog in ["cc1", "cc1plus", "cc1obj", "cc1objplus", "as"] {
-                    let Some(found) = ask(&[&format!("-print-prog-name={prog}")]) else {
-                        continue;
-                    };
-                    let path = if found.contains('/') {
-                        PathBuf::from(found)
-                    } else {
-                        // Not among gcc's own programs: the one on PATH, as gcc would run it.
-                        let me = crate::locate::SelfIdentity::current();
-                        match crate::locate::find_compiler(std::ffi::OsStr::new(&found), &me) {
-                            Ok(p) => p,
-                            Err(_) => continue,
-                        }
-                    };
-                    if let Ok(p) = path.canonicalize()
+                    let found = programs
+                        .iter()
+                        .map(|d| d.join(prog))
+                        .find(|p| crate::locate::is_executable(p))
+                        .or_else(|| crate::locate::find_compiler(std::ffi::OsStr::new(prog), &me).ok());
+                    if let Some(p) = found.and_then(|p| p.canonicalize().ok())
                         && p.is_file()
                     {
                         files.push((prog.to_string(), p));
