@@ -363,11 +363,12 @@ fn lookup(args: &[OsString], i: usize) -> Option<Result<Found, String>> {
     }
     let r = match_flag(TABLE, &view, 0)?;
     Some(r.map(|(m, used)| {
-        // `/c` and `-c` are one option: keyed (and passed to the preprocessor) as `/c`.
+        // `/c` and `-c` are one option: keyed (and passed to the preprocessor) as `-c`, the
+        // spelling in which base directories find the path in `-I/abs/dir`.
         let mut raw = args[i..i + used].to_vec();
-        let mut slash = b"/".to_vec();
-        slash.extend_from_slice(&raw[0].as_bytes()[1..]);
-        raw[0] = OsString::from_vec(slash);
+        let mut dash = b"-".to_vec();
+        dash.extend_from_slice(&raw[0].as_bytes()[1..]);
+        raw[0] = OsString::from_vec(dash);
         (m.kind, m.value, raw, used)
     }))
 }
