@@ -76,6 +76,9 @@ pub struct Cli {
 const FEATURES: &[&str] = &[
     "gcc",
     "clang",
+    "msvc",
+    "clang-cl",
+    "diab",
     "rustc",
     "direct-mode",
     "preprocessor-mode",

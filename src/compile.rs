@@ -3,7 +3,7 @@
 //! modules called from here. Any cache fault falls back to running the real compiler.
 
 use crate::call::{self, CallCtx, Wanted, replay, want_color};
-use crate::compiler::{self, CCompile, CFamily, ColorChoice, DepStyle, NotCacheable};
+use crate::compiler::{self, CCompile, CFamily, ColorChoice, DepStyle, ListingSource, NotCacheable};
 use crate::entry::Entry;
 use crate::key::{KeyBuilder, sha256_hex};
 use crate::manifest::{
@@ -251,7 +251,11 @@ impl Call {
             .outputs
             .iter()
             .any(|o| o.role == "dep" && outputs::is_special_output(&o.path));
-        if k.req.dep_style == DepStyle::UserWithoutSystem || k.pch_in_use || dep_elsewhere {
+        if k.req.dep_style == DepStyle::UserWithoutSystem
+            || k.pch_in_use
+            || dep_elsewhere
+            || self.family.listing_source() == ListingSource::Preprocessor
+        {
             return self.preprocessor_mode(store, k, Some((manifest_key, manifest, manifest_dump)));
         }
         self.depend_mode(store, k, &manifest_key, &mut manifest, manifest_dump.as_deref())
@@ -312,7 +316,12 @@ impl Call {
     ) -> i32 {
         // Without the user's own -MD, ask for a dependency file in the cache dir. Only a file we
         // could create there goes on the command line: a cache fault must never reach the compiler.
+        // A family that lists on stdout (/showIncludes) needs no file: its listing is taken out of
+        // the stdout the user sees, unless the user asked for it too.
+        let on_stdout = self.family.listing_source() == ListingSource::Stdout;
+        let own_stdout_listing = on_stdout && k.req.dep_style == DepStyle::None;
         let own_dep = match k.req.dep_style {
+            DepStyle::None if on_stdout => None,
             DepStyle::None => match self.temp_dep_file() {
                 Ok(d) => Some(d),
                 Err(e) => {
@@ -337,7 +346,10 @@ impl Call {
         if let Some(d) = &own_dep {
             extra.extend(self.family.dependency_args(d));
         }
-        let out = match self.run_compiler(&k.req, &extra, own_dep.is_none()) {
+        if own_stdout_listing {
+            extra.extend(self.family.dependency_args(Path::new("")));
+        }
+        let mut out = match self.run_compiler(&k.req, &extra, own_dep.is_none() && !own_stdout_listing) {
             Ok(o) => o,
             Err(status) => return status,
         };
@@ -361,7 +373,15 @@ impl Call {
             };
             return self.count_returning(Outcome::Miss, status);
         }
-        if own_dep.is_some() {
+        let mut stdout_listing = None;
+        if on_stdout {
+            let (listed, rest) = self.family.split_listing(&k.req, &k.cwd, &out.stdout);
+            stdout_listing = listed;
+            if own_stdout_listing {
+                out.stdout = rest;
+            }
+        }
+        if own_dep.is_some() || own_stdout_listing {
             replay(&out.stdout, &out.stderr, want_color(k.req.color));
             self.ctx.compiled = Some(out.status);
         }
@@ -379,12 +399,16 @@ impl Call {
         if out.status != 0 {
             return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed), out.status);
         }
-        let Some(dep_text) = dep_text else {
+        let listed = if on_stdout {
+            stdout_listing
+        } else {
+            dep_text.map(|text| self.family.dependencies(&text))
+        };
+        let Some(listed) = listed else {
             log::debug!(target: "compile", "no dependency output to learn the include set from; not storing");
             return self.count_returning(Outcome::Miss, out.status);
         };
         let source_abs = k.cwd.join(&k.req.source);
-        let listed = self.family.dependencies(&dep_text);
         if !listed.iter().any(|p| k.cwd.join(p) == source_abs) {
             // A listing that does not even name the source is not the list of what was read.
             log::debug!(target: "compile", "dependency output does not list the source; not storing");

@@ -3,7 +3,9 @@
 //! `CFamily` trait (gcc/ for gcc and clang) or its own flow (rustc.rs for rust/).
 
 pub mod args;
+pub mod diab;
 pub mod gcc;
+pub mod msvc;
 pub mod rustc;
 
 use crate::config::Config;
@@ -25,7 +27,10 @@ pub fn detect(invoked: &OsStr, real: &Path) -> Option<FamilyKind> {
         if rustc::is_rustc_name(name) {
             return Some(FamilyKind::Rust);
         }
-        gcc::from_name(name).map(FamilyKind::C)
+        gcc::from_name(name)
+            .or_else(|| msvc::from_name(name, real))
+            .or_else(|| diab::from_name(name))
+            .map(FamilyKind::C)
     };
     let name = Path::new(invoked).file_name()?.to_str()?;
     by_name(name).or_else(|| {
@@ -70,6 +75,20 @@ pub trait CFamily: Sync {
     /// The files a dependency listing (as `dependency_args` or the user's own options write it) names.
     fn dependencies(&self, listing: &[u8]) -> Vec<PathBuf>;
 
+    /// Where a miss learns which files it read (gcc: a Make-style file; MSVC: `/showIncludes` on
+    /// stdout; a family without a listing the cache can trust: a preprocessor run).
+    fn listing_source(&self) -> ListingSource {
+        ListingSource::File
+    }
+
+    /// For a `ListingSource::Stdout` family: the files the compile's stdout lists (the source
+    /// first; `None` when the listing cannot be read with confidence), and that stdout without the
+    /// listing's lines (what the user sees when cachepot, not the user, asked for the listing).
+    fn split_listing(&self, req: &CCompile, cwd: &Path, stdout: &[u8]) -> (Option<Vec<PathBuf>>, Vec<u8>) {
+        let _ = (req, cwd);
+        (None, stdout.to_vec())
+    }
+
     /// The flag that asks for coloured diagnostics when the output is captured.
     fn color_flag(&self) -> &'static str;
 
@@ -103,6 +122,18 @@ pub trait CFamily: Sync {
         read: &[PathBuf],
         cwd: &Path,
     ) -> Option<Vec<PathBuf>>;
+}
+
+/// Where a direct-mode miss learns the files the compile read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListingSource {
+    /// A Make-style dependency file: `dependency_args(file)` asks for one, or the user's `dep` output.
+    File,
+    /// The compiler's stdout (MSVC `/showIncludes`): `dependency_args` asks for it (its path is
+    /// unused), `split_listing` reads it; a hit replays the stdout the user asked for, byte for byte.
+    Stdout,
+    /// No listing the cache can rely on: the include set comes from a preprocessor run's line markers.
+    Preprocessor,
 }
 
 /// How the user wants diagnostics coloured.

@@ -83,7 +83,7 @@ pub fn system_dirs(real: &Path, identity: &str, req: &CCompile, cfg: &crate::con
 }
 
 /// The `#include <...> search starts here:` list of `cc -E -v`.
-fn parse_verbose(stderr: &[u8]) -> Option<Vec<PathBuf>> {
+pub fn parse_verbose(stderr: &[u8]) -> Option<Vec<PathBuf>> {
     let text = String::from_utf8_lossy(stderr);
     let mut dirs = Vec::new();
     let mut inside = false;
