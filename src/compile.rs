@@ -70,12 +70,9 @@ impl Call {
         let pch_in_use = !pch.is_empty();
         req.extra_inputs.extend(pch);
         log::debug!(target: "compile", "{} compile of {} (language {})", family.name(), req.source.display(), req.language);
-        let identity = match compiler::identity(self.family, &self.ctx.real, &self.ctx.cfg) {
+        let identity = match compiler::call_identity(self.family, &self.ctx.real, &req, &cwd, &self.ctx.cfg) {
             Ok(id) => id,
-            Err(e) => {
-                log::warn!(target: "compile", "cannot identify compiler {}: {e}", self.ctx.real.display());
-                return self.not_cacheable(NotCacheable::UnknownCompiler);
-            }
+            Err(reason) => return self.not_cacheable(reason),
         };
         let Ok(source) = std::fs::read(cwd.join(&req.source)) else {
             return self.not_cacheable(NotCacheable::MissingInput);
@@ -344,6 +341,11 @@ impl Call {
         k: &Known,
         record: Option<(String, Manifest, Option<String>)>,
     ) -> i32 {
+        if !self.family.preprocessor_mode_sound() {
+            return self.not_cacheable(NotCacheable::TooHard(
+                "needs preprocessor mode, which this compiler lacks",
+            ));
+        }
         let mut kb = KeyBuilder::new("result", self.ctx.cfg.debug.value);
         if let Err(reason) = self.add_common_inputs(&mut kb, k) {
             return self.not_cacheable(reason);
