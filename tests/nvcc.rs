@@ -175,3 +175,35 @@ fn nvcc_append_flags_are_keyed() {
     compile(&env, &[]);
     assert_eq!(env.stat("hits_direct"), 1);
 }
+
+#[test]
+fn lineinfo_keys_the_directory_it_records() {
+    // -lineinfo writes the source's absolute path into the device code: another directory must
+    // not get this one's object. Without it, the object does not depend on the directory.
+    let env = Env::new("nvcc-lineinfo");
+    project(&env);
+    for sub in ["one", "two"] {
+        for f in ["kernel.cu", "inc/scale.h", "inc/dev90.h"] {
+            std::fs::create_dir_all(env.dir.join(sub).join("inc")).unwrap();
+            std::fs::copy(env.dir.join(f), env.dir.join(sub).join(f)).unwrap();
+        }
+    }
+    let run = |sub: &str, extra: &[&str]| {
+        let mut args = vec!["nvcc", "-c", "kernel.cu", "-Iinc", "-o", "kernel.o", "-arch=sm_75"];
+        args.extend_from_slice(extra);
+        let out = env
+            .cmd(cachepot_bin())
+            .current_dir(env.dir.join(sub))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", s(&out.stderr));
+    };
+    run("one", &["-lineinfo"]);
+    run("two", &["-lineinfo"]);
+    assert_eq!(env.stat("misses"), 2);
+    assert_eq!(env.stat("hits"), 0);
+    run("one", &[]);
+    run("two", &[]);
+    assert_eq!(env.stat("hits_direct"), 1);
+}

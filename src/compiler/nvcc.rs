@@ -133,6 +133,8 @@ static TABLE: &[Flag] = &[
     valued("-Xlinker", "--linker-options", Plain),
     valued("-Xnvlink", "--nvlink-options", Plain),
     valued("-Xarchive", "--archive-options", Plain),
+    valued("-Xfatbin", "--fatbin-options", Plain),
+    valued("-Xcudafe", "--cudafe-options", Plain),
     valued("-arch", "--gpu-architecture", GpuArch),
     valued("-code", "--gpu-code", GpuArch),
     valued("-gencode", "--generate-code", GpuArch),
@@ -174,7 +176,8 @@ static TABLE: &[Flag] = &[
     valued("-optimization-info", "--optimization-info", Plain),
     flag("-g", "--debug", Debug),
     flag("-G", "--device-debug", Debug),
-    flag("-lineinfo", "--generate-line-info", Plain),
+    // Line info names the source by its absolute path (`.file 1 "/abs/a.cu"`): keyed like debug info.
+    flag("-lineinfo", "--generate-line-info", Debug),
     flag("-m64", "--m64", Plain),
     flag("-w", "--disable-warnings", Plain),
     flag("-use_fast_math", "--use_fast_math", Plain),
@@ -684,6 +687,10 @@ impl State {
         if self.non_source_input {
             return Err(NotCacheable::NonSourceInput);
         }
+        if self.dep_file.is_some() && self.dep_gen.is_none() {
+            // cachepot's own -MD -MF would redefine the user's -MF (nvcc warns about that).
+            return Err(NotCacheable::TooHard("-MF without -MD"));
+        }
         let Some((source, language)) = self.source else {
             return Err(NotCacheable::NoSource);
         };
@@ -715,7 +722,7 @@ impl State {
                 key_args.push(object.into_os_string());
             }
         }
-        // Debug info records the working directory.
+        // Debug info and -lineinfo record the working directory (the source by its absolute path).
         let hash_cwd = self.debug.then(|| cwd.to_path_buf());
         Ok(CCompile {
             source,
@@ -816,6 +823,12 @@ mod tests {
         let c = parse_in(&d, &["-c", "a.cu", "-MD", "-MF", "deps/a.d", "-MT", "t"]).unwrap();
         assert_eq!(c.outputs[1].path, PathBuf::from("deps/a.d"));
         assert!(c.key_args.iter().all(|a| a != "<dep target>"));
+        assert!(parse_in(&d, &["-c", "a.cu", "-lineinfo"]).unwrap().hash_cwd.is_some());
+        assert!(parse_in(&d, &["-c", "a.cu"]).unwrap().hash_cwd.is_none());
+        assert_eq!(
+            parse_in(&d, &["-c", "a.cu", "-MF", "x.d"]).unwrap_err(),
+            NotCacheable::TooHard("-MF without -MD")
+        );
         assert_eq!(
             parse_in(&d, &["-c", "a.cu", "-MMD"]).unwrap().dep_style,
             DepStyle::UserWithoutSystem
