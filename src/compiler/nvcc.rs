@@ -873,6 +873,30 @@ mod tests {
         assert_ne!(a, b);
     }
 
+    /// Walk the table: every row that is keyed changes the key, in both spellings.
+    #[test]
+    fn every_keyed_row_changes_the_key() {
+        let d = dir();
+        let base = parse_in(&d, &["-c", "a.cu"]).unwrap().key_args;
+        for row in TABLE {
+            let value = match row.kind {
+                GpuArch => "sm_80",
+                Language => "c++",
+                Plain | Debug | HostOptions | IncludeDir(_) | IncludeFile if row.value => "v1",
+                Plain | Debug => "",
+                _ => continue,
+            };
+            for name in [row.short, row.long] {
+                let mut args = vec!["-c", "a.cu", name];
+                if row.value {
+                    args.push(value);
+                }
+                let got = parse_in(&d, &args).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+                assert_ne!(got.key_args, base, "{name} does not change the key");
+            }
+        }
+    }
+
     #[test]
     fn not_cacheable_reasons() {
         let d = dir();
