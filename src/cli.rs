@@ -160,6 +160,16 @@ fn settings(cfg: &Config) -> Vec<(&'static str, String, String)> {
             cfg.error_log.source.to_string(),
         ),
         (
+            "basedirs",
+            cfg.basedirs
+                .value
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":"),
+            cfg.basedirs.source.to_string(),
+        ),
+        (
             "compiler_check",
             cfg.compiler_check.value.to_string(),
             cfg.compiler_check.source.to_string(),

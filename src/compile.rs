@@ -11,7 +11,8 @@ use crate::manifest::{
     trusted_stat,
 };
 use crate::outputs;
-use crate::stats::{Fault, Outcome};
+use crate::paths::{self, Bases};
+use crate::stats::{self, Fault, Outcome};
 use crate::store::{self, Storage};
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -43,6 +44,21 @@ struct Known {
     start: SystemTime,
     /// A precompiled header may stand in for a header: the dependency output is incomplete.
     pch_in_use: bool,
+    /// Base directories for this call (paths.rs), and the arguments that make the compiler record
+    /// the configured ones relative (passed to every compiler run, keyed in their rebased form).
+    bases: Bases,
+    remap: Vec<OsString>,
+    /// With base directories: this build's location, which keys the entries whose outputs still
+    /// name a base by its absolute path (they are never handed to another location).
+    location: Option<String>,
+}
+
+impl Known {
+    /// The key under which an output that names this location is stored.
+    fn bound(&self, key: &str) -> Option<String> {
+        let loc = self.location.as_ref()?;
+        Some(sha256_hex(format!("{key}\nlocation\n{loc}").as_bytes()))
+    }
 }
 
 impl Call {
@@ -92,6 +108,7 @@ impl Call {
             None
         } else {
             let resolved = crate::identity::resolve_native(&self.ctx.cfg.dir.value, &identity, &native_args, || {
+                let _slot = crate::coordinator::slot(&self.ctx.cfg);
                 family.resolve_native(&self.ctx.real, &req.key_args)
             });
             match resolved {
@@ -103,7 +120,31 @@ impl Call {
                 }
             }
         };
+        let configured = &self.ctx.cfg.basedirs.value;
+        let bases = Bases::new(configured.iter().cloned().chain(req.path_maps.iter().cloned()));
+        // What the compiler records is made relative to the working directory: each configured base
+        // as the path from here to it, and (last, so it wins) the working directory itself as ".".
+        // Two build dirs at the same depth then write the same bytes, and a debugger started in
+        // the build dir finds every file.
+        let mut remap: Vec<OsString> = configured
+            .iter()
+            .flat_map(|b| family.remap_args(b, &paths::relative(&cwd, b)))
+            .collect();
+        if configured.iter().any(|b| cwd.starts_with(b)) {
+            remap.extend(family.remap_args(&cwd, Path::new(".")));
+        }
+        let location = (!bases.is_empty()).then(|| {
+            let mut l = cwd.display().to_string();
+            for b in bases.dirs() {
+                l.push('\n');
+                l.push_str(&b.display().to_string());
+            }
+            l
+        });
         let known = Known {
+            bases,
+            remap,
+            location,
             native,
             req,
             cwd,
@@ -126,8 +167,12 @@ impl Call {
         kb.add_str("compiler", &k.identity);
         kb.add_os("invoked as", Path::new(&self.invoked).file_name().unwrap_or_default());
         kb.add_str("language", &req.language);
+        // Under a base directory, paths are keyed relative to the working directory.
         for a in &req.key_args {
-            kb.add_os("arg", a);
+            kb.add_os("arg", &k.bases.key_arg(a, &k.cwd));
+        }
+        for a in &k.remap {
+            kb.add_os("remap", &k.bases.key_arg(a, &k.cwd));
         }
         if let Some(native) = &k.native {
             // The word "native" names no CPU: key what it means on this machine (the CPU on the
@@ -143,7 +188,9 @@ impl Call {
             }
         }
         if let Some(dir) = &req.hash_cwd {
-            kb.add_os("cwd", dir.as_os_str());
+            // As the compiler records it: "." when we remap the working directory (under a base).
+            let remapped = dir == &k.cwd && self.ctx.cfg.basedirs.value.iter().any(|b| k.cwd.starts_with(b));
+            kb.add_os("cwd", if remapped { Path::new(".") } else { dir }.as_os_str());
         }
         if let Some(p) = &req.output_path_in_key {
             kb.add_os("output path", p.as_os_str());
@@ -151,7 +198,8 @@ impl Call {
         kb.add_digest("source", &sha256_hex(&k.source));
         for f in &req.extra_inputs {
             let data = std::fs::read(k.cwd.join(f)).map_err(|_| NotCacheable::MissingInput)?;
-            kb.add_digest(&format!("input file {}", f.display()), &sha256_hex(&data));
+            let named = k.bases.key_path(f, &k.cwd);
+            kb.add_digest(&format!("input file {}", named.display()), &sha256_hex(&data));
         }
         Ok(())
     }
@@ -169,36 +217,16 @@ impl Call {
         let manifest_key = format!("{manifest_key}.manifest");
         log::debug!(target: "compile", "manifest key {manifest_key}");
         let mut manifest = self.load_manifest(store, &manifest_key);
-        if !self.ctx.cfg.recache.value {
-            for (i, set) in manifest.results.iter().enumerate() {
-                let check = set.check(&k.cwd);
-                if check == Check::Fails {
-                    continue;
-                }
-                let Some(status) = self.try_hit(store, &set.result_key, &k.req) else {
-                    break;
-                };
-                log::debug!(target: "compile", "direct hit {} (include set {i})", set.result_key);
-                self.write_debug_dump(
-                    &k.req,
-                    &[
-                        ("manifest key", &manifest_key, manifest_dump.as_deref()),
-                        ("result key", &set.result_key, None),
-                    ],
-                );
-                if check == Check::HoldsAfterReading {
-                    // Record fresh stats so the next hit need not read these files.
-                    if let Some(fresh) = self.record_set(
-                        k,
-                        &set.result_key,
-                        &set.files.iter().map(|f| f.path.clone()).collect::<Vec<_>>(),
-                    ) {
-                        let mut m = manifest.clone();
-                        m.add(fresh);
-                        self.put_manifest(store, &manifest_key, &m);
-                    }
-                }
-                self.ctx.count(Outcome::HitDirect);
+        if !self.ctx.cfg.recache.value
+            && let Some(status) = self.direct_lookup(store, k, &manifest_key, &manifest, manifest_dump.as_deref())
+        {
+            return status;
+        }
+        if !self.ctx.cfg.recache.value
+            && let Some(bound_key) = k.bound(&manifest_key).map(|b| format!("{b}.manifest"))
+        {
+            let bound = self.load_manifest(store, &bound_key);
+            if let Some(status) = self.direct_lookup(store, k, &bound_key, &bound, manifest_dump.as_deref()) {
                 return status;
             }
         }
@@ -212,6 +240,49 @@ impl Call {
             return self.preprocessor_mode(store, k, Some((manifest_key, manifest, manifest_dump)));
         }
         self.depend_mode(store, k, &manifest_key, &mut manifest, manifest_dump.as_deref())
+    }
+
+    /// The first include set of `manifest` that still holds and whose entry restores: a hit.
+    fn direct_lookup(
+        &mut self,
+        store: &dyn Storage,
+        k: &Known,
+        manifest_key: &str,
+        manifest: &Manifest,
+        manifest_dump: Option<&str>,
+    ) -> Option<i32> {
+        {
+            for (i, set) in manifest.results.iter().enumerate() {
+                let check = set.check(&k.cwd);
+                if check == Check::Fails {
+                    continue;
+                }
+                let status = self.try_hit(store, &set.result_key, k)?;
+                log::debug!(target: "compile", "direct hit {} (include set {i})", set.result_key);
+                self.write_debug_dump(
+                    &k.req,
+                    &[
+                        ("manifest key", manifest_key, manifest_dump),
+                        ("result key", &set.result_key, None),
+                    ],
+                );
+                if check == Check::HoldsAfterReading {
+                    // Record fresh stats so the next hit need not read these files.
+                    if let Some(fresh) = self.record_set(
+                        k,
+                        &set.result_key,
+                        &set.files.iter().map(|f| f.path.clone()).collect::<Vec<_>>(),
+                    ) {
+                        let mut m = manifest.clone();
+                        m.add(fresh);
+                        self.put_manifest(store, manifest_key, &m);
+                    }
+                }
+                self.ctx.count(Outcome::HitDirect);
+                return Some(status);
+            }
+        }
+        None
     }
 
     /// A direct-mode miss: compile with dependency output, then key the result on the manifest key
@@ -247,7 +318,7 @@ impl Call {
             },
             _ => None,
         };
-        let mut extra: Vec<OsString> = Vec::new();
+        let mut extra: Vec<OsString> = k.remap.clone();
         if let Some(d) = &own_dep {
             extra.extend(self.family.dependency_args(d));
         }
@@ -269,7 +340,7 @@ impl Call {
                 ),
                 Fault::DepFileFailed,
             );
-            let status = match self.run_compiler(&k.req, &[], true) {
+            let status = match self.run_compiler(&k.req, &k.remap, true) {
                 Ok(o) => o.status,
                 Err(status) => return status,
             };
@@ -321,14 +392,29 @@ impl Call {
                 ("result key", &result_key, result_dump.as_deref()),
             ],
         );
-        if self.store_result(store, &result_key, &k.req, out) {
-            let set = ResultSet {
-                result_key: result_key.clone(),
-                dirs: self.watched_dirs(k, &includes),
-                files: set_files,
-            };
-            manifest.add(set);
-            self.put_manifest(store, manifest_key, manifest);
+        match self.store_result(store, &result_key, k, out) {
+            Stored::Shared => {
+                let set = ResultSet {
+                    result_key: result_key.clone(),
+                    dirs: self.watched_dirs(k, &includes),
+                    files: set_files,
+                };
+                manifest.add(set);
+                self.put_manifest(store, manifest_key, manifest);
+            }
+            Stored::Bound(bound_result) => {
+                // Recorded only in this location's manifest: no other checkout ever finds it.
+                if let Some(bound_key) = k.bound(manifest_key).map(|b| format!("{b}.manifest")) {
+                    let mut bound = self.load_manifest(store, &bound_key);
+                    bound.add(ResultSet {
+                        result_key: bound_result,
+                        dirs: self.watched_dirs(k, &includes),
+                        files: set_files,
+                    });
+                    self.put_manifest(store, &bound_key, &bound);
+                }
+            }
+            Stored::No => {}
         }
         self.count_returning(Outcome::Miss, self.ctx.compiled.unwrap_or(0))
     }
@@ -350,19 +436,33 @@ impl Call {
         if let Err(reason) = self.add_common_inputs(&mut kb, k) {
             return self.not_cacheable(reason);
         }
-        let preprocessed = match self.preprocess(&k.req) {
+        let preprocessed = match self.preprocess(&k.req, &k.remap) {
             Ok(p) => p,
             Err(reason) => return self.not_cacheable(reason),
         };
         if manifest::has_incbin(&preprocessed) {
             return self.not_cacheable(NotCacheable::Incbin);
         }
-        kb.add_digest("preprocessed source", &sha256_hex(&preprocessed));
+        // Line markers name files by their absolute paths: key them relative under a base.
+        kb.add_digest(
+            "preprocessed source",
+            &sha256_hex(&k.bases.rebase_text(&preprocessed, &k.cwd)),
+        );
         let (key, dump) = kb.finish();
         log::debug!(target: "compile", "result key {key}");
         self.write_debug_dump(&k.req, &[("result key", &key, dump.as_deref())]);
-        let remember = |this: &mut Call| {
-            if let Some((manifest_key, mut manifest, _)) = record.clone() {
+        let remember = |this: &mut Call, result_key: &str, bound: bool| {
+            if let Some((manifest_key, manifest, _)) = record.clone() {
+                // A location-bound result goes to this location's manifest only.
+                let (manifest_key, mut manifest) = if bound {
+                    let Some(b) = k.bound(&manifest_key).map(|b| format!("{b}.manifest")) else {
+                        return;
+                    };
+                    let m = this.load_manifest(store, &b);
+                    (b, m)
+                } else {
+                    (manifest_key, manifest)
+                };
                 let source_abs = k.cwd.join(&k.req.source);
                 let includes: Vec<PathBuf> = this
                     .family
@@ -370,20 +470,27 @@ impl Call {
                     .into_iter()
                     .filter(|p| k.cwd.join(p) != source_abs)
                     .collect();
-                if let Some(set) = this.record_set(k, &key, &includes) {
+                if let Some(set) = this.record_set(k, result_key, &includes) {
                     manifest.add(set);
                     this.put_manifest(store, &manifest_key, &manifest);
                 }
             }
         };
-        if !self.ctx.cfg.recache.value
-            && let Some(status) = self.try_hit(store, &key, &k.req)
-        {
-            remember(self);
-            self.ctx.count(Outcome::HitPreprocessed);
-            return status;
+        if !self.ctx.cfg.recache.value {
+            if let Some(status) = self.try_hit(store, &key, k) {
+                remember(self, &key, false);
+                self.ctx.count(Outcome::HitPreprocessed);
+                return status;
+            }
+            if let Some(bound) = k.bound(&key)
+                && let Some(status) = self.try_hit(store, &bound, k)
+            {
+                remember(self, &bound, true);
+                self.ctx.count(Outcome::HitPreprocessed);
+                return status;
+            }
         }
-        let out = match self.run_compiler(&k.req, &[], true) {
+        let out = match self.run_compiler(&k.req, &k.remap, true) {
             Ok(o) => o,
             Err(status) => return status,
         };
@@ -391,8 +498,10 @@ impl Call {
             return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed), out.status);
         }
         let status = out.status;
-        if self.store_result(store, &key, &k.req, out) {
-            remember(self);
+        match self.store_result(store, &key, k, out) {
+            Stored::Shared => remember(self, &key, false),
+            Stored::Bound(bound) => remember(self, &bound, true),
+            Stored::No => {}
         }
         self.count_returning(Outcome::Miss, status)
     }
@@ -419,7 +528,8 @@ impl Call {
                 return None;
             }
             files.push(IncludeFile {
-                path: inc.clone(),
+                // Under a base, relative to the working directory (checked from there).
+                path: k.bases.key_path(inc, &k.cwd),
                 digest: content_digest(&data),
                 stat: trusted_stat(&meta, k.start),
             });
@@ -446,6 +556,7 @@ impl Call {
         else {
             return Vec::new();
         };
+        let absent: Vec<PathBuf> = absent.iter().map(|a| k.bases.key_path(a, &k.cwd)).collect();
         manifest::watch_dirs(&absent, &k.cwd)
     }
 
@@ -477,11 +588,12 @@ impl Call {
         Ok(path)
     }
 
-    fn preprocess(&mut self, req: &CCompile) -> Result<Vec<u8>, NotCacheable> {
+    fn preprocess(&mut self, req: &CCompile, remap: &[OsString]) -> Result<Vec<u8>, NotCacheable> {
         let _slot = crate::coordinator::slot(&self.ctx.cfg);
         let out = self
             .ctx
             .command()
+            .args(remap)
             .args(self.family.preprocess_args(req))
             .stdin(Stdio::null())
             .stderr(Stdio::null())
@@ -494,19 +606,23 @@ impl Call {
     }
 
     /// Look the key up and restore the entry; `None` means "compile instead" (a miss, or a fault).
-    fn try_hit(&mut self, store: &dyn Storage, key: &str, req: &CCompile) -> Option<i32> {
-        let wanted: Vec<Wanted> = req
+    /// Dependency files and the compiler's output name this build's base directories.
+    fn try_hit(&mut self, store: &dyn Storage, key: &str, k: &Known) -> Option<i32> {
+        let cwd = k.cwd.as_path();
+        let with_bases = |data: &[u8]| paths::restore_listing(data, cwd);
+        let wanted: Vec<Wanted> = k
+            .req
             .outputs
             .iter()
             .map(|o| Wanted {
                 role: o.role,
                 path: o.path.clone(),
                 optional: o.optional,
-                rewrite: None,
+                rewrite: (o.role == "dep").then_some(&with_bases as &call::Rewrite<'_>),
             })
             .collect();
         let r = self.ctx.restore(store, key, &wanted)?;
-        replay(&r.stdout, &r.stderr, want_color(req.color));
+        replay(&with_bases(&r.stdout), &with_bases(&r.stderr), want_color(k.req.color));
         Some(r.exit_status)
     }
 
@@ -540,35 +656,62 @@ impl Call {
         })
     }
 
-    /// Read the outputs back and store them under `key`; false when nothing could be stored.
-    fn store_result(&mut self, store: &dyn Storage, key: &str, req: &CCompile, out: Compiled) -> bool {
+    /// Read the outputs back and store them under `key`. Under base directories, the dependency
+    /// file and the compiler's output are stored with the bases marked (a hit names its own), and
+    /// an output that still names a base by its absolute path is stored under this location's key
+    /// only: it is never handed to another checkout.
+    fn store_result(&mut self, store: &dyn Storage, key: &str, k: &Known, out: Compiled) -> Stored {
+        let bases = &k.bases;
         let mut entry = Entry {
             exit_status: out.status,
             files: Vec::new(),
-            stdout: out.stdout,
-            stderr: out.stderr,
+            stdout: bases.store_listing(&out.stdout, &k.cwd),
+            stderr: bases.store_listing(&out.stderr, &k.cwd),
         };
-        for o in &req.outputs {
+        let mut names_location = false;
+        for o in &k.req.outputs {
             if !outputs::is_regular_file(&o.path) {
                 if o.optional && !o.path.exists() {
                     continue;
                 }
                 // Written to /dev/null or another special file: nothing to read back and store.
                 log::debug!(target: "compile", "{} is not a regular file; not storing", o.path.display());
-                return false;
+                return Stored::No;
             }
             match std::fs::read(&o.path) {
-                Ok(data) => entry.files.push((o.role.to_string(), data)),
+                Ok(data) if o.role == "dep" => entry
+                    .files
+                    .push((o.role.to_string(), bases.store_listing(&data, &k.cwd))),
+                Ok(data) => {
+                    names_location |= bases.embedded_in(&data);
+                    entry.files.push((o.role.to_string(), data))
+                }
                 Err(e) => {
                     self.ctx.fault(
                         &format!("cannot read back {}: {e}", o.path.display()),
                         Fault::ReadFailed,
                     );
-                    return false;
+                    return Stored::No;
                 }
             }
         }
-        self.ctx.put(store, key, &entry.encode())
+        let bound = if names_location { k.bound(key) } else { None };
+        if let Some(bound) = bound {
+            log::debug!(target: "compile", "an output names a base directory's absolute path; stored for this location only");
+            let mut c = stats::Counters::new();
+            c.insert("stored_location_bound".to_string(), 1);
+            let _ = stats::add_counters(&self.ctx.cfg.dir.value, &c);
+            return if self.ctx.put(store, &bound, &entry.encode()) {
+                Stored::Bound(bound)
+            } else {
+                Stored::No
+            };
+        }
+        if self.ctx.put(store, key, &entry.encode()) {
+            Stored::Shared
+        } else {
+            Stored::No
+        }
     }
 
     /// `CACHEPOT_DEBUG`: the labelled inputs of this call's keys, next to the object, so that two
@@ -604,6 +747,15 @@ impl Call {
     fn not_cacheable(&mut self, reason: NotCacheable) -> i32 {
         self.ctx.not_cacheable(reason)
     }
+}
+
+/// Where a result went.
+enum Stored {
+    /// Under its key, for every location.
+    Shared,
+    /// Under this location's key (an output names a base directory's absolute path).
+    Bound(String),
+    No,
 }
 
 /// What a compiler run gave.

@@ -11,6 +11,7 @@
 //! log = "warn"               # CACHEPOT_LOG (env_logger filter)
 //! error_log = "/tmp/cp.log"  # CACHEPOT_ERROR_LOG
 //! compiler_check = "content" # CACHEPOT_COMPILER_CHECK: content | mtime | string:<text>
+//! basedirs = ["/home/me/src"] # CACHEPOT_BASEDIRS (':'-separated)
 //! [cache.disk]
 //! dir = "~/.cache/cachepot"  # CACHEPOT_DIR
 //! size = "10G"               # CACHEPOT_CACHE_SIZE
@@ -88,6 +89,9 @@ pub struct Config {
     pub error_log: Setting<Option<PathBuf>>,
     /// How compilers are identified in keys (identity.rs).
     pub compiler_check: Setting<crate::identity::CompilerCheck>,
+    /// Base directories (paths.rs): absolute paths under them are keyed relative to the working
+    /// directory, so checkouts and build dirs at other places share entries.
+    pub basedirs: Setting<Vec<PathBuf>>,
     /// The remote store behind the local disk, if one is configured (store/remote.rs parses it).
     pub remote: Option<RemoteConfig>,
     /// The config file's remote `[cache.*]` tables, as read, for store/remote.rs.
@@ -119,6 +123,7 @@ impl Config {
             log: Setting::default(None),
             error_log: Setting::default(None),
             compiler_check: Setting::default(crate::identity::CompilerCheck::Content),
+            basedirs: Setting::default(Vec::new()),
             remote: None,
             remote_tables: BTreeMap::new(),
             coordinator: CoordinatorConfig::default(),
@@ -175,6 +180,22 @@ impl Config {
                         source: src(),
                     };
                 }
+                "basedirs" => {
+                    let what = "must be a list of absolute directory paths";
+                    let list = value.as_array().ok_or_else(|| bad(key, what))?;
+                    let mut dirs = Vec::new();
+                    for v in list {
+                        let d = expand_tilde(v.as_str().ok_or_else(|| bad(key, what))?, None);
+                        if !d.is_absolute() {
+                            return Err(bad(key, what));
+                        }
+                        dirs.push(physical(d));
+                    }
+                    self.basedirs = Setting {
+                        value: dirs,
+                        source: src(),
+                    };
+                }
                 "compiler_check" => {
                     let what = "must be \"content\", \"mtime\" or \"string:<text>\"";
                     let s = value.as_str().ok_or_else(|| bad(key, what))?;
@@ -213,7 +234,7 @@ impl Config {
                 other => {
                     return Err(bad(
                         other,
-                        "is not a known setting; accepted: recache, disable, direct, debug, log, error_log, compiler_check, [cache.disk], [coordinator], [trust]",
+                        "is not a known setting; accepted: recache, disable, direct, debug, log, error_log, compiler_check, basedirs, [cache.disk], [coordinator], [trust]",
                     ));
                 }
             }
@@ -294,6 +315,24 @@ impl Config {
                 source: Source::Env("CACHEPOT_ERROR_LOG"),
             };
         }
+        if let Some(v) = get("CACHEPOT_BASEDIRS") {
+            let text = v.to_string_lossy().into_owned();
+            let mut dirs = Vec::new();
+            for d in text.split(':').filter(|d| !d.is_empty()) {
+                let d = PathBuf::from(d);
+                if !d.is_absolute() {
+                    return Err(ConfigError(format!(
+                        "CACHEPOT_BASEDIRS={text}: {} is not absolute; accepted: absolute directories separated by ':'",
+                        d.display()
+                    )));
+                }
+                dirs.push(physical(d));
+            }
+            self.basedirs = Setting {
+                value: dirs,
+                source: Source::Env("CACHEPOT_BASEDIRS"),
+            };
+        }
         if let Some(v) = get("CACHEPOT_COMPILER_CHECK") {
             let text = v.to_string_lossy();
             self.compiler_check = Setting {
@@ -309,6 +348,11 @@ impl Config {
         self.trust.apply_env(env)?;
         Ok(())
     }
+}
+
+/// A base directory as the working directory will name it: symlinks resolved when it exists.
+fn physical(d: PathBuf) -> PathBuf {
+    d.canonicalize().unwrap_or(d)
 }
 
 /// Parse a boolean environment value; the one place booleans are parsed.

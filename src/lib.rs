@@ -16,6 +16,7 @@ pub mod locate;
 pub mod logging;
 pub mod manifest;
 pub mod outputs;
+pub mod paths;
 pub mod rust;
 pub mod shims;
 pub mod stats;

@@ -102,6 +102,13 @@ pub trait CFamily: Sync {
     /// asking the compiler; `None` when it cannot tell.
     fn resolve_native(&self, driver: &Path, args: &[OsString]) -> Option<String>;
 
+    /// Arguments that make the compiler record paths under `from` as under `to` in what it writes
+    /// (debug info, `__FILE__`), for base directories; none when it has no such option. Given in
+    /// order from the outermost directory to the innermost, which must win.
+    fn remap_args(&self, _from: &Path, _to: &Path) -> Vec<OsString> {
+        Vec::new()
+    }
+
     /// Precompiled headers the compiler could pick up in place of a header (hashed as inputs).
     fn precompiled_headers(&self, req: &CCompile, cwd: &Path) -> Vec<PathBuf>;
 
@@ -167,6 +174,9 @@ pub struct CCompile {
     pub include_dirs: Vec<(&'static str, PathBuf)>,
     /// The working directory as the output will record it (debug info, coverage), when it does.
     pub hash_cwd: Option<PathBuf>,
+    /// The old sides of the user's own path remappings (`-ffile-prefix-map=OLD=NEW` and friends):
+    /// base directories for this call, since the outputs do not name them.
+    pub path_maps: Vec<PathBuf>,
     /// The output path, when the object embeds it (.gcda path, .dwo name).
     pub output_path_in_key: Option<PathBuf>,
     pub color: ColorChoice,
@@ -324,7 +334,11 @@ pub fn identity(family: &dyn CFamily, real: &Path, cfg: &Config) -> std::io::Res
     let driver = real.canonicalize()?;
     let files = match &cfg.compiler_check.value {
         crate::identity::CompilerCheck::Content => {
-            crate::identity::programs(&cfg.dir.value, &driver, || family.programs(&driver))?
+            crate::identity::programs(&cfg.dir.value, &driver, || {
+                // Asking the driver is a compiler run like any other: it takes a slot.
+                let _slot = crate::coordinator::slot(cfg);
+                family.programs(&driver)
+            })?
         }
         _ => vec![("driver".to_string(), driver.clone())],
     };

@@ -146,6 +146,7 @@ impl RustCall {
         if !native.is_empty() {
             // "native" names no CPU: key what it means for this rustc on this machine.
             let resolved = crate::identity::resolve_native(&self.ctx.cfg.dir.value, toolchain, &native, || {
+                let _slot = crate::coordinator::slot(&self.ctx.cfg);
                 native_cpu(&self.ctx.real)
             })
             .ok_or(NotCacheable::TooHard("target-cpu=native that rustc does not explain"))?;

@@ -300,6 +300,15 @@ impl CFamily for Gcc {
         }
     }
 
+    /// gcc lets the last matching map win; clang the longest: both pick the innermost.
+    fn remap_args(&self, from: &Path, to: &Path) -> Vec<OsString> {
+        let mut a = OsString::from("-ffile-prefix-map=");
+        a.push(from);
+        a.push("=");
+        a.push(to);
+        vec![a]
+    }
+
     fn precompiled_headers(&self, req: &CCompile, cwd: &Path) -> Vec<PathBuf> {
         include_search::precompiled_headers(req, cwd)
     }
@@ -364,21 +373,23 @@ impl CFamily for Gcc {
         };
         match self.family {
             Family::Gcc => {
+                // One run: the directories gcc looks in for its programs (then PATH, for `as`).
+                let Some(dirs) = ask(&["-print-search-dirs"]) else {
+                    return Ok(files);
+                };
+                let programs: Vec<PathBuf> = dirs
+                    .lines()
+                    .find_map(|l| l.strip_prefix("programs: ="))
+                    .map(|l| l.split(':').filter(|d| !d.is_empty()).map(PathBuf::from).collect())
+                    .unwrap_or_default();
+                let me = crate::locate::SelfIdentity::current();
                 for prog in ["cc1", "cc1plus", "cc1obj", "cc1objplus", "as"] {
-                    let Some(found) = ask(&[&format!("-print-prog-name={prog}")]) else {
-                        continue;
-                    };
-                    let path = if found.contains('/') {
-                        PathBuf::from(found)
-                    } else {
-                        // Not among gcc's own programs: the one on PATH, as gcc would run it.
-                        let me = crate::locate::SelfIdentity::current();
-                        match crate::locate::find_compiler(std::ffi::OsStr::new(&found), &me) {
-                            Ok(p) => p,
-                            Err(_) => continue,
-                        }
-                    };
-                    if let Ok(p) = path.canonicalize()
+                    let found = programs
+                        .iter()
+                        .map(|d| d.join(prog))
+                        .find(|p| crate::locate::is_executable(p))
+                        .or_else(|| crate::locate::find_compiler(std::ffi::OsStr::new(prog), &me).ok());
+                    if let Some(p) = found.and_then(|p| p.canonicalize().ok())
                         && p.is_file()
                     {
                         files.push((prog.to_string(), p));
@@ -830,7 +841,14 @@ impl State {
         } else {
             Option::None
         };
+        let path_maps = self
+            .prefix_maps
+            .iter()
+            .map(|(old, _)| PathBuf::from(old))
+            .filter(|p| p.is_absolute())
+            .collect();
         Ok(CCompile {
+            path_maps,
             source,
             language,
             outputs,

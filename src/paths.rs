@@ -1,0 +1,281 @@
+//! Base directories: the one place that turns absolute paths under a base into paths relative to
+//! the working directory for keys (so two checkouts, two build dirs or two machines with the same
+//! layout compute the same keys), turns them back into this build's paths in restored dependency
+//! files, and finds outputs that still embed a base's absolute path (those are never handed to
+//! another location).
+//!
+//! Paths are compared as text, component by component, against the physical working directory
+//! (getcwd); base directories are made absolute when the settings are read. A path that reaches a
+//! base only through a symlink is not under it: it keeps its absolute text, and shares nothing.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
+
+/// The base directories in force for one call: the configured ones, and the old sides of the
+/// user's own path remappings (`-ffile-prefix-map=OLD=NEW` and friends).
+#[derive(Debug, Clone, Default)]
+pub struct Bases {
+    /// Absolute, normalized, longest first (so the innermost base wins).
+    dirs: Vec<PathBuf>,
+}
+
+impl Bases {
+    pub fn new(dirs: impl IntoIterator<Item = PathBuf>) -> Bases {
+        let mut dirs: Vec<PathBuf> = dirs
+            .into_iter()
+            .filter(|d| d.is_absolute())
+            .map(|d| normalize(&d))
+            .filter(|d| d.parent().is_some())
+            .collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.as_os_str().len()));
+        dirs.dedup();
+        Bases { dirs }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dirs.is_empty()
+    }
+
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// `p` as the key names it: relative to `cwd` when it is absolute and under a base, else as is.
+    pub fn key_path(&self, p: &Path, cwd: &Path) -> PathBuf {
+        if p.is_absolute() && self.dirs.iter().any(|b| p.starts_with(b)) {
+            relative(cwd, &normalize(p))
+        } else {
+            p.to_path_buf()
+        }
+    }
+
+    /// An argument as the key names it: a path in it (the whole argument, or the value after a
+    /// flag such as `-I`, `-include=`, `-fprofile-use=`, or either side of `OLD=NEW`) that lies
+    /// under a base is made relative to `cwd`.
+    pub fn key_arg(&self, arg: &OsStr, cwd: &Path) -> OsString {
+        if self.is_empty() {
+            return arg.to_os_string();
+        }
+        let b = arg.as_bytes();
+        if b.first() == Some(&b'/') {
+            return self.key_path(Path::new(arg), cwd).into_os_string();
+        }
+        if b.first() != Some(&b'-') {
+            return arg.to_os_string();
+        }
+        // The flag name: leading '-', then letters, digits, '-', '_', '+', up to '=' or a '/'.
+        let name_end = b
+            .iter()
+            .position(|&c| !(c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'+' || c == b','))
+            .unwrap_or(b.len());
+        let (name, rest) = b.split_at(name_end);
+        let (eq, value) = match rest.first() {
+            Some(b'=') => rest.split_at(1),
+            _ => rest.split_at(0),
+        };
+        let rebase = |part: &[u8]| -> Vec<u8> {
+            if part.first() == Some(&b'/') {
+                self.key_path(Path::new(OsStr::from_bytes(part)), cwd)
+                    .into_os_string()
+                    .into_vec()
+            } else {
+                part.to_vec()
+            }
+        };
+        let mut out = name.to_vec();
+        out.extend_from_slice(eq);
+        match value.iter().position(|&c| c == b'=') {
+            // -ffile-prefix-map=OLD=NEW and friends: each side on its own.
+            Some(p) if name.ends_with(b"prefix-map") => {
+                out.extend(rebase(&value[..p]));
+                out.push(b'=');
+                out.extend(rebase(&value[p + 1..]));
+            }
+            _ => out.extend(rebase(value)),
+        }
+        OsString::from_vec(out)
+    }
+
+    /// Whether `data` names any base by its absolute path.
+    pub fn embedded_in(&self, data: &[u8]) -> bool {
+        self.dirs.iter().any(|d| contains(data, d.as_os_str().as_bytes()))
+    }
+
+    /// Text for a key (preprocessed source): every base's absolute path, where it is a whole
+    /// path or a path's leading directories, replaced by its path relative to `cwd`.
+    pub fn rebase_text(&self, data: &[u8], cwd: &Path) -> Vec<u8> {
+        let mut out = data.to_vec();
+        for d in &self.dirs {
+            let rel = relative(cwd, d);
+            out = replace_whole(&out, d.as_os_str().as_bytes(), rel.as_os_str().as_bytes());
+        }
+        out
+    }
+
+    /// A dependency listing for storage: every base's absolute path replaced by a mark holding
+    /// the base's path relative to `cwd`, so that `restore_listing` can name this build's base.
+    pub fn store_listing(&self, data: &[u8], cwd: &Path) -> Vec<u8> {
+        let mut out = data.to_vec();
+        for d in &self.dirs {
+            let rel = relative(cwd, d);
+            let mut mark = MARK_OPEN.to_vec();
+            mark.extend_from_slice(rel.as_os_str().as_bytes());
+            mark.extend_from_slice(MARK_CLOSE);
+            out = replace_whole(&out, d.as_os_str().as_bytes(), &mark);
+        }
+        out
+    }
+}
+
+const MARK_OPEN: &[u8] = b"\0cachepot-base:";
+const MARK_CLOSE: &[u8] = b"\0";
+
+/// Put this build's absolute paths back where `store_listing` left marks: each mark names a base
+/// relative to the working directory, so `cwd` joined with it is this build's base.
+pub fn restore_listing(data: &[u8], cwd: &Path) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i..].starts_with(MARK_OPEN)
+            && let Some(len) = data[i + MARK_OPEN.len()..].iter().position(|&c| c == 0)
+        {
+            let rel = &data[i + MARK_OPEN.len()..i + MARK_OPEN.len() + len];
+            let base = normalize(&cwd.join(OsStr::from_bytes(rel)));
+            out.extend_from_slice(base.as_os_str().as_bytes());
+            i += MARK_OPEN.len() + len + MARK_CLOSE.len();
+        } else {
+            out.push(data[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Remove `.` and resolve `..` lexically.
+pub fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// The relative path from directory `from` to `to` (both absolute and normalized).
+pub fn relative(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<_> = from.components().collect();
+    let to_c: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to_c).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for c in &to_c[common..] {
+        out.push(c.as_os_str());
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `data` with `from` replaced by `to` wherever it is not followed by more of a file name (so
+/// `/home/a/proj` is replaced in `/home/a/proj/x.c` and `"/home/a/proj"`, not in `/home/a/projects`).
+fn replace_whole(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    if from.is_empty() || !contains(data, from) {
+        return data.to_vec();
+    }
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        let ends = |j: usize| !matches!(data.get(j), Some(c) if c.is_ascii_alphanumeric() || b"-_.+~".contains(c));
+        if data[i..].starts_with(from) && ends(i + from.len()) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(data[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bases() -> Bases {
+        Bases::new([PathBuf::from("/home/a/proj"), PathBuf::from("/home/a/proj/build/")])
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            relative(Path::new("/a/b/c"), Path::new("/a/d")),
+            PathBuf::from("../../d")
+        );
+        assert_eq!(relative(Path::new("/a"), Path::new("/a")), PathBuf::from("."));
+        assert_eq!(relative(Path::new("/a"), Path::new("/a/x/y")), PathBuf::from("x/y"));
+    }
+
+    #[test]
+    fn arguments_under_a_base_are_keyed_relative() {
+        let cwd = Path::new("/home/a/proj/build");
+        let k = |a: &str| bases().key_arg(OsStr::new(a), cwd).into_string().unwrap();
+        assert_eq!(k("-I/home/a/proj/include"), "-I../include");
+        assert_eq!(k("/home/a/proj/src/a.c"), "../src/a.c");
+        assert_eq!(k("-include=/home/a/proj/build/gen.h"), "-include=gen.h");
+        assert_eq!(k("-fdebug-prefix-map=/home/a/proj/build=."), "-fdebug-prefix-map=.=.");
+        assert_eq!(k("-ffile-prefix-map=/home/a/proj=/src"), "-ffile-prefix-map=..=/src");
+        assert_eq!(k("-I/usr/include"), "-I/usr/include");
+        assert_eq!(k("-I/home/a/projector"), "-I/home/a/projector");
+        assert_eq!(k("-DX=/home/a/proj/y"), "-DX=../y");
+        assert_eq!(k("-Wl,-rpath,/home/a/proj/lib"), "-Wl,-rpath,../lib");
+        assert_eq!(k("-O2"), "-O2");
+        // Two checkouts with the same layout key alike.
+        let other = Bases::new([PathBuf::from("/srv/b/proj")]);
+        assert_eq!(
+            other
+                .key_arg(OsStr::new("-I/srv/b/proj/include"), Path::new("/srv/b/proj/build"))
+                .into_string()
+                .unwrap(),
+            "-I../include"
+        );
+    }
+
+    #[test]
+    fn listings_name_this_builds_base() {
+        let a = Bases::new([PathBuf::from("/home/a/proj")]);
+        let stored = a.store_listing(
+            b"x.o: /home/a/proj/src/a.c /usr/include/stdio.h\n",
+            Path::new("/home/a/proj/build"),
+        );
+        assert!(!a.embedded_in(&stored));
+        let restored = restore_listing(&stored, Path::new("/srv/b/proj/build"));
+        assert_eq!(restored, b"x.o: /srv/b/proj/src/a.c /usr/include/stdio.h\n");
+        let other = a.store_listing(b"/home/a/projects/x.h /home/a/proj:", Path::new("/home/a/proj"));
+        assert_eq!(
+            restore_listing(&other, Path::new("/srv/b/proj")),
+            b"/home/a/projects/x.h /srv/b/proj:"
+        );
+        assert_eq!(
+            a.rebase_text(
+                b"# 1 \"/home/a/proj/src/a.c\"\n/home/a/projx",
+                Path::new("/home/a/proj/build")
+            ),
+            b"# 1 \"../src/a.c\"\n/home/a/projx"
+        );
+    }
+}
