@@ -189,7 +189,10 @@ impl Call {
         }
         if let Some(dir) = &req.hash_cwd {
             // As the compiler records it: "." when we remap the working directory (under a base).
-            let remapped = dir == &k.cwd && self.ctx.cfg.basedirs.value.iter().any(|b| k.cwd.starts_with(b));
+            // A family that cannot remap (nvcc: none for device code) records the real one.
+            let remapped = dir == &k.cwd
+                && !k.remap.is_empty()
+                && self.ctx.cfg.basedirs.value.iter().any(|b| k.cwd.starts_with(b));
             kb.add_os("cwd", if remapped { Path::new(".") } else { dir }.as_os_str());
         }
         if let Some(p) = &req.output_path_in_key {

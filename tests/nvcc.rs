@@ -207,3 +207,40 @@ fn lineinfo_keys_the_directory_it_records() {
     run("two", &[]);
     assert_eq!(env.stat("hits_direct"), 1);
 }
+
+#[test]
+fn lineinfo_under_a_base_directory_still_keys_the_directory() {
+    // Base directories make keys relative, but nvcc cannot remap what cicc records: two checkouts
+    // under one base must not share a -lineinfo object.
+    let mut env = Env::new("nvcc-lineinfo-base");
+    project(&env);
+    for sub in ["one", "two"] {
+        std::fs::create_dir_all(env.dir.join(sub).join("inc")).unwrap();
+        for f in ["kernel.cu", "inc/scale.h", "inc/dev90.h"] {
+            std::fs::copy(env.dir.join(f), env.dir.join(sub).join(f)).unwrap();
+        }
+    }
+    let base = env.dir.path.to_str().unwrap().to_string();
+    env.set("CACHEPOT_BASEDIRS", base);
+    for sub in ["one", "two"] {
+        let args = [
+            "nvcc",
+            "-c",
+            "kernel.cu",
+            "-Iinc",
+            "-o",
+            "kernel.o",
+            "-arch=sm_75",
+            "-lineinfo",
+        ];
+        let out = env
+            .cmd(cachepot_bin())
+            .current_dir(env.dir.join(sub))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", s(&out.stderr));
+    }
+    assert_eq!(env.stat("hits"), 0);
+    assert_eq!(env.stat("misses"), 2);
+}

@@ -734,6 +734,8 @@ impl State {
             include_files: self.include_files,
             include_dirs: self.include_dirs,
             hash_cwd,
+            // nvcc has no path remapping for device code (cicc is given the source's absolute path).
+            path_maps: Vec::new(),
             output_path_in_key: None,
             // nvcc has no colour option: replay its output as it was, add no flag.
             color: ColorChoice::Always,
