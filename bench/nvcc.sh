@@ -25,15 +25,18 @@ CU
 G=(-gencode arch=compute_75,code=sm_75 -gencode arch=compute_90,code=sm_90)
 ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-series() { for _ in $(seq "$N"); do ms "$@"; done | median; }
 
 export CACHEPOT_DIR="$work/cp" CCACHE_DIR="$work/ccache"
 "$CP" "$NVCC" -c k.cu -o warm.o "${G[@]}"           # identity digests memoized once
-plain=$(series "$NVCC" -c k.cu -o p.o "${G[@]}")
-miss=$(CACHEPOT_RECACHE=1 series "$CP" "$NVCC" -c k.cu -o m.o "${G[@]}")
-hit=$(series "$CP" "$NVCC" -c k.cu -o h.o "${G[@]}")
 ccache "$NVCC" -c k.cu -o c.o "${G[@]}" >/dev/null 2>&1
-ccache_hit=$(series ccache "$NVCC" -c k.cu -o c.o "${G[@]}")
+# Interleaved, so that background load falls on every tool alike.
+for _ in $(seq "$N"); do
+  ms "$NVCC" -c k.cu -o p.o "${G[@]}" >>plain.ms
+  CACHEPOT_RECACHE=1 ms "$CP" "$NVCC" -c k.cu -o m.o "${G[@]}" >>miss.ms
+  ms "$CP" "$NVCC" -c k.cu -o h.o "${G[@]}" >>hit.ms
+  ms ccache "$NVCC" -c k.cu -o c.o "${G[@]}" >>ccache.ms
+done
+plain=$(median <plain.ms) miss=$(median <miss.ms) hit=$(median <hit.ms) ccache_hit=$(median <ccache.ms)
 echo "N=$N (median ms)  plain nvcc: $plain  cachepot miss: $miss  cachepot hit: $hit  ccache hit: $ccache_hit"
 awk -v m="$miss" -v p="$plain" -v h="$hit" -v c="$ccache_hit" \
   'BEGIN { printf "miss/plain = %.2f (target <= 1.10)   hit/ccache hit = %.2f (target <= 0.80)\n", m / p, h / c }'

@@ -285,6 +285,12 @@ impl CFamily for Nvcc {
         "nvcc"
     }
 
+    /// nvcc reads no `@file` (its `--options-file` passes through): an `@x` argument is an input
+    /// file name to it, and to the parser.
+    fn expand_args(&self, args: &[OsString], _cwd: &Path) -> Result<Vec<OsString>, String> {
+        Ok(args.to_vec())
+    }
+
     fn parse(
         &self,
         args: &[OsString],
@@ -932,6 +938,13 @@ mod tests {
             NotCacheable::BadArguments
         );
         assert_eq!(parse_in(&d, &["--version"]).unwrap_err(), NotCacheable::Informational);
+        std::fs::write(d.join("rsp"), "-c a.cu").unwrap();
+        let at = [OsString::from("@rsp")];
+        assert_eq!(NVCC.expand_args(&at, &d).unwrap(), at);
+        assert_eq!(
+            parse_in(&d, &["-c", "a.cu", "@rsp"]).unwrap_err(),
+            NotCacheable::NonSourceInput
+        );
         assert_eq!(
             parse_in(&d, &["-c", "a.cu", "-Xcompiler", "-MD"]).unwrap_err(),
             NotCacheable::UnsupportedOption
