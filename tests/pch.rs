@@ -110,3 +110,34 @@ fn gxx_pch_cached_and_its_users_hit() {
 fn clangxx_pch_cached_and_its_users_hit() {
     two_clean_builds_hit_and_pch_only_header_change_misses("clang++");
 }
+
+#[test]
+fn gxx_incremental_rebuild_back_to_a_seen_header_hits() {
+    // The previous build's .gch beside cmake_pch.hxx is no input of making the next one (gcc does
+    // not read it then): going back to a header seen before hits, PCH and users alike.
+    let env = Env::new("pch-incremental");
+    project(&env);
+    let calls = SOURCES.len() as u64 + 2;
+    assert_eq!(clean_build(&env, "g++"), "9 1\n");
+    let build = env.dir.join("build");
+    let make = || {
+        let out = env.cmd("make").current_dir(&build).output().unwrap();
+        assert!(out.status.success(), "{}{}", s(&out.stdout), s(&out.stderr));
+        s(&std::process::Command::new(build.join("prog")).output().unwrap().stdout)
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.dir.write(
+        "src/common.h",
+        "#pragma once\n#define COMMON 2\ninline int common() { return COMMON; }\n",
+    );
+    assert_eq!(make(), "12 2\n");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.dir.write(
+        "src/common.h",
+        "#pragma once\n#define COMMON 1\ninline int common() { return COMMON; }\n",
+    );
+    assert_eq!(make(), "9 1\n");
+    let st = env.stats();
+    assert_eq!(st["misses"], 2 * calls, "{st}");
+    assert_eq!(st["hits"], calls, "{st}");
+}

@@ -310,6 +310,12 @@ impl CFamily for Gcc {
     }
 
     fn precompiled_headers(&self, req: &CCompile, cwd: &Path) -> Vec<PathBuf> {
+        // gcc does not look for a .gch while it makes one (a garbage `x.gch` beside an `-include`d
+        // `x` draws no -Winvalid-pch warning then, as it does in a normal compile): the previous
+        // build's PCH is no input of the next one's. clang may chain PCHs, so it keeps them all.
+        if self.family == Family::Gcc && req.language.ends_with("header") {
+            return Vec::new();
+        }
         include_search::precompiled_headers(req, cwd)
     }
 
