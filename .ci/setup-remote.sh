@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by .ci/run: servers for the remote-store tests that Debian does not package. Each is
 # installed once into a cached tools directory and only when missing; the tests start the server
 # processes themselves on free loopback ports. redis-server and memcached come from
@@ -8,14 +9,19 @@ export PATH="$CACHEPOT_CI_TOOLS/bin:$PATH"
 # S3: s3s-fs checks SigV4 signatures, so wrong credentials are a real failure.
 if ! command -v s3s-fs >/dev/null 2>&1; then
   echo "setup-remote: installing s3s-fs (once) into $CACHEPOT_CI_TOOLS"
-  # 0.14 is the newest that builds with the stable toolchain here (0.17 needs rustc 1.96).
-  cargo install --locked --root "$CACHEPOT_CI_TOOLS" s3s-fs@0.14.1 --features binary
+  # Pinned to an exact version so every CI run tests against the same server: 0.14.1 is the newest
+  # that builds with the stable toolchain here (0.17 needs rustc 1.96). If that version is yanked or
+  # its locked dependencies no longer resolve, fall back to the newest 0.14.x with fresh
+  # dependencies, then to whatever version cargo picks; the S3 tests only need SigV4 checking.
+  cargo install --locked --root "$CACHEPOT_CI_TOOLS" s3s-fs@0.14.1 --features binary \
+    || cargo install --root "$CACHEPOT_CI_TOOLS" s3s-fs@^0.14 --features binary \
+    || cargo install --root "$CACHEPOT_CI_TOOLS" s3s-fs --features binary
 fi
 
 # Azure: Azurite's blob service, from the npm registry.
 if ! command -v azurite-blob >/dev/null 2>&1; then
   echo "setup-remote: installing azurite (once) into $CACHEPOT_CI_TOOLS/npm"
-  command -v npm >/dev/null 2>&1 || { echo "setup-remote: npm is missing (Debian: apt-get install npm)" >&2; exit 1; }
+  command -v npm >/dev/null 2>&1 || { echo "setup-remote: npm is missing (Debian: apt-get install npm; .ci/packages-remote.txt lists it)" >&2; exit 1; }
   npm install --silent --prefix "$CACHEPOT_CI_TOOLS/npm" azurite@3
   mkdir -p "$CACHEPOT_CI_TOOLS/bin"
   ln -sf "$CACHEPOT_CI_TOOLS/npm/node_modules/.bin/azurite-blob" "$CACHEPOT_CI_TOOLS/bin/azurite-blob"

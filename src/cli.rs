@@ -1,17 +1,21 @@
 //! The `cachepot` command line: statistics, configuration, cache maintenance and the shim
 //! directory. Compile calls never come here (see main.rs). Bad settings are hard errors here.
+//! `--help` stays short; the manual is man/cachepot.1.
 
-use crate::config::{Config, format_size};
+use crate::config::{Config, UNLIMITED, format_size};
 use crate::stats::{self, Summary};
 use crate::store::disk::DiskStore;
 use argh::FromArgs;
-use std::path::PathBuf;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
-/// cachepot: a compiler cache. Compile with `cachepot gcc -c a.c -o a.o`, or put a shim directory
-/// (see --install-shims) first on PATH.
+/// cachepot: a compiler cache for gcc, clang and rustc. Compile with `cachepot gcc -c a.c`, put a
+/// shim directory (--install-shims) first on PATH, or set RUSTC_WRAPPER=cachepot for cargo.
 #[derive(FromArgs)]
+#[argh(note = "Settings, environment variables, the config file, remote stores and examples: man cachepot")]
 pub struct Cli {
-    /// print statistics
+    /// print statistics: hits, misses, why calls were not cacheable, errors, size
     #[argh(switch, short = 's')]
     pub show_stats: bool,
     /// with --show-stats or --show-config: print JSON
@@ -23,6 +27,15 @@ pub struct Cli {
     /// remove every cached entry
     #[argh(switch, short = 'C')]
     pub clear_cache: bool,
+    /// trim the cache to its size limit now
+    #[argh(switch, short = 'c')]
+    pub cleanup: bool,
+    /// remove entries not used for AGE (e.g. 30d, 12h), then trim
+    #[argh(option)]
+    pub evict_older_than: Option<String>,
+    /// set the size limit in the config file (e.g. 10G, 500MB; 0 = no limit)
+    #[argh(option, short = 'M')]
+    pub max_size: Option<String>,
     /// print the merged configuration and where each value came from
     #[argh(switch)]
     pub show_config: bool,
@@ -35,7 +48,10 @@ pub struct Cli {
     /// with --install-shims: the path the links point to (default: this executable)
     #[argh(option)]
     pub shim_target: Option<PathBuf>,
-    /// print the version
+    /// with --install-shims: link only the C compilers (c) or only rustc and clippy-driver (rust)
+    #[argh(option)]
+    pub only: Option<String>,
+    /// print the version and what this build supports
     #[argh(switch, short = 'V')]
     pub version: bool,
     /// start the coordinator (machine-wide compile slots) in the background
@@ -44,13 +60,39 @@ pub struct Cli {
     /// stop the running coordinator
     #[argh(switch)]
     pub stop_coordinator: bool,
+    /// the same as --start-coordinator (sccache's name)
+    #[argh(switch)]
+    pub start_server: bool,
+    /// the same as --stop-coordinator (sccache's name)
+    #[argh(switch)]
+    pub stop_server: bool,
     /// with --start-coordinator: run it in the foreground, logging to stderr
     #[argh(switch)]
     pub foreground: bool,
 }
 
+/// What this build supports, for `--version`: there are no optional cargo features, so this is the
+/// fixed list of compilers, stores and modes compiled in.
+const FEATURES: &[&str] = &[
+    "gcc",
+    "clang",
+    "rustc",
+    "direct-mode",
+    "preprocessor-mode",
+    "disk",
+    "redis",
+    "memcached",
+    "s3",
+    "gcs",
+    "azure",
+    "coordinator",
+    "tls-rustls",
+];
+
 /// Run a CLI command; returns the exit status.
-pub fn run(cli: Cli) -> i32 {
+pub fn run(mut cli: Cli) -> i32 {
+    cli.start_coordinator |= cli.start_server;
+    cli.stop_coordinator |= cli.stop_server;
     match run_inner(cli) {
         Ok(()) => 0,
         Err(e) => {
@@ -63,6 +105,7 @@ pub fn run(cli: Cli) -> i32 {
 fn run_inner(cli: Cli) -> Result<(), String> {
     if cli.version {
         println!("cachepot {}", env!("CARGO_PKG_VERSION"));
+        println!("features: {}", FEATURES.join(" "));
         return Ok(());
     }
     if let Some(file) = &cli.new_signing_key {
@@ -73,40 +116,58 @@ fn run_inner(cli: Cli) -> Result<(), String> {
         return result;
     }
     if let Some(dir) = &cli.install_shims {
-        let target = match &cli.shim_target {
-            Some(t) => t.clone(),
-            None => crate::shims::default_target().map_err(|e| format!("cannot find this executable: {e}"))?,
-        };
-        let path = std::env::var_os("CACHEPOT_PATH")
-            .filter(|p| !p.is_empty())
-            .or_else(|| std::env::var_os("PATH"))
-            .unwrap_or_default();
-        let r = crate::shims::install(dir, &target, &path).map_err(|e| e.to_string())?;
-        println!(
-            "{}: {} linked to {}",
-            dir.display(),
-            join_or_none(&r.created.iter().chain(&r.kept).cloned().collect::<Vec<_>>()),
-            target.display()
-        );
-        if !r.removed.is_empty() {
-            println!("removed links for compilers no longer on PATH: {}", r.removed.join(" "));
-        }
-        if !r.skipped.is_empty() {
-            println!("left alone (not cachepot's links): {}", r.skipped.join(" "));
-        }
-        return Ok(());
+        return install_shims(&cli, dir);
     }
-    let any = cli.show_stats || cli.zero_stats || cli.clear_cache || cli.show_config;
+    if cli.only.is_some() {
+        return Err("--only goes with --install-shims DIR".into());
+    }
+    let any = cli.show_stats
+        || cli.zero_stats
+        || cli.clear_cache
+        || cli.show_config
+        || cli.cleanup
+        || cli.evict_older_than.is_some()
+        || cli.max_size.is_some();
     if !any {
-        return Err("nothing to do; see `cachepot --help`, or compile with `cachepot gcc -c a.c`".into());
+        return Err(
+            "nothing to do; see `cachepot --help` or `man cachepot`, or compile with `cachepot gcc -c a.c`".into(),
+        );
     }
-    let cfg = Config::load().map_err(|e| e.to_string())?;
+    let age = match &cli.evict_older_than {
+        Some(a) => Some(crate::config::parse_age(a).map_err(|e| format!("--evict-older-than {a}: {e}"))?),
+        None => None,
+    };
+    for w in crate::config::unknown_env_warnings() {
+        eprintln!("cachepot: warning: {w}");
+    }
+    let mut cfg = Config::load().map_err(|e| e.to_string())?;
+    if let Some(size) = &cli.max_size {
+        let (file, bytes) = crate::config::write_max_size(&cfg, size).map_err(|e| e.to_string())?;
+        println!("size limit set to {} in {}", format_size(bytes), file.display());
+        if let crate::config::Source::Env(var) = cfg.max_size.source {
+            println!("note: {var} in the environment overrides it");
+        }
+        cfg = Config::load().map_err(|e| e.to_string())?;
+    }
     let store = DiskStore::new(&cfg.dir.value, cfg.max_size.value);
     if cli.clear_cache {
         store
             .clear()
             .map_err(|e| format!("cannot clear {}: {e}", cfg.dir.value.display()))?;
         println!("cleared the cache in {}", cfg.dir.value.display());
+    }
+    if cli.cleanup || age.is_some() {
+        let (before, after) = store
+            .cleanup(age)
+            .map_err(|e| format!("cannot clean up {}: {e}", cfg.dir.value.display()))?;
+        println!(
+            "removed {} entries ({}); {} entries ({}) remain, limit {}",
+            before.files.saturating_sub(after.files),
+            format_size(before.bytes.saturating_sub(after.bytes)),
+            after.files,
+            format_size(after.bytes),
+            format_size(cfg.max_size.value)
+        );
     }
     if cli.zero_stats {
         stats::zero(&cfg.dir.value)
@@ -120,14 +181,64 @@ fn run_inner(cli: Cli) -> Result<(), String> {
         let summary = Summary::from_counters(&stats::read_all(&cfg.dir.value));
         let usage = store.usage();
         let coordinator = crate::coordinator::status(&cfg);
-        print!(
-            "{}",
-            if cli.json {
-                with_coordinator_json(stats_json(&cfg, &summary, usage.files, usage.bytes), &coordinator)
-            } else {
-                stats_text(&cfg, &summary, usage.files, usage.bytes) + &coordinator_text(&coordinator)
-            }
+        let problem = cache_dir_problem(&cfg.dir.value);
+        if cli.json {
+            let mut v = stats_json(&cfg, &summary, usage.files, usage.bytes);
+            v["cache_dir_problem"] = match &problem {
+                None => Value::Null,
+                Some(p) => json!({"reason": p.reason, "since": p.since.map(unix_secs)}),
+            };
+            v["coordinator"] = coordinator_json(&coordinator);
+            println!("{v}");
+        } else {
+            print!(
+                "{}{}",
+                stats_text(&cfg, &summary, usage.files, usage.bytes, problem.as_ref()),
+                coordinator_text(&coordinator)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn install_shims(cli: &Cli, dir: &Path) -> Result<(), String> {
+    let target = match &cli.shim_target {
+        Some(t) => t.clone(),
+        None => crate::shims::default_target().map_err(|e| format!("cannot find this executable: {e}"))?,
+    };
+    let path = std::env::var_os("CACHEPOT_PATH")
+        .filter(|p| !p.is_empty())
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    let only = match &cli.only {
+        Some(o) => crate::shims::Only::parse(o)?,
+        None => crate::shims::Only::All,
+    };
+    let r = crate::shims::install(dir, &target, &path, only).map_err(|e| e.to_string())?;
+    let linked: Vec<String> = r.created.iter().chain(&r.kept).cloned().collect();
+    println!(
+        "{}: {} linked to {}",
+        dir.display(),
+        join_or_none(&linked),
+        r.link.display()
+    );
+    let rust: Vec<&str> = linked
+        .iter()
+        .map(String::as_str)
+        .filter(|n| crate::shims::is_compiler_name(n, crate::shims::RUST_NAMES))
+        .collect();
+    if !rust.is_empty() {
+        println!(
+            "note: {} linked too: with {} first on PATH, cargo builds go through cachepot as well; `--only c` links the C and C++ compilers only",
+            rust.join(" "),
+            dir.display()
         );
+    }
+    if !r.removed.is_empty() {
+        println!("removed links for compilers no longer on PATH: {}", r.removed.join(" "));
+    }
+    if !r.skipped.is_empty() {
+        println!("left alone (not cachepot's links): {}", r.skipped.join(" "));
     }
     Ok(())
 }
@@ -140,114 +251,200 @@ fn join_or_none(v: &[String]) -> String {
     }
 }
 
-fn settings(cfg: &Config) -> Vec<(&'static str, String, String)> {
-    let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "(unset)".into());
+/// Why the cache directory cannot hold entries: every compile then runs the compiler and counts
+/// nothing, so `--show-stats` would otherwise show a quiet "0 requests".
+struct DirProblem {
+    reason: String,
+    /// When the path in the way last changed (its ctime): the problem is at least that old.
+    since: Option<SystemTime>,
+}
+
+fn cache_dir_problem(dir: &Path) -> Option<DirProblem> {
+    use std::os::unix::fs::MetadataExt;
+    let ctime = |m: &std::fs::Metadata| {
+        u64::try_from(m.ctime())
+            .ok()
+            .map(|s| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s))
+    };
+    // The directory itself, or the nearest existing directory it would be created in.
+    let mut p = dir;
+    let meta = loop {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => break m,
+            Ok(m) => {
+                return Some(DirProblem {
+                    reason: format!("{} is not a directory", p.display()),
+                    since: ctime(&m),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {
+                p = p.parent()?
+            }
+            Err(e) => {
+                return Some(DirProblem {
+                    reason: format!("{}: {e}", p.display()),
+                    since: None,
+                });
+            }
+        }
+    };
+    let probe = p.join(format!(".cachepot-probe.{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) => Some(DirProblem {
+            reason: format!("cannot write in {}: {e}", p.display()),
+            since: ctime(&meta),
+        }),
+    }
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// One `--show-config` row: a typed value (JSON numbers, booleans, null) and where it came from.
+struct Row {
+    name: &'static str,
+    value: Value,
+    source: String,
+}
+
+/// A remote backend's row value, typed: those modules show strings.
+fn typed(s: &str) -> Value {
+    match s {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        "(unset)" | "(none)" => Value::Null,
+        _ if s.starts_with('"') => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.into())),
+        _ => s
+            .parse::<u64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(s.into())),
+    }
+}
+
+fn settings(cfg: &Config) -> Vec<Row> {
+    let row = |name, value: Value, source: &crate::config::Source| Row {
+        name,
+        value,
+        source: source.to_string(),
+    };
+    let size = if cfg.max_size.value == UNLIMITED {
+        0
+    } else {
+        cfg.max_size.value
+    };
     let mut rows = vec![
-        ("dir", cfg.dir.value.display().to_string(), cfg.dir.source.to_string()),
-        (
-            "cache_size",
-            cfg.max_size.value.to_string(),
-            cfg.max_size.source.to_string(),
-        ),
-        ("recache", cfg.recache.value.to_string(), cfg.recache.source.to_string()),
-        ("disable", cfg.disable.value.to_string(), cfg.disable.source.to_string()),
-        ("direct", cfg.direct.value.to_string(), cfg.direct.source.to_string()),
-        ("debug", cfg.debug.value.to_string(), cfg.debug.source.to_string()),
-        ("log", opt(&cfg.log.value), cfg.log.source.to_string()),
-        (
-            "error_log",
-            opt(&cfg.error_log.value.as_ref().map(|p| p.display().to_string())),
-            cfg.error_log.source.to_string(),
-        ),
-        (
-            "basedirs",
-            cfg.basedirs
-                .value
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":"),
-            cfg.basedirs.source.to_string(),
-        ),
-        (
+        row("dir", json!(cfg.dir.value), &cfg.dir.source),
+        row("cache_size", json!(size), &cfg.max_size.source),
+        row("recache", json!(cfg.recache.value), &cfg.recache.source),
+        row("disable", json!(cfg.disable.value), &cfg.disable.source),
+        row("direct", json!(cfg.direct.value), &cfg.direct.source),
+        row("debug", json!(cfg.debug.value), &cfg.debug.source),
+        row("log", json!(cfg.log.value), &cfg.log.source),
+        row("error_log", json!(cfg.error_log.value), &cfg.error_log.source),
+        row("basedirs", json!(cfg.basedirs.value), &cfg.basedirs.source),
+        row(
             "compiler_check",
-            cfg.compiler_check.value.to_string(),
-            cfg.compiler_check.source.to_string(),
+            json!(cfg.compiler_check.value.to_string()),
+            &cfg.compiler_check.source,
         ),
-        (
+        row(
             "coordinator",
-            cfg.coordinator.mode.value.to_string(),
-            cfg.coordinator.mode.source.to_string(),
+            json!(cfg.coordinator.mode.value.to_string()),
+            &cfg.coordinator.mode.source,
         ),
-        (
-            "jobs",
-            cfg.coordinator.jobs.value.to_string(),
-            cfg.coordinator.jobs.source.to_string(),
-        ),
-        (
+        row("jobs", json!(cfg.coordinator.jobs.value), &cfg.coordinator.jobs.source),
+        row(
             "idle_timeout",
-            cfg.coordinator.idle_timeout.value.to_string(),
-            cfg.coordinator.idle_timeout.source.to_string(),
+            json!(cfg.coordinator.idle_timeout.value),
+            &cfg.coordinator.idle_timeout.source,
         ),
-        (
+        row(
             "max_wait",
-            cfg.coordinator.max_wait.value.to_string(),
-            cfg.coordinator.max_wait.source.to_string(),
+            json!(cfg.coordinator.max_wait.value),
+            &cfg.coordinator.max_wait.source,
         ),
     ];
     match &cfg.remote {
-        Some(r) => rows.extend(r.show()),
-        None => rows.push(("remote", "(none)".into(), "default".into())),
+        Some(r) => rows.extend(r.show().into_iter().map(|(name, value, source)| Row {
+            name,
+            value: typed(&value),
+            source,
+        })),
+        None => rows.push(Row {
+            name: "remote",
+            value: Value::Null,
+            source: "default".into(),
+        }),
     }
     let t = &cfg.trust;
-    rows.push((
-        "signing_key",
-        opt(&t.signing_key.value.as_ref().map(|p| p.display().to_string())),
-        t.signing_key.source.to_string(),
-    ));
+    rows.push(row("signing_key", json!(t.signing_key.value), &t.signing_key.source));
     let ids: Vec<String> = t.trusted_keys.value.iter().map(|k| k.to_string()).collect();
-    rows.push(("trusted_keys", ids.join(" "), t.trusted_keys.source.to_string()));
+    rows.push(row("trusted_keys", json!(ids), &t.trusted_keys.source));
     rows
 }
 
+fn config_file_line(cfg: &Config) -> String {
+    match (&cfg.file, &cfg.searched) {
+        (Some(f), _) => f.display().to_string(),
+        (None, Some(s)) => format!("(none; looked for {})", s.display()),
+        (None, None) => "(none; neither XDG_CONFIG_HOME nor HOME is set)".into(),
+    }
+}
+
 fn config_text(cfg: &Config) -> String {
-    let mut s = format!(
-        "config file: {}\n",
-        cfg.file
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "(none)".into())
-    );
-    for (name, value, source) in settings(cfg) {
-        s.push_str(&format!("{name:<22} = {value:<40} ({source})\n"));
+    let mut s = format!("config file: {}\n", config_file_line(cfg));
+    for r in settings(cfg) {
+        let value = match (&r.value, r.name) {
+            (Value::Number(n), "cache_size") if n.as_u64() == Some(0) => "0 (unlimited)".to_string(),
+            (Value::Number(n), "cache_size") => format!("{n} ({})", format_size(n.as_u64().unwrap_or(0))),
+            (Value::String(v), _) => v.clone(),
+            (Value::Null, _) => "(unset)".into(),
+            (v, _) => v.to_string(),
+        };
+        s.push_str(&format!("{:<22} = {value:<40} ({})\n", r.name, r.source));
     }
     s
 }
 
 fn config_json(cfg: &Config) -> String {
-    let items: Vec<String> = settings(cfg)
-        .into_iter()
-        .map(|(name, value, source)| {
-            format!(
-                "{}:{{\"value\":{},\"source\":{}}}",
-                json_str(name),
-                json_str(&value),
-                json_str(&source)
-            )
-        })
-        .collect();
-    let file = cfg
-        .file
-        .as_ref()
-        .map(|p| json_str(&p.display().to_string()))
-        .unwrap_or_else(|| "null".into());
-    format!("{{\"config_file\":{file},\"settings\":{{{}}}}}\n", items.join(","))
+    let mut settings_map = serde_json::Map::new();
+    for r in settings(cfg) {
+        settings_map.insert(r.name.to_string(), json!({"value": r.value, "source": r.source}));
+    }
+    let v = json!({
+        "config_file": cfg.file,
+        "config_file_searched": cfg.searched,
+        "settings": settings_map,
+    });
+    format!("{v}\n")
 }
 
-fn stats_text(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
+/// At most this many not-cacheable reasons are listed one by one in the text; the rest are summed
+/// (`--json` has them all). The reasons are a fixed set (the flag table's), so JSON stays bounded.
+const REASON_ROWS: usize = 10;
+
+fn stats_text(cfg: &Config, s: &Summary, files: u64, bytes: u64, problem: Option<&DirProblem>) -> String {
     let mut out = String::new();
     let mut line = |k: &str, v: String| out.push_str(&format!("{k:<34} {v}\n"));
     line("cache location", cfg.dir.value.display().to_string());
+    if let Some(p) = problem {
+        let since = p
+            .since
+            .and_then(|t| jiff::Timestamp::try_from(t).ok())
+            .map(|t| format!(", since {}", t.strftime("%Y-%m-%d %H:%M:%S UTC")))
+            .unwrap_or_default();
+        line(
+            "CACHE DIRECTORY NOT USABLE",
+            format!("{}{since}: compiles run uncached and are not counted", p.reason),
+        );
+    }
     line("compile requests", s.requests().to_string());
     line(
         "  cache hits",
@@ -261,11 +458,25 @@ fn stats_text(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
     line("  cache misses", s.misses.to_string());
     line("  not cacheable", s.not_cacheable_total().to_string());
     line("hit rate (of cacheable calls)", format!("{:.1} %", s.hit_rate()));
-    for (reason, n) in &s.not_cacheable {
+    let mut reasons: Vec<(&String, &u64)> = s.not_cacheable.iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    if !reasons.is_empty() {
+        line("why not cacheable (calls)", String::new());
+    }
+    for (reason, n) in reasons.iter().take(REASON_ROWS) {
         line(&format!("  not cacheable: {}", describe_reason(reason)), n.to_string());
     }
-    for (detail, n) in &s.not_cacheable_details {
+    let mut details: Vec<(&String, &u64)> = s.not_cacheable_details.iter().collect();
+    details.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    for (detail, n) in details.iter().take(REASON_ROWS) {
         line(&format!("    of which {detail}"), n.to_string());
+    }
+    if reasons.len() > REASON_ROWS {
+        let rest: u64 = reasons[REASON_ROWS..].iter().map(|r| *r.1).sum();
+        line(
+            &format!("  {} more reasons", reasons.len() - REASON_ROWS),
+            format!("{rest} (--json lists them)"),
+        );
     }
     line("cache errors", s.errors.values().sum::<u64>().to_string());
     for (kind, n) in &s.errors {
@@ -275,19 +486,17 @@ fn stats_text(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
         line(k, n.to_string());
     }
     line("entries", files.to_string());
-    let pct = if cfg.max_size.value == 0 {
-        0.0
+    let size = if cfg.max_size.value == UNLIMITED {
+        format!("{} (no limit)", format_size(bytes))
     } else {
-        100.0 * bytes as f64 / cfg.max_size.value as f64
-    };
-    line(
-        "cache size",
+        let pct = 100.0 * bytes as f64 / cfg.max_size.value.max(1) as f64;
         format!(
             "{} of {} ({pct:.1} %)",
             format_size(bytes),
             format_size(cfg.max_size.value)
-        ),
-    );
+        )
+    };
+    line("cache size", size);
     out
 }
 
@@ -312,28 +521,25 @@ fn describe_fault(id: &str) -> String {
         .unwrap_or_else(|| id.to_string())
 }
 
-fn stats_json(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
-    let map = |m: &std::collections::BTreeMap<String, u64>| {
-        let items: Vec<String> = m.iter().map(|(k, v)| format!("{}:{v}", json_str(k))).collect();
-        format!("{{{}}}", items.join(","))
-    };
-    format!(
-        "{{\"cache_location\":{},\"requests\":{},\"hits\":{},\"hits_direct\":{},\"hits_preprocessed\":{},\"misses\":{},\"not_cacheable\":{},\"not_cacheable_reasons\":{},\"not_cacheable_details\":{},\"hit_rate\":{:.2},\"errors\":{},\"error_kinds\":{},\"other\":{},\"entries\":{files},\"bytes\":{bytes},\"max_bytes\":{}}}\n",
-        json_str(&cfg.dir.value.display().to_string()),
-        s.requests(),
-        s.hits(),
-        s.hits_direct,
-        s.hits_preprocessed,
-        s.misses,
-        s.not_cacheable_total(),
-        map(&s.not_cacheable),
-        map(&s.not_cacheable_details),
-        s.hit_rate(),
-        s.errors.values().sum::<u64>(),
-        map(&s.errors),
-        map(&s.other),
-        cfg.max_size.value,
-    )
+fn stats_json(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> Value {
+    json!({
+        "cache_location": cfg.dir.value,
+        "requests": s.requests(),
+        "hits": s.hits(),
+        "hits_direct": s.hits_direct,
+        "hits_preprocessed": s.hits_preprocessed,
+        "misses": s.misses,
+        "not_cacheable": s.not_cacheable_total(),
+        "not_cacheable_reasons": s.not_cacheable,
+        "not_cacheable_details": s.not_cacheable_details,
+        "hit_rate": (s.hit_rate() * 100.0).round() / 100.0,
+        "errors": s.errors.values().sum::<u64>(),
+        "error_kinds": s.errors,
+        "other": s.other,
+        "entries": files,
+        "bytes": bytes,
+        "max_bytes": if cfg.max_size.value == UNLIMITED { Value::Null } else { json!(cfg.max_size.value) },
+    })
 }
 
 // ---- Coordinator commands and figures (src/coordinator/) ----
@@ -342,7 +548,14 @@ fn stats_json(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> String {
 /// `CACHEPOT_START_SERVER=1 [CACHEPOT_NO_DAEMON=1] cachepot`. `None`: not a coordinator command.
 fn coordinator_command(cli: &Cli) -> Option<Result<(), String>> {
     let asked = cli.start_coordinator || cli.stop_coordinator || cli.foreground;
-    let other = cli.show_stats || cli.zero_stats || cli.clear_cache || cli.show_config || cli.install_shims.is_some();
+    let other = cli.show_stats
+        || cli.zero_stats
+        || cli.clear_cache
+        || cli.show_config
+        || cli.cleanup
+        || cli.evict_older_than.is_some()
+        || cli.max_size.is_some()
+        || cli.install_shims.is_some();
     if !asked && other {
         return None;
     }
@@ -399,33 +612,18 @@ fn coordinator_text(figures: &CoordinatorFigures) -> String {
     out
 }
 
-fn with_coordinator_json(stats: String, figures: &CoordinatorFigures) -> String {
-    let inner = match figures {
-        None => "\"running\":false".to_string(),
+fn coordinator_json(figures: &CoordinatorFigures) -> Value {
+    match figures {
+        None => json!({"running": false}),
         Some(f) => {
-            let items: Vec<String> = f.iter().map(|(k, v)| format!("{}:{v}", json_str(k))).collect();
-            format!("\"running\":true,{}", items.join(","))
+            let mut m = serde_json::Map::new();
+            m.insert("running".into(), Value::Bool(true));
+            for (k, v) in f {
+                m.insert(k.clone(), json!(v));
+            }
+            Value::Object(m)
         }
-    };
-    let body = stats.trim_end().strip_suffix('}').unwrap_or(&stats);
-    format!("{body},\"coordinator\":{{{inner}}}}}\n")
+    }
 }
 
 // ---- end of coordinator commands ----
-
-/// A JSON string literal.
-pub fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}

@@ -79,6 +79,9 @@ impl fmt::Display for ConfigError {
 pub struct Config {
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
+    /// Where the config file was looked for (`CACHEPOT_CONF`, else the XDG path), for
+    /// `--show-config` and `--max-size`; `None` when neither XDG_CONFIG_HOME nor HOME is set.
+    pub searched: Option<PathBuf>,
     pub dir: Setting<PathBuf>,
     pub max_size: Setting<u64>,
     pub recache: Setting<bool>,
@@ -102,6 +105,33 @@ pub struct Config {
 
 pub const DEFAULT_MAX_SIZE: u64 = 10 << 30;
 
+/// The config file's top-level keys, and those of `[cache.disk]` and `[coordinator]`. A key is
+/// accepted only when listed here, so these lists are what the file can say (tests/docs.rs holds
+/// the man page and the README to them).
+pub const TOP_KEYS: &[&str] = &[
+    "recache",
+    "disable",
+    "direct",
+    "debug",
+    "log",
+    "error_log",
+    "compiler_check",
+    "basedirs",
+];
+pub const TRUST_KEYS: &[&str] = &["signing_key", "trusted_keys"];
+pub const DISK_KEYS: &[&str] = &["dir", "size"];
+pub const COORDINATOR_KEYS: &[&str] = &["mode", "jobs", "idle_timeout", "max_wait"];
+
+/// Every key the config file accepts, dotted: `direct`, `cache.disk.size`, `cache.redis.url`, …
+pub fn file_keys() -> Vec<String> {
+    let mut keys: Vec<String> = TOP_KEYS.iter().map(|k| k.to_string()).collect();
+    keys.extend(DISK_KEYS.iter().map(|k| format!("cache.disk.{k}")));
+    keys.extend(COORDINATOR_KEYS.iter().map(|k| format!("coordinator.{k}")));
+    keys.extend(TRUST_KEYS.iter().map(|k| format!("trust.{k}")));
+    keys.extend(remote::file_keys());
+    keys
+}
+
 /// Reads one environment variable; a function so tests can supply their own environment.
 pub type EnvReader<'a> = &'a dyn Fn(&str) -> Option<OsString>;
 
@@ -112,8 +142,10 @@ impl Config {
     }
 
     pub fn load_with(env: EnvReader) -> Result<Config, ConfigError> {
+        let (found, searched) = config_file_path(env)?;
         let mut cfg = Config {
             file: None,
+            searched,
             dir: Setting::default(default_cache_dir(env)?),
             max_size: Setting::default(DEFAULT_MAX_SIZE),
             recache: Setting::default(false),
@@ -129,7 +161,7 @@ impl Config {
             coordinator: CoordinatorConfig::default(),
             trust: TrustConfig::default(),
         };
-        if let Some(path) = config_file_path(env)? {
+        if let Some(path) = found {
             cfg.apply_file(&path)?;
         }
         cfg.apply_env(env)?;
@@ -150,6 +182,15 @@ impl Config {
         let src = || Source::File(path.to_path_buf());
         let bad = |key: &str, what: &str| ConfigError(format!("config file {}: `{key}` {what}", path.display()));
         for (key, value) in &table {
+            if !TOP_KEYS.contains(&key.as_str()) && key != "coordinator" && key != "cache" && key != "trust" {
+                return Err(bad(
+                    key,
+                    &format!(
+                        "is not a known setting; accepted: {}, [cache.disk], [coordinator], [trust], [cache.remote] and one remote table",
+                        TOP_KEYS.join(", ")
+                    ),
+                ));
+            }
             match key.as_str() {
                 "recache" | "disable" | "direct" | "debug" => {
                     let b = value.as_bool().ok_or_else(|| bad(key, "must be true or false"))?;
@@ -248,6 +289,12 @@ impl Config {
             |key: &str, what: &str| ConfigError(format!("config file {}: `cache.disk.{key}` {what}", path.display()));
         let table = value.as_table().ok_or_else(|| bad("", "must be a table"))?;
         for (key, v) in table {
+            if !DISK_KEYS.contains(&key.as_str()) {
+                return Err(bad(
+                    key,
+                    &format!("is not a known setting; accepted: {}", DISK_KEYS.join(", ")),
+                ));
+            }
             match key.as_str() {
                 "dir" => {
                     let s = v.as_str().ok_or_else(|| bad(key, "must be a directory path string"))?;
@@ -258,9 +305,16 @@ impl Config {
                 }
                 "size" => {
                     let size = match v {
-                        toml::Value::Integer(n) if *n > 0 => *n as u64,
-                        toml::Value::String(s) => parse_size(s).map_err(|what| bad(key, &what))?,
-                        _ => return Err(bad(key, "must be a size such as \"10G\" or a positive number of bytes")),
+                        toml::Value::Integer(n) if *n >= 0 => {
+                            parse_cache_size(&n.to_string()).map_err(|what| bad(key, &what))?
+                        }
+                        toml::Value::String(s) => parse_cache_size(s).map_err(|what| bad(key, &what))?,
+                        _ => {
+                            return Err(bad(
+                                key,
+                                "must be a size such as \"10G\" or \"500MB\", or 0 for no limit",
+                            ));
+                        }
                     };
                     self.max_size = Setting {
                         value: size,
@@ -283,7 +337,7 @@ impl Config {
         }
         if let Some(v) = get("CACHEPOT_CACHE_SIZE") {
             let s = v.to_string_lossy();
-            let size = parse_size(&s).map_err(|what| ConfigError(format!("CACHEPOT_CACHE_SIZE={s}: {what}")))?;
+            let size = parse_cache_size(&s).map_err(|what| ConfigError(format!("CACHEPOT_CACHE_SIZE={s}: {what}")))?;
             self.max_size = Setting {
                 value: size,
                 source: Source::Env("CACHEPOT_CACHE_SIZE"),
@@ -350,6 +404,168 @@ impl Config {
     }
 }
 
+/// `--max-size SIZE`: write `[cache.disk] size` into the config file (the one read, else the path
+/// searched, created with its directory). The rest of the file, comments included, is kept: only the
+/// `size` line of `[cache.disk]` is replaced or added. Returns the file written and the limit.
+pub fn write_max_size(cfg: &Config, value: &str) -> Result<(PathBuf, u64), ConfigError> {
+    let size = parse_cache_size(value).map_err(|what| ConfigError(format!("--max-size {value}: {what}")))?;
+    let Some(path) = cfg.file.clone().or_else(|| cfg.searched.clone()) else {
+        return Err(ConfigError(
+            "--max-size: no config file to write: set CACHEPOT_CONF, XDG_CONFIG_HOME or HOME".into(),
+        ));
+    };
+    // A dotfile manager's symlink stays a symlink: the file it points to is the one replaced.
+    let path = path.canonicalize().unwrap_or(path);
+    let old = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(ConfigError(format!("cannot read config file {}: {e}", path.display()))),
+    };
+    let line = format!("size = {}", toml::Value::String(value.trim().to_string()));
+    let text = with_disk_size_line(&old, &line);
+    let parsed: Result<toml::Table, _> = text.parse();
+    let written = parsed.ok().and_then(|t| {
+        let v = t.get("cache")?.get("disk")?.get("size")?.as_str()?.to_string();
+        Some(v)
+    });
+    if written.as_deref() != Some(value.trim()) {
+        return Err(ConfigError(format!(
+            "--max-size: could not edit {} safely (is `size` set another way there?); set `size = \"{}\"` under [cache.disk] by hand",
+            path.display(),
+            value.trim()
+        )));
+    }
+    // 0600: the file may hold a remote store's password.
+    crate::atomic::write_private(&path, text.as_bytes())
+        .map_err(|e| ConfigError(format!("cannot write config file {}: {e}", path.display())))?;
+    Ok((path, size))
+}
+
+/// `old` with its `[cache.disk]` table's `size` line replaced by `line`, or `line` added there (the
+/// table too, when it is missing).
+fn with_disk_size_line(old: &str, line: &str) -> String {
+    let mut lines: Vec<String> = old.lines().map(str::to_string).collect();
+    let header = lines.iter().position(|l| l.trim() == "[cache.disk]");
+    match header {
+        Some(h) => {
+            let end = lines[h + 1..]
+                .iter()
+                .position(|l| l.trim_start().starts_with('['))
+                .map_or(lines.len(), |p| h + 1 + p);
+            let size_line = lines[h + 1..end].iter().position(|l| {
+                let t = l.trim_start();
+                t.strip_prefix("size")
+                    .is_some_and(|rest| rest.trim_start().starts_with('='))
+            });
+            match size_line {
+                Some(i) => lines[h + 1 + i] = line.to_string(),
+                None => lines.insert(h + 1, line.to_string()),
+            }
+        }
+        None => {
+            if lines.last().is_some_and(|l| !l.trim().is_empty()) {
+                lines.push(String::new());
+            }
+            lines.push("[cache.disk]".into());
+            lines.push(line.to_string());
+        }
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
+
+/// Every `CACHEPOT_*` variable cachepot reads (`CACHEPOT_GUARD` it also sets, for the compilers it
+/// runs). tests/docs.rs keeps this list, the code, the man page and the README in step.
+pub const ENV_VARS: &[&str] = &[
+    "CACHEPOT_AZURE_BLOB_CONTAINER",
+    "CACHEPOT_AZURE_CONNECTION_STRING",
+    "CACHEPOT_BASEDIRS",
+    "CACHEPOT_BUCKET",
+    "CACHEPOT_CACHE_SIZE",
+    "CACHEPOT_COMPILER_CHECK",
+    "CACHEPOT_CONF",
+    "CACHEPOT_COORDINATOR",
+    "CACHEPOT_COORDINATOR_MAX_WAIT",
+    "CACHEPOT_DEBUG",
+    "CACHEPOT_DIR",
+    "CACHEPOT_DIRECT",
+    "CACHEPOT_DISABLE",
+    "CACHEPOT_ENDPOINT",
+    "CACHEPOT_ERROR_LOG",
+    "CACHEPOT_GCS_BUCKET",
+    "CACHEPOT_GCS_CREDENTIALS_URL",
+    "CACHEPOT_GCS_ENDPOINT",
+    "CACHEPOT_GCS_KEY_PATH",
+    "CACHEPOT_GCS_RW_MODE",
+    "CACHEPOT_GUARD",
+    "CACHEPOT_IDLE_TIMEOUT",
+    "CACHEPOT_JOBS",
+    "CACHEPOT_LOCAL",
+    "CACHEPOT_LOG",
+    "CACHEPOT_MEMCACHED",
+    "CACHEPOT_MEMCACHED_ITEM_SIZE",
+    "CACHEPOT_MEMCACHED_TTL",
+    "CACHEPOT_NO_DAEMON",
+    "CACHEPOT_PATH",
+    "CACHEPOT_RECACHE",
+    "CACHEPOT_REDIS",
+    "CACHEPOT_REDIS_TTL",
+    "CACHEPOT_REGION",
+    "CACHEPOT_REMOTE_BACKOFF",
+    "CACHEPOT_REMOTE_CONNECT_TIMEOUT",
+    "CACHEPOT_REMOTE_PREFIX",
+    "CACHEPOT_REMOTE_READ_ONLY",
+    "CACHEPOT_REMOTE_TIMEOUT",
+    "CACHEPOT_S3_KEY_PREFIX",
+    "CACHEPOT_S3_NO_CREDENTIALS",
+    "CACHEPOT_S3_PATH_STYLE",
+    "CACHEPOT_S3_USE_SSL",
+    "CACHEPOT_SIGNING_KEY",
+    "CACHEPOT_START_SERVER",
+    "CACHEPOT_TRUSTED_KEYS",
+];
+
+/// One warning for each `CACHEPOT_*` variable of this process's environment that cachepot does not
+/// read, naming the closest known one: a misspelt setting (`CACHEPOT_CACHESIZE`) would otherwise be
+/// ignored without a word. For the commands (`--show-config`, `--show-stats`), not compile calls.
+pub fn unknown_env_warnings() -> Vec<String> {
+    let mut names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("CACHEPOT_") && !ENV_VARS.contains(&k.as_str()))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| match closest_env_var(&name) {
+            Some(known) => format!("{name} is not a cachepot setting and is ignored; did you mean {known}?"),
+            None => format!("{name} is not a cachepot setting and is ignored (see `man cachepot`, ENVIRONMENT)"),
+        })
+        .collect()
+}
+
+/// The known variable nearest to `name` by edit distance, when it is near enough to be a typo.
+fn closest_env_var(name: &str) -> Option<&'static str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    ENV_VARS
+        .iter()
+        .map(|k| (distance(name, k), *k))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| k)
+}
+
 /// A base directory as the working directory will name it: symlinks resolved when it exists.
 fn physical(d: PathBuf) -> PathBuf {
     d.canonicalize().unwrap_or(d)
@@ -374,19 +590,24 @@ pub fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// A size such as `10G`, `500M`, `1.5GiB` or `1048576`. K/M/G/T are powers of 1024 (as in sccache);
-/// KiB/MiB/GiB/TiB mean the same. Returns a message saying what is accepted.
+/// A size such as `10G`, `500MB`, `10g`, `1.5GiB` or `1048576`. K, M, G, T (any case, also KiB …
+/// TiB) are powers of 1024, as in sccache; KB, MB, GB, TB are powers of 1000, as in ccache; a bare
+/// number is bytes. Returns a message saying what is accepted.
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let accepted = "not a size; accepted: a positive number with an optional K, M, G or T suffix (powers of 1024; KiB, MiB, GiB, TiB too), e.g. 10G";
+    let accepted = "not a size; accepted: a positive number with an optional unit: K, M, G, T (powers of 1024; KiB … TiB too) or KB, MB, GB, TB (powers of 1000), e.g. 10G or 500MB";
     let t = s.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let multiplier: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "KiB" | "k" => 1 << 10,
-        "M" | "MiB" => 1 << 20,
-        "G" | "GiB" => 1 << 30,
-        "T" | "TiB" => 1 << 40,
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
         _ => return Err(accepted.to_string()),
     };
     let n: f64 = num.parse().map_err(|_| accepted.to_string())?;
@@ -397,8 +618,63 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// The cache size limit that means "no limit" (`0`, as in ccache).
+pub const UNLIMITED: u64 = u64::MAX;
+
+/// The smallest limit that holds entries: the store splits the limit over 16 buckets, and a
+/// bucket smaller than a typical object file would evict every entry it is given.
+pub const MIN_CACHE_SIZE: u64 = 64 << 10;
+
+/// The cache size limit: a size as [`parse_size`] reads it, or `0` for no limit. A limit too small
+/// to hold a compile result is refused (a bare `100` is 100 bytes: nothing would ever be stored).
+pub fn parse_cache_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let number = t.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim();
+    if number.parse::<f64>().is_ok_and(|n| n == 0.0) {
+        return Ok(UNLIMITED);
+    }
+    let bytes = parse_size(t).map_err(|e| format!("{e}; 0 = no limit"))?;
+    if bytes < MIN_CACHE_SIZE {
+        let hint = if t.bytes().all(|b| b.is_ascii_digit()) {
+            format!(" (a number without a unit is bytes: did you mean {t}M or {t}G?)")
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "{} is too small to hold compile results{hint}; accepted: at least 64K, or 0 for no limit",
+            format_size(bytes)
+        ));
+    }
+    Ok(bytes)
+}
+
+/// An age such as `30d`, `12h`, `90m`, `3600s` or `2w` (`--evict-older-than`).
+pub fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    let accepted = "not an age; accepted: a number with a unit s, m, h, d or w, e.g. 30d or 12h";
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit_secs = match unit.trim() {
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        "w" => 7.0 * 86400.0,
+        _ => return Err(accepted.to_string()),
+    };
+    let n: f64 = num.parse().map_err(|_| accepted.to_string())?;
+    let secs = n * unit_secs;
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(accepted.to_string());
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 /// Human form of a byte count, e.g. `10.0 GiB`.
 pub fn format_size(bytes: u64) -> String {
+    if bytes == UNLIMITED {
+        return "unlimited".into();
+    }
     const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
     let mut v = bytes as f64;
     let mut unit = 0;
@@ -425,7 +701,8 @@ fn default_cache_dir(env: EnvReader) -> Result<PathBuf, ConfigError> {
     }
 }
 
-fn config_file_path(env: EnvReader) -> Result<Option<PathBuf>, ConfigError> {
+/// The config file to read (if it exists) and the path that was looked at.
+fn config_file_path(env: EnvReader) -> Result<(Option<PathBuf>, Option<PathBuf>), ConfigError> {
     if let Some(p) = env("CACHEPOT_CONF").filter(|v| !v.is_empty()) {
         let p = absolute(PathBuf::from(p));
         if !p.is_file() {
@@ -434,17 +711,17 @@ fn config_file_path(env: EnvReader) -> Result<Option<PathBuf>, ConfigError> {
                 p.display()
             )));
         }
-        return Ok(Some(p));
+        return Ok((Some(p.clone()), Some(p)));
     }
     let base = match env("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
         Some(x) => PathBuf::from(x),
         None => match env("HOME").filter(|v| !v.is_empty()) {
             Some(h) => PathBuf::from(h).join(".config"),
-            None => return Ok(None),
+            None => return Ok((None, None)),
         },
     };
     let p = base.join("cachepot").join("config.toml");
-    Ok(p.is_file().then_some(p))
+    Ok((p.is_file().then(|| p.clone()), Some(p)))
 }
 
 fn expand_tilde(s: &str, home: Option<&Path>) -> PathBuf {
@@ -532,6 +809,12 @@ impl CoordinatorConfig {
             .ok_or_else(|| bad("", "must be a table ([coordinator])"))?;
         let src = || Source::File(path.to_path_buf());
         for (key, v) in table {
+            if !COORDINATOR_KEYS.contains(&key.as_str()) {
+                return Err(bad(
+                    key,
+                    &format!("is not a known setting; accepted: {}", COORDINATOR_KEYS.join(", ")),
+                ));
+            }
             match key.as_str() {
                 "mode" => {
                     let s = v.as_str().ok_or_else(|| bad(key, "must be \"off\" or \"auto\""))?;
@@ -879,6 +1162,82 @@ mod tests {
         assert!(parse_size("").is_err());
         assert!(parse_size("0").is_err());
         assert!(parse_size("-5G").is_err());
+    }
+
+    #[test]
+    fn sizes_users_of_ccache_and_sccache_type() {
+        assert_eq!(parse_cache_size("10GB"), Ok(10_000_000_000));
+        assert_eq!(parse_cache_size("500MB"), Ok(500_000_000));
+        assert_eq!(parse_cache_size("10g"), Ok(10 << 30));
+        assert_eq!(parse_cache_size("10 GiB"), Ok(10 << 30));
+        assert_eq!(parse_cache_size("0"), Ok(UNLIMITED));
+        assert_eq!(parse_cache_size("0G"), Ok(UNLIMITED));
+        let e = parse_cache_size("100").unwrap_err();
+        assert!(
+            e.contains("too small") && e.contains("did you mean 100M or 100G"),
+            "{e}"
+        );
+        assert!(parse_cache_size("1K").unwrap_err().contains("at least 64K"));
+        assert!(parse_cache_size("lots").unwrap_err().contains("0 = no limit"));
+        assert_eq!(format_size(UNLIMITED), "unlimited");
+    }
+
+    #[test]
+    fn max_size_edits_only_the_size_line() {
+        let line = "size = \"20G\"";
+        assert_eq!(with_disk_size_line("", line), "[cache.disk]\nsize = \"20G\"\n");
+        assert_eq!(
+            with_disk_size_line(
+                "# mine\ndirect = true\n[cache.disk]\ndir = \"/c\"\nsize = \"1G\" # old\n[coordinator]\njobs = 2\n",
+                line
+            ),
+            "# mine\ndirect = true\n[cache.disk]\ndir = \"/c\"\nsize = \"20G\"\n[coordinator]\njobs = 2\n"
+        );
+        assert_eq!(
+            with_disk_size_line("[coordinator]\njobs = 2\n[cache.disk]\n", line),
+            "[coordinator]\njobs = 2\n[cache.disk]\nsize = \"20G\"\n"
+        );
+    }
+
+    #[test]
+    fn every_listed_key_is_read_and_no_other() {
+        let dir = std::env::temp_dir().join(format!("cachepot-cfg-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        let f = file.to_str().unwrap().to_string();
+        for key in file_keys()
+            .into_iter()
+            .chain(["cache.disk.sise".to_string(), "coordinator.job".into()])
+        {
+            let (table, name) = key.rsplit_once('.').unwrap_or(("", &key));
+            let header = if table.is_empty() {
+                String::new()
+            } else {
+                format!("[{table}]\n")
+            };
+            std::fs::write(&file, format!("{header}{name} = \"x\"\n")).unwrap();
+            let unknown = match load(&[("HOME", "/h"), ("CACHEPOT_CONF", &f)]) {
+                Ok(_) => false,
+                Err(e) => e.0.contains("not a known setting") || e.0.contains("not a known key"),
+            };
+            assert_eq!(unknown, key.ends_with("sise") || key.ends_with("job"), "{key}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(parse_age("30d").unwrap().as_secs(), 30 * 86400);
+        assert_eq!(parse_age("12h").unwrap().as_secs(), 12 * 3600);
+        assert_eq!(parse_age("3600s").unwrap().as_secs(), 3600);
+        assert!(parse_age("30").unwrap_err().contains("s, m, h, d or w"));
+    }
+
+    #[test]
+    fn misspelt_variables_get_a_suggestion() {
+        assert_eq!(closest_env_var("CACHEPOT_CACHESIZE"), Some("CACHEPOT_CACHE_SIZE"));
+        assert_eq!(closest_env_var("CACHEPOT_DIRR"), Some("CACHEPOT_DIR"));
+        assert_eq!(closest_env_var("CACHEPOT_SOMETHING_ELSE_ENTIRELY"), None);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The shim directory: symlinks named like compilers, pointing at cachepot, for the front of PATH.
 //! Only compilers that exist on PATH get a link (as Debian's update-ccache-symlinks does): a link
-//! for a missing compiler would make configure or cmake pick it, then fail.
+//! for a missing compiler would make configure or cmake pick it, then fail. Links are relative
+//! (`../../bin/cachepot`) when the directory and the binary share a prefix such as `/usr`, so a
+//! staged root (DESTDIR), a chroot or a moved prefix stays correct.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -15,6 +17,42 @@ pub fn base_names() -> Vec<&'static str> {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect()
+}
+
+/// The base names that take the Rust flow: a link for them routes every cargo build run with the
+/// shim directory first on PATH, which a user who wanted C caching may not expect.
+pub const RUST_NAMES: &[&str] = &["rustc", "clippy-driver"];
+
+/// Which compilers get links: `--only c` or `--only rust`; both by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    All,
+    C,
+    Rust,
+}
+
+impl Only {
+    pub fn parse(s: &str) -> Result<Only, String> {
+        match s {
+            "c" => Ok(Only::C),
+            "rust" => Ok(Only::Rust),
+            "all" => Ok(Only::All),
+            _ => Err(format!(
+                "--only {s}: accepted: c (cc, gcc, clang …), rust (rustc, clippy-driver), all"
+            )),
+        }
+    }
+
+    fn bases(self) -> Vec<&'static str> {
+        base_names()
+            .into_iter()
+            .filter(|b| match self {
+                Only::All => true,
+                Only::C => !RUST_NAMES.contains(b),
+                Only::Rust => RUST_NAMES.contains(b),
+            })
+            .collect()
+    }
 }
 
 /// Is `name` one of ours: a base name, optionally with a target-triplet prefix and/or a version
@@ -36,18 +74,25 @@ pub fn is_compiler_name(name: &str, bases: &[&str]) -> bool {
 
 #[derive(Debug, Default)]
 pub struct Report {
+    /// What each link says: relative (`../../bin/cachepot`) where it can be.
+    pub link: PathBuf,
     pub created: Vec<String>,
     pub kept: Vec<String>,
     pub removed: Vec<String>,
     pub skipped: Vec<String>,
 }
 
-/// Create or refresh `dir`'s links to `target` for every compiler found on `path_var`.
-pub fn install(dir: &Path, target: &Path, path_var: &std::ffi::OsStr) -> io::Result<Report> {
+/// Create or refresh `dir`'s links to `target` for every compiler found on `path_var` (of the kinds
+/// `only` names; links of ours for other compilers are removed). `target` may be relative to `dir`.
+pub fn install(dir: &Path, target: &Path, path_var: &std::ffi::OsStr, only: Only) -> io::Result<Report> {
     fs::create_dir_all(dir).map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display())))?;
     let dir_canon = dir.canonicalize()?;
-    let target_id = fs::metadata(target).map(|m| (m.dev(), m.ino())).ok();
-    let bases = base_names();
+    let target_abs = dir_canon.join(target);
+    let target_id = fs::metadata(&target_abs).map(|m| (m.dev(), m.ino())).ok();
+    let link_text = link_text(&dir_canon, &target_abs, target);
+    let target = link_text.as_path();
+    let all_bases = base_names();
+    let bases = only.bases();
     let mut wanted = BTreeSet::new();
     for p in std::env::split_paths(path_var) {
         if p.canonicalize().ok().as_deref() == Some(dir_canon.as_path()) {
@@ -69,7 +114,10 @@ pub fn install(dir: &Path, target: &Path, path_var: &std::ffi::OsStr) -> io::Res
             wanted.insert(name);
         }
     }
-    let mut report = Report::default();
+    let mut report = Report {
+        link: target.to_path_buf(),
+        ..Report::default()
+    };
     let is_ours = |link: &Path| -> bool {
         match fs::read_link(link) {
             Ok(t) => {
@@ -104,12 +152,51 @@ pub fn install(dir: &Path, target: &Path, path_var: &std::ffi::OsStr) -> io::Res
     // Links of ours for compilers that are gone would make configure pick a missing compiler.
     for e in fs::read_dir(dir)?.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if !wanted.contains(&name) && is_compiler_name(&name, &bases) && is_ours(&e.path()) {
+        if !wanted.contains(&name) && is_compiler_name(&name, &all_bases) && is_ours(&e.path()) {
             fs::remove_file(e.path())?;
             report.removed.push(name);
         }
     }
     Ok(report)
+}
+
+/// What a link in `dir` says to reach `target_abs`: a relative path when both lie under a common
+/// directory other than `/` (`/usr/lib/cachepot` → `../../bin/cachepot`) and that path leads to the
+/// same file; otherwise `given` as it was (absolute, or relative as the user wrote it).
+fn link_text(dir: &Path, target_abs: &Path, given: &Path) -> PathBuf {
+    if given.is_relative() {
+        return given.to_path_buf();
+    }
+    let (Some(parent), Some(file)) = (target_abs.parent(), target_abs.file_name()) else {
+        return given.to_path_buf();
+    };
+    let Ok(parent) = parent.canonicalize() else {
+        return given.to_path_buf();
+    };
+    let d: Vec<_> = dir.components().collect();
+    let t: Vec<_> = parent.components().collect();
+    let common = d.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    // Only the root in common: an absolute link says more (a home shim dir and /usr/local/bin).
+    if common <= 1 {
+        return given.to_path_buf();
+    }
+    let mut rel = PathBuf::new();
+    for _ in common..d.len() {
+        rel.push("..");
+    }
+    for c in &t[common..] {
+        rel.push(c);
+    }
+    rel.push(file);
+    let same = |a: &Path, b: &Path| match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    };
+    if same(&dir.join(&rel), target_abs) {
+        rel
+    } else {
+        given.to_path_buf()
+    }
 }
 
 /// Where shims point by default: this executable.
@@ -121,6 +208,24 @@ pub fn default_target() -> io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_are_relative_under_a_common_prefix() {
+        let root = std::env::temp_dir().join(format!("cachepot-shims-unit-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("usr/bin")).unwrap();
+        fs::create_dir_all(root.join("usr/lib/cachepot")).unwrap();
+        fs::write(root.join("usr/bin/cachepot"), "").unwrap();
+        let dir = root.join("usr/lib/cachepot").canonicalize().unwrap();
+        let target = root.join("usr/bin/cachepot").canonicalize().unwrap();
+        assert_eq!(link_text(&dir, &target, &target), PathBuf::from("../../bin/cachepot"));
+        // A relative target as given stays as given; a target that is missing stays absolute.
+        let rel = Path::new("../x/cachepot");
+        assert_eq!(link_text(&dir, &dir.join(rel), rel), rel);
+        let gone = root.join("usr/bin/gone");
+        assert_eq!(link_text(&dir, &gone, &gone), gone);
+        fs::remove_dir_all(&root).unwrap();
+    }
 
     #[test]
     fn compiler_names() {

@@ -20,6 +20,9 @@ use std::cell::RefCell;
 const API_VERSION: &str = "2021-12-02";
 const MISSING_CONTAINER: &[&str] = &["ContainerNotFound"];
 
+/// The keys of this backend's `[cache.azure]` table.
+pub const KEYS: &[&str] = &["connection_string", "container"];
+
 #[derive(Debug, Clone)]
 pub struct AzureConfig {
     pub connection: Setting<Secret>,
@@ -32,7 +35,7 @@ pub struct AzureConfig {
 
 impl AzureConfig {
     pub fn load(s: &Settings) -> Result<Option<AzureConfig>, ConfigError> {
-        s.check_keys(&["connection_string", "container"])?;
+        s.check_keys(KEYS)?;
         let Some(conn) = s.string("connection_string", "CACHEPOT_AZURE_CONNECTION_STRING")? else {
             return Ok(None);
         };

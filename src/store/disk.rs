@@ -76,6 +76,37 @@ impl DiskStore {
         Ok(())
     }
 
+    /// `--cleanup` and `--evict-older-than`: in every bucket, remove the entries not used within
+    /// `max_age` (when given), then trim the bucket under its share of the limit as a put would;
+    /// counters are rewritten from the scan. Returns what the cache held before and after.
+    pub fn cleanup(&self, max_age: Option<Duration>) -> std::io::Result<(Usage, Usage)> {
+        let before = self.usage();
+        let cutoff = max_age.and_then(|age| SystemTime::now().checked_sub(age));
+        for b in 0..BUCKETS {
+            let dir = self.bucket_dir(b);
+            if !dir.exists() {
+                continue;
+            }
+            let lock = BucketLock::acquire(&dir)?;
+            if let Some(cutoff) = cutoff {
+                for sub in fs::read_dir(&dir)? {
+                    let sub = sub?;
+                    if !sub.file_type()?.is_dir() {
+                        continue;
+                    }
+                    for f in fs::read_dir(sub.path())?.flatten() {
+                        let old = f.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < cutoff);
+                        if old && !f.file_name().to_string_lossy().starts_with(".tmp") {
+                            let _ = fs::remove_file(f.path());
+                        }
+                    }
+                }
+            }
+            self.evict(&dir, &lock)?;
+        }
+        Ok((before, self.usage()))
+    }
+
     fn bucket_dir(&self, bucket: u64) -> PathBuf {
         self.root.join(format!("{bucket:x}"))
     }

@@ -24,6 +24,9 @@ use base64::Engine as _;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
+/// The keys of this backend's `[cache.gcs]` table.
+pub const KEYS: &[&str] = &["bucket", "key_path", "credentials_url", "rw_mode", "endpoint"];
+
 #[derive(Debug, Clone)]
 pub struct GcsConfig {
     pub bucket: Setting<String>,
@@ -38,7 +41,7 @@ const SCOPE_RO: &str = "https://www.googleapis.com/auth/devstorage.read_only";
 
 impl GcsConfig {
     pub fn load(s: &Settings) -> Result<Option<GcsConfig>, ConfigError> {
-        s.check_keys(&["bucket", "key_path", "credentials_url", "rw_mode", "endpoint"])?;
+        s.check_keys(KEYS)?;
         let Some(bucket) = s.string("bucket", "CACHEPOT_GCS_BUCKET")? else {
             return Ok(None);
         };

@@ -25,6 +25,9 @@ use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 
+/// The keys of this backend's `[cache.memcached]` table.
+pub const KEYS: &[&str] = &["servers", "item_size", "ttl"];
+
 #[derive(Debug, Clone)]
 pub struct MemcachedConfig {
     /// `host:port` of each server, in the configured order (the order picks the server of a key).
@@ -41,7 +44,7 @@ const MAX_VALUE: usize = 1 << 30;
 
 impl MemcachedConfig {
     pub fn load(s: &Settings) -> Result<Option<MemcachedConfig>, ConfigError> {
-        s.check_keys(&["servers", "item_size", "ttl"])?;
+        s.check_keys(KEYS)?;
         let Some(list) = s.string("servers", "CACHEPOT_MEMCACHED")? else {
             return Ok(None);
         };

@@ -16,6 +16,9 @@ use crate::config::{ConfigError, Setting, Source};
 use redis::IntoConnectionInfo;
 use std::cell::RefCell;
 
+/// The keys of this backend's `[cache.redis]` table.
+pub const KEYS: &[&str] = &["url", "ttl"];
+
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
     pub url: Secret,
@@ -25,7 +28,7 @@ pub struct RedisConfig {
 
 impl RedisConfig {
     pub fn load(s: &Settings) -> Result<Option<RedisConfig>, ConfigError> {
-        s.check_keys(&["url", "ttl"])?;
+        s.check_keys(KEYS)?;
         let Some(url) = s.string("url", "CACHEPOT_REDIS")? else {
             return Ok(None);
         };

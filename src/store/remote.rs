@@ -31,6 +31,26 @@ use std::time::{Duration, SystemTime};
 /// The `[cache.*]` tables that belong to the remote level (config.rs keeps them raw for us).
 pub const TABLES: &[&str] = &["remote", "redis", "memcached", "s3", "azure", "gcs"];
 
+/// The keys of `[cache.remote]`, the settings every backend shares.
+pub const COMMON_KEYS: &[&str] = &["read_only", "prefix", "local", "connect_timeout", "timeout", "backoff"];
+
+/// Every key of the remote tables, dotted (`cache.redis.url`), for `config::file_keys`.
+pub fn file_keys() -> Vec<String> {
+    let tables: [(&str, &[&str]); 6] = [
+        ("remote", COMMON_KEYS),
+        ("redis", super::redis::KEYS),
+        ("memcached", super::memcached::KEYS),
+        ("s3", super::s3::KEYS),
+        ("azure", super::azure::KEYS),
+        ("gcs", super::gcs::KEYS),
+    ];
+    debug_assert!(tables.iter().map(|t| t.0).eq(TABLES.iter().copied()));
+    tables
+        .iter()
+        .flat_map(|(t, keys)| keys.iter().map(move |k| format!("cache.{t}.{k}")))
+        .collect()
+}
+
 /// A value that must never be printed: `Debug` and `Display` show `****`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);
@@ -138,7 +158,7 @@ impl RemoteConfig {
             found.push(Backend::Gcs(Box::new(c)));
         }
         let common = settings("remote");
-        common.check_keys(&["read_only", "prefix", "local", "connect_timeout", "timeout", "backoff"])?;
+        common.check_keys(COMMON_KEYS)?;
         if found.len() > 1 {
             let list: Vec<String> = found.iter().map(|b| format!("{} ({})", b.name(), b.source())).collect();
             return Err(ConfigError(format!(

@@ -23,6 +23,17 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The keys of this backend's `[cache.s3]` table.
+pub const KEYS: &[&str] = &[
+    "bucket",
+    "endpoint",
+    "use_ssl",
+    "region",
+    "path_style",
+    "key_prefix",
+    "no_credentials",
+];
+
 #[derive(Debug, Clone)]
 pub struct S3Config {
     pub bucket: Setting<String>,
@@ -42,15 +53,7 @@ const MISSING_BUCKET: &[&str] = &["NoSuchBucket"];
 
 impl S3Config {
     pub fn load(s: &Settings) -> Result<Option<S3Config>, ConfigError> {
-        s.check_keys(&[
-            "bucket",
-            "endpoint",
-            "use_ssl",
-            "region",
-            "path_style",
-            "key_prefix",
-            "no_credentials",
-        ])?;
+        s.check_keys(KEYS)?;
         let Some(bucket) = s.string("bucket", "CACHEPOT_BUCKET")? else {
             return Ok(None);
         };

@@ -200,6 +200,12 @@ static TABLE: &[Flag<Kind>] = &[
     f("-###", None, Informational),
     f("--help", Joined, Informational),
     f("--version", None, Informational),
+    // configure's compiler-version probes (`$CC -V`, `-qversion`, `-version`, `-?`): informational,
+    // not an unsupported option, even where gcc rejects them.
+    f("-V", None, Informational),
+    f("-qversion", None, Informational),
+    f("-version", None, Informational),
+    f("-?", None, Informational),
     f("-time", Joined, TooHard("-time")),
 ];
 
