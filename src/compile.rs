@@ -86,12 +86,9 @@ impl Call {
         let pch_in_use = !pch.is_empty();
         req.extra_inputs.extend(pch);
         log::debug!(target: "compile", "{} compile of {} (language {})", family.name(), req.source.display(), req.language);
-        let identity = match compiler::identity(self.family, &self.ctx.real, &self.ctx.cfg) {
+        let identity = match compiler::call_identity(self.family, &self.ctx.real, &req, &cwd, &self.ctx.cfg) {
             Ok(id) => id,
-            Err(e) => {
-                log::warn!(target: "compile", "cannot identify compiler {}: {e}", self.ctx.real.display());
-                return self.not_cacheable(NotCacheable::UnknownCompiler);
-            }
+            Err(reason) => return self.not_cacheable(reason),
         };
         let Ok(source) = crate::limits::read_regular(&cwd.join(&req.source), crate::limits::INPUT_FILE) else {
             return self.not_cacheable(NotCacheable::MissingInput);
@@ -192,7 +189,10 @@ impl Call {
         }
         if let Some(dir) = &req.hash_cwd {
             // As the compiler records it: "." when we remap the working directory (under a base).
-            let remapped = dir == &k.cwd && self.ctx.cfg.basedirs.value.iter().any(|b| k.cwd.starts_with(b));
+            // A family that cannot remap (nvcc: none for device code) records the real one.
+            let remapped = dir == &k.cwd
+                && !k.remap.is_empty()
+                && self.ctx.cfg.basedirs.value.iter().any(|b| k.cwd.starts_with(b));
             kb.add_os("cwd", if remapped { Path::new(".") } else { dir }.as_os_str());
         }
         if let Some(p) = &req.output_path_in_key {
@@ -466,6 +466,11 @@ impl Call {
         k: &Known,
         record: Option<(String, Manifest, Option<String>)>,
     ) -> i32 {
+        if !self.family.preprocessor_mode_sound() {
+            return self.not_cacheable(NotCacheable::TooHard(
+                "needs preprocessor mode, which this compiler lacks",
+            ));
+        }
         let mut kb = KeyBuilder::new("result", self.ctx.cfg.debug.value);
         if let Err(reason) = self.add_common_inputs(&mut kb, k) {
             return self.not_cacheable(reason);

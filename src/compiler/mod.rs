@@ -6,6 +6,7 @@ pub mod args;
 pub mod diab;
 pub mod gcc;
 pub mod msvc;
+pub mod nvcc;
 pub mod rustc;
 
 use crate::config::Config;
@@ -30,6 +31,7 @@ pub fn detect(invoked: &OsStr, real: &Path) -> Option<FamilyKind> {
         gcc::from_name(name)
             .or_else(|| msvc::from_name(name, real))
             .or_else(|| diab::from_name(name))
+            .or_else(|| nvcc::from_name(name))
             .map(FamilyKind::C)
     };
     let name = Path::new(invoked).file_name()?.to_str()?;
@@ -65,6 +67,23 @@ pub trait CFamily: Sync {
 
     /// The arguments of a run that writes the preprocessed source to stdout.
     fn preprocess_args(&self, req: &CCompile) -> Vec<OsString>;
+
+    /// Whether one preprocessor run covers everything the compile reads (false for nvcc, whose
+    /// `-E` shows one pass of several): when false, calls that need preprocessor mode pass through.
+    fn preprocessor_mode_sound(&self) -> bool {
+        true
+    }
+
+    /// Other compilers a call runs whose identity the key must cover (nvcc's host compiler), as
+    /// (role, file). Keyed by content like the compiler's own programs.
+    fn companion_compilers(
+        &self,
+        _req: &CCompile,
+        _cwd: &Path,
+        _env: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Result<Vec<(String, PathBuf)>, NotCacheable> {
+        Ok(Vec::new())
+    }
 
     /// The files a preprocessed source came from (its line markers), in order, without repeats.
     fn included_files(&self, preprocessed: &[u8]) -> Vec<PathBuf>;
@@ -354,4 +373,36 @@ pub fn identity(family: &dyn CFamily, real: &Path, cfg: &Config) -> std::io::Res
         _ => vec![("driver".to_string(), driver.clone())],
     };
     crate::identity::of_files(&cfg.dir.value, &cfg.compiler_check.value, &files)
+}
+
+/// The identity of everything a call runs: the compiler's own (`identity`) and that of each
+/// companion compiler (nvcc's host compiler), each by its own family's programs where it has one.
+pub fn call_identity(
+    family: &dyn CFamily,
+    real: &Path,
+    req: &CCompile,
+    cwd: &Path,
+    cfg: &Config,
+) -> Result<String, NotCacheable> {
+    let mut id = identity(family, real, cfg).map_err(|e| {
+        log::warn!(target: "compile", "cannot identify compiler {}: {e}", real.display());
+        NotCacheable::UnknownCompiler
+    })?;
+    for (role, path) in family.companion_compilers(req, cwd, &|v| std::env::var_os(v))? {
+        let companion = match detect(path.as_os_str(), &path) {
+            Some(FamilyKind::C(f)) => identity(f, &path, cfg),
+            _ => crate::identity::of_files(
+                &cfg.dir.value,
+                &cfg.compiler_check.value,
+                &[("driver".into(), path.clone())],
+            ),
+        };
+        let companion = companion.map_err(|e| {
+            log::warn!(target: "compile", "cannot identify {role} {}: {e}", path.display());
+            NotCacheable::UnknownCompiler
+        })?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        id.push_str(&format!("\n{role} {name} {companion}"));
+    }
+    Ok(id)
 }

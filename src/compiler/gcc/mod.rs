@@ -35,6 +35,9 @@ enum Kind {
     DepOnly,
     Wp,
     Xpreprocessor,
+    /// -Xclang: passed to clang's cc1 as it is; `-Xclang -include-pch -Xclang FILE` names a
+    /// precompiled header read (keyed by content, like -include-pch).
+    Xclang,
     Wa,
     /// -I, -isystem, -iquote, -idirafter (the flag name says which list).
     IncludeDir(&'static str),
@@ -89,7 +92,7 @@ static TABLE: &[Flag<Kind>] = &[
     f("-Xassembler", Separate, Plain),
     f("-Wl,", Joined, Plain),
     f("-Xlinker", Separate, Plain),
-    f("-Xclang", Separate, Plain),
+    f("-Xclang", Separate, Xclang),
     f("-I", JoinedOrSeparate, IncludeDir("-I")),
     f("-isystem", JoinedOrSeparate, IncludeDir("-isystem")),
     f("-iquote", JoinedOrSeparate, IncludeDir("-iquote")),
@@ -313,6 +316,12 @@ impl CFamily for Gcc {
     }
 
     fn precompiled_headers(&self, req: &CCompile, cwd: &Path) -> Vec<PathBuf> {
+        // gcc does not look for a .gch while it makes one (a garbage `x.gch` beside an `-include`d
+        // `x` draws no -Winvalid-pch warning then, as it does in a normal compile): the previous
+        // build's PCH is no input of the next one's. clang may chain PCHs, so it keeps them all.
+        if self.family == Family::Gcc && req.language.ends_with("header") {
+            return Vec::new();
+        }
         include_search::precompiled_headers(req, cwd)
     }
 
@@ -505,6 +514,9 @@ fn supported_language(lang: &str) -> Result<(), NotCacheable> {
         | "c++-cpp-output"
         | "objective-c-cpp-output"
         | "objective-c++-cpp-output" => Ok(()),
+        // Making a precompiled header (.gch/.pch) is a compile like any other: its output is
+        // restored byte for byte, so the users of a cached one see the same bytes and hit.
+        "header" | "c-header" | "c++-header" | "objective-c-header" | "objective-c++-header" => Ok(()),
         l if l.ends_with("header") => Err(NotCacheable::PrecompiledHeader),
         _ => Err(NotCacheable::UnsupportedLanguage),
     }
@@ -571,6 +583,8 @@ struct State {
     prefix_maps: Vec<(OsString, OsString)>,
     color: ColorChoice,
     non_source_input: bool,
+    /// The previous -Xclang value was `-include-pch`: the next one names the file.
+    xclang_pch_next: bool,
 }
 
 impl State {
@@ -676,6 +690,18 @@ impl State {
                     _ => {}
                 }
             }
+            Xclang => {
+                let v = value.clone().unwrap_or_default();
+                if std::mem::take(&mut self.xclang_pch_next) {
+                    let p = PathBuf::from(&v);
+                    if !cwd.join(&p).is_file() {
+                        return Err(NotCacheable::MissingInput);
+                    }
+                    self.extra_inputs.push(p);
+                } else if v == "-include-pch" {
+                    self.xclang_pch_next = true;
+                }
+            }
             Xpreprocessor => {
                 if value.as_ref().is_some_and(|v| v.as_bytes().starts_with(b"-M")) {
                     return Err(NotCacheable::UnsupportedOption);
@@ -754,9 +780,14 @@ impl State {
     }
 
     fn finish(self, cwd: &Path) -> Result<CCompile, NotCacheable> {
-        let Some(mode) = self.mode else {
+        // Compiling a header makes a precompiled header, with or without -c.
+        let header = self.source.as_ref().is_some_and(|(_, l)| l.ends_with("header"));
+        let Some(mode) = self.mode.or(header.then_some(CompileOnly)) else {
             return Err(NotCacheable::Linking);
         };
+        if header && mode != CompileOnly {
+            return Err(NotCacheable::TooHard("-S on a header"));
+        }
         if self.non_source_input {
             return Err(NotCacheable::NonSourceInput);
         }
@@ -766,6 +797,12 @@ impl State {
         let default_ext = if mode == AssembleOnly { "s" } else { "o" };
         let object = match &self.output {
             Some(o) => PathBuf::from(o),
+            // gcc and clang write `<header>.gch` beside the header.
+            Option::None if header => {
+                let mut p = source.clone().into_os_string();
+                p.push(".gch");
+                PathBuf::from(p)
+            }
             Option::None => PathBuf::from(source.file_stem().unwrap_or_default()).with_extension(default_ext),
         };
         let mut outputs = vec![Output {
@@ -952,5 +989,43 @@ mod tests {
         let b = parse_in(&d, &["-c", "a.c"]).unwrap();
         assert_eq!(a.key_args, b.key_args);
         assert_eq!(a.color, ColorChoice::Always);
+    }
+
+    #[test]
+    fn precompiled_header_creation_and_use() {
+        let d = dir();
+        std::fs::write(d.join("h.h"), "int z;").unwrap();
+        std::fs::write(d.join("h.pch"), "pch").unwrap();
+        // Making a PCH: with or without -c, `<header>.gch` beside the header unless -o says.
+        let c = parse_in(&d, &["-x", "c++-header", "h.h"]).unwrap();
+        assert_eq!(c.outputs[0].path, PathBuf::from("h.h.gch"));
+        let c = parse_in(&d, &["-c", "h.h", "-o", "x.gch"]).unwrap();
+        assert_eq!(c.outputs[0].path, PathBuf::from("x.gch"));
+        assert_eq!(
+            parse_in(&d, &["-S", "h.h"]).unwrap_err(),
+            NotCacheable::TooHard("-S on a header")
+        );
+        // clang's `-Xclang -include-pch -Xclang FILE` (CMake's form) keys the PCH by content.
+        let c = parse_in(
+            &d,
+            &[
+                "-c",
+                "a.c",
+                "-Xclang",
+                "-include-pch",
+                "-Xclang",
+                "h.pch",
+                "-Xclang",
+                "-include",
+                "-Xclang",
+                "h.h",
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.extra_inputs, vec![PathBuf::from("h.pch")]);
+        assert_eq!(
+            parse_in(&d, &["-c", "a.c", "-Xclang", "-include-pch", "-Xclang", "gone.pch"]).unwrap_err(),
+            NotCacheable::MissingInput
+        );
     }
 }
