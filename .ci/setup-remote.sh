@@ -21,7 +21,12 @@ fi
 # Azure: Azurite's blob service, from the npm registry.
 if ! command -v azurite-blob >/dev/null 2>&1; then
   echo "setup-remote: installing azurite (once) into $CACHEPOT_CI_TOOLS/npm"
-  command -v npm >/dev/null 2>&1 || { echo "setup-remote: npm is missing (Debian: apt-get install npm; .ci/packages-remote.txt lists it)" >&2; exit 1; }
+  # Debian's nodejs comes without npm; other builds of nodejs (NodeSource's) bundle it and conflict
+  # with Debian's npm package, so install it only when the command is missing.
+  if ! command -v npm >/dev/null 2>&1; then
+    ${SUDO:-} apt-get install -y -qq npm >/dev/null
+  fi
+  command -v npm >/dev/null 2>&1 || { echo "setup-remote: npm is missing (Debian: apt-get install npm)" >&2; exit 1; }
   npm install --silent --prefix "$CACHEPOT_CI_TOOLS/npm" azurite@3
   mkdir -p "$CACHEPOT_CI_TOOLS/bin"
   ln -sf "$CACHEPOT_CI_TOOLS/npm/node_modules/.bin/azurite-blob" "$CACHEPOT_CI_TOOLS/bin/azurite-blob"

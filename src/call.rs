@@ -140,6 +140,18 @@ impl CallCtx {
         c
     }
 
+    /// The cache as the settings describe it: the local disk, with the remote level behind it.
+    pub fn open_store(&self) -> Box<dyn Storage> {
+        let c = &self.cfg;
+        crate::store::open(
+            &c.dir.value,
+            c.max_size.value,
+            c.remote.as_ref(),
+            c.direct.value,
+            &c.trust,
+        )
+    }
+
     /// The bytes stored under `key`; `None` on a miss or a fault (counted).
     pub fn fetch(&mut self, store: &dyn Storage, key: &str) -> Option<Vec<u8>> {
         match store.get(key) {

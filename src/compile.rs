@@ -13,7 +13,7 @@ use crate::manifest::{
 use crate::outputs;
 use crate::paths::{self, Bases};
 use crate::stats::{self, Fault, Outcome};
-use crate::store::{self, Storage};
+use crate::store::Storage;
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -153,7 +153,7 @@ impl Call {
             start,
             pch_in_use,
         };
-        let store = store::open(&self.ctx.cfg);
+        let store = self.ctx.open_store();
         if self.ctx.cfg.direct.value {
             self.direct_mode(&*store, &known)
         } else {

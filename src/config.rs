@@ -26,54 +26,13 @@
 //! trusted_keys = ["cachepot-ed25519:…"]  # CACHEPOT_TRUSTED_KEYS (separated by spaces or commas)
 //! ```
 
+pub use crate::setting::{ConfigError, EnvReader, Setting, Source, env_bool, parse_bool, parse_size};
+use crate::setting::{absolute, expand_tilde};
 use crate::store::remote::{self, RemoteConfig};
+pub use crate::trust::{TRUST_KEYS, TrustConfig};
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// Where a setting's value came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    Default,
-    File(PathBuf),
-    Env(&'static str),
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Default => write!(f, "default"),
-            Source::File(p) => write!(f, "file {}", p.display()),
-            Source::Env(v) => write!(f, "env {v}"),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Setting<T> {
-    pub value: T,
-    pub source: Source,
-}
-
-impl<T> Setting<T> {
-    fn default(value: T) -> Self {
-        Setting {
-            value,
-            source: Source::Default,
-        }
-    }
-}
-
-/// A bad setting: which one, where, the value, and what would be accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -118,7 +77,6 @@ pub const TOP_KEYS: &[&str] = &[
     "compiler_check",
     "basedirs",
 ];
-pub const TRUST_KEYS: &[&str] = &["signing_key", "trusted_keys"];
 pub const DISK_KEYS: &[&str] = &["dir", "size"];
 pub const COORDINATOR_KEYS: &[&str] = &["mode", "jobs", "idle_timeout", "max_wait"];
 
@@ -131,9 +89,6 @@ pub fn file_keys() -> Vec<String> {
     keys.extend(remote::file_keys());
     keys
 }
-
-/// Reads one environment variable; a function so tests can supply their own environment.
-pub type EnvReader<'a> = &'a dyn Fn(&str) -> Option<OsString>;
 
 impl Config {
     /// Load from the process environment.
@@ -586,53 +541,6 @@ fn physical(d: PathBuf) -> PathBuf {
     d.canonicalize().unwrap_or(d)
 }
 
-/// Parse a boolean environment value; the one place booleans are parsed.
-pub fn env_bool(name: &str, value: &std::ffi::OsStr) -> Result<bool, ConfigError> {
-    let s = value.to_string_lossy();
-    parse_bool(&s).ok_or_else(|| {
-        ConfigError(format!(
-            "{name}={s}: not a boolean; accepted: 1/0, true/false, yes/no, on/off"
-        ))
-    })
-}
-
-/// 1/0, true/false, yes/no, on/off (any case); anything else is `None`.
-pub fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
-
-/// A size such as `10G`, `500MB`, `10g`, `1.5GiB` or `1048576`. K, M, G, T (any case, also KiB …
-/// TiB) are powers of 1024, as in sccache; KB, MB, GB, TB are powers of 1000, as in ccache; a bare
-/// number is bytes. Returns a message saying what is accepted.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let accepted = "not a size; accepted: a positive number with an optional unit: K, M, G, T (powers of 1024; KiB … TiB too) or KB, MB, GB, TB (powers of 1000), e.g. 10G or 500MB";
-    let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        _ => return Err(accepted.to_string()),
-    };
-    let n: f64 = num.parse().map_err(|_| accepted.to_string())?;
-    let bytes = n * multiplier as f64;
-    if bytes.is_nan() || bytes < 1.0 || bytes > u64::MAX as f64 {
-        return Err(accepted.to_string());
-    }
-    Ok(bytes as u64)
-}
-
 /// The cache size limit that means "no limit" (`0`, as in ccache).
 pub const UNLIMITED: u64 = u64::MAX;
 
@@ -743,26 +651,6 @@ fn config_file_path(env: EnvReader) -> Result<(Option<PathBuf>, Option<PathBuf>)
     };
     let p = base.join("cachepot").join("config.toml");
     Ok((p.is_file().then(|| p.clone()), Some(p)))
-}
-
-fn expand_tilde(s: &str, home: Option<&Path>) -> PathBuf {
-    if let Some(rest) = s.strip_prefix("~/") {
-        let home = home
-            .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os("HOME").map(PathBuf::from));
-        if let Some(h) = home {
-            return h.join(rest);
-        }
-    }
-    PathBuf::from(s)
-}
-
-fn absolute(p: PathBuf) -> PathBuf {
-    if p.is_absolute() {
-        p
-    } else {
-        std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
-    }
 }
 
 // ---- Coordinator settings (src/coordinator/) ----
@@ -959,6 +847,7 @@ fn parse_coordinator_mode(s: &str) -> Option<CoordinatorMode> {
 mod coordinator_tests {
     use super::*;
     use std::collections::HashMap;
+    use std::ffi::OsString;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
@@ -1007,171 +896,11 @@ mod coordinator_tests {
 
 // ---- end of coordinator settings ----
 
-// ---- Trust settings (src/trust.rs) ----
-
-/// Signed entries: the key this machine signs with, and the keys it accepts from the remote.
-/// Trust is on when either is set.
-#[derive(Debug, Clone)]
-pub struct TrustConfig {
-    /// A private key file (`cachepot --new-signing-key`): sign what goes to the remote.
-    pub signing_key: Setting<Option<PathBuf>>,
-    /// Public keys whose signatures the remote's objects must carry (the signing key's own is added).
-    pub trusted_keys: Setting<Vec<crate::trust::PublicKey>>,
-}
-
-impl Default for TrustConfig {
-    fn default() -> Self {
-        TrustConfig {
-            signing_key: Setting::default(None),
-            trusted_keys: Setting::default(Vec::new()),
-        }
-    }
-}
-
-impl TrustConfig {
-    fn apply_table(&mut self, value: &toml::Value, path: &Path) -> Result<(), ConfigError> {
-        let bad = |key: &str, what: &str| ConfigError(format!("config file {}: `trust.{key}` {what}", path.display()));
-        let table = value.as_table().ok_or_else(|| bad("", "must be a table ([trust])"))?;
-        let src = || Source::File(path.to_path_buf());
-        for (key, v) in table {
-            if !TRUST_KEYS.contains(&key.as_str()) {
-                return Err(bad(
-                    key,
-                    &format!("is not a known setting; accepted: {}", TRUST_KEYS.join(", ")),
-                ));
-            }
-            match key.as_str() {
-                "signing_key" => {
-                    let s = v.as_str().ok_or_else(|| bad(key, "must be a key file path string"))?;
-                    let p = expand_tilde(s, None);
-                    // Relative to the config file, as a path written in a file should be.
-                    let p = if p.is_relative() {
-                        path.parent().unwrap_or(Path::new("/")).join(p)
-                    } else {
-                        p
-                    };
-                    self.signing_key = Setting {
-                        value: Some(p),
-                        source: src(),
-                    };
-                }
-                "trusted_keys" => {
-                    let texts: Vec<&str> = match v {
-                        toml::Value::String(s) => vec![s.as_str()],
-                        toml::Value::Array(a) => a
-                            .iter()
-                            .map(|k| {
-                                k.as_str()
-                                    .ok_or_else(|| bad(key, "must be a list of public key strings"))
-                            })
-                            .collect::<Result<_, _>>()?,
-                        _ => return Err(bad(key, "must be a list of public key strings")),
-                    };
-                    let keys = texts
-                        .iter()
-                        .map(|t| crate::trust::PublicKey::parse(t).map_err(|e| bad(key, &e)))
-                        .collect::<Result<_, _>>()?;
-                    self.trusted_keys = Setting {
-                        value: keys,
-                        source: src(),
-                    };
-                }
-                other => {
-                    return Err(bad(
-                        other,
-                        "is not a known setting; accepted: signing_key, trusted_keys",
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn apply_env(&mut self, env: EnvReader) -> Result<(), ConfigError> {
-        if let Some(v) = env("CACHEPOT_SIGNING_KEY").filter(|v| !v.is_empty()) {
-            self.signing_key = Setting {
-                value: Some(absolute(PathBuf::from(v))),
-                source: Source::Env("CACHEPOT_SIGNING_KEY"),
-            };
-        }
-        if let Some(v) = env("CACHEPOT_TRUSTED_KEYS").filter(|v| !v.is_empty()) {
-            let text = v.to_string_lossy();
-            let keys = text
-                .split(|c: char| c == ',' || c.is_whitespace())
-                .filter(|t| !t.is_empty())
-                .map(|t| {
-                    crate::trust::PublicKey::parse(t).map_err(|e| ConfigError(format!("CACHEPOT_TRUSTED_KEYS: {e}")))
-                })
-                .collect::<Result<_, _>>()?;
-            self.trusted_keys = Setting {
-                value: keys,
-                source: Source::Env("CACHEPOT_TRUSTED_KEYS"),
-            };
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod trust_tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
-        Config::load_with(&|name| map.get(name).cloned())
-    }
-
-    const A: &str = "cachepot-ed25519:95154bff89135111:1oJFE0Xoodf0dIranGthwyduDQlXPwiSj6g2R7whqzg=";
-
-    #[test]
-    fn trust_settings() {
-        let t = load(&[("HOME", "/h")]).unwrap().trust;
-        assert!(t.signing_key.value.is_none() && t.trusted_keys.value.is_empty());
-        let a = crate::trust::PublicKey::parse(A).unwrap_or_else(|e| panic!("{e}"));
-        let t = load(&[
-            ("HOME", "/h"),
-            ("CACHEPOT_SIGNING_KEY", "/k/ci.key"),
-            ("CACHEPOT_TRUSTED_KEYS", &format!("{A}, {A}\n")),
-        ])
-        .unwrap()
-        .trust;
-        assert_eq!(t.signing_key.value, Some(PathBuf::from("/k/ci.key")));
-        assert_eq!(t.trusted_keys.value, vec![a.clone(), a]);
-        let e = load(&[("HOME", "/h"), ("CACHEPOT_TRUSTED_KEYS", "ssh-ed25519 AAAA")]).unwrap_err();
-        assert!(
-            e.0.starts_with("CACHEPOT_TRUSTED_KEYS: \"ssh-ed25519\" is not a cachepot public key"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn trust_table() {
-        let dir = std::env::temp_dir().join(format!("cachepot-cfg-trust-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("c.toml");
-        std::fs::write(
-            &file,
-            format!("[trust]\nsigning_key = \"ci.key\"\ntrusted_keys = [\"{A}\"]\n"),
-        )
-        .unwrap();
-        let f = file.to_str().unwrap();
-        let t = load(&[("HOME", "/h"), ("CACHEPOT_CONF", f)]).unwrap().trust;
-        assert_eq!(t.signing_key.value, Some(dir.join("ci.key")));
-        assert_eq!(t.trusted_keys.value.len(), 1);
-        std::fs::write(&file, "[trust]\ntrusted_key = []\n").unwrap();
-        let e = load(&[("HOME", "/h"), ("CACHEPOT_CONF", f)]).unwrap_err();
-        assert!(e.0.contains("`trust.trusted_key` is not a known setting"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
-
-// ---- end of trust settings ----
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::ffi::OsString;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();

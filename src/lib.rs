@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod outputs;
 pub mod paths;
 pub mod rust;
+pub mod setting;
 pub mod shims;
 pub mod stats;
 pub mod store;

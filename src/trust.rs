@@ -36,7 +36,7 @@
 //! `rejected_signature` and logged once per call. Trust off: envelopes are taken off unverified, so
 //! caches that sign can still serve readers that do not check.
 
-use crate::config::TrustConfig;
+use crate::setting::{ConfigError, EnvReader, Setting, Source, absolute, expand_tilde};
 use crate::store::{Storage, StoreError};
 use base64::Engine as _;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
@@ -667,6 +667,170 @@ impl Storage for Level {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+// ---- The [trust] settings (read by config.rs) ----
+
+/// The keys of the `[trust]` table.
+pub const TRUST_KEYS: &[&str] = &["signing_key", "trusted_keys"];
+
+/// Signed entries: the key this machine signs with, and the keys it accepts from the remote.
+/// Trust is on when either is set.
+#[derive(Debug, Clone)]
+pub struct TrustConfig {
+    /// A private key file (`cachepot --new-signing-key`): sign what goes to the remote.
+    pub signing_key: Setting<Option<PathBuf>>,
+    /// Public keys whose signatures the remote's objects must carry (the signing key's own is added).
+    pub trusted_keys: Setting<Vec<PublicKey>>,
+}
+
+impl Default for TrustConfig {
+    fn default() -> Self {
+        TrustConfig {
+            signing_key: Setting::default(None),
+            trusted_keys: Setting::default(Vec::new()),
+        }
+    }
+}
+
+impl TrustConfig {
+    pub(crate) fn apply_table(&mut self, value: &toml::Value, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &str, what: &str| ConfigError(format!("config file {}: `trust.{key}` {what}", path.display()));
+        let table = value.as_table().ok_or_else(|| bad("", "must be a table ([trust])"))?;
+        let src = || Source::File(path.to_path_buf());
+        for (key, v) in table {
+            if !TRUST_KEYS.contains(&key.as_str()) {
+                return Err(bad(
+                    key,
+                    &format!("is not a known setting; accepted: {}", TRUST_KEYS.join(", ")),
+                ));
+            }
+            match key.as_str() {
+                "signing_key" => {
+                    let s = v.as_str().ok_or_else(|| bad(key, "must be a key file path string"))?;
+                    let p = expand_tilde(s, None);
+                    // Relative to the config file, as a path written in a file should be.
+                    let p = if p.is_relative() {
+                        path.parent().unwrap_or(Path::new("/")).join(p)
+                    } else {
+                        p
+                    };
+                    self.signing_key = Setting {
+                        value: Some(p),
+                        source: src(),
+                    };
+                }
+                "trusted_keys" => {
+                    let texts: Vec<&str> = match v {
+                        toml::Value::String(s) => vec![s.as_str()],
+                        toml::Value::Array(a) => a
+                            .iter()
+                            .map(|k| {
+                                k.as_str()
+                                    .ok_or_else(|| bad(key, "must be a list of public key strings"))
+                            })
+                            .collect::<Result<_, _>>()?,
+                        _ => return Err(bad(key, "must be a list of public key strings")),
+                    };
+                    let keys = texts
+                        .iter()
+                        .map(|t| PublicKey::parse(t).map_err(|e| bad(key, &e)))
+                        .collect::<Result<_, _>>()?;
+                    self.trusted_keys = Setting {
+                        value: keys,
+                        source: src(),
+                    };
+                }
+                other => {
+                    return Err(bad(
+                        other,
+                        "is not a known setting; accepted: signing_key, trusted_keys",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn apply_env(&mut self, env: EnvReader) -> Result<(), ConfigError> {
+        if let Some(v) = env("CACHEPOT_SIGNING_KEY").filter(|v| !v.is_empty()) {
+            self.signing_key = Setting {
+                value: Some(absolute(PathBuf::from(v))),
+                source: Source::Env("CACHEPOT_SIGNING_KEY"),
+            };
+        }
+        if let Some(v) = env("CACHEPOT_TRUSTED_KEYS").filter(|v| !v.is_empty()) {
+            let text = v.to_string_lossy();
+            let keys = text
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|t| !t.is_empty())
+                .map(|t| PublicKey::parse(t).map_err(|e| ConfigError(format!("CACHEPOT_TRUSTED_KEYS: {e}"))))
+                .collect::<Result<_, _>>()?;
+            self.trusted_keys = Setting {
+                value: keys,
+                source: Source::Env("CACHEPOT_TRUSTED_KEYS"),
+            };
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod trust_tests {
+    use super::*;
+    use crate::config::Config;
+    use std::collections::HashMap;
+    use std::ffi::OsString;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        Config::load_with(&|name| map.get(name).cloned())
+    }
+
+    const A: &str = "cachepot-ed25519:95154bff89135111:1oJFE0Xoodf0dIranGthwyduDQlXPwiSj6g2R7whqzg=";
+
+    #[test]
+    fn trust_settings() {
+        let t = load(&[("HOME", "/h")]).unwrap().trust;
+        assert!(t.signing_key.value.is_none() && t.trusted_keys.value.is_empty());
+        let a = PublicKey::parse(A).unwrap_or_else(|e| panic!("{e}"));
+        let t = load(&[
+            ("HOME", "/h"),
+            ("CACHEPOT_SIGNING_KEY", "/k/ci.key"),
+            ("CACHEPOT_TRUSTED_KEYS", &format!("{A}, {A}\n")),
+        ])
+        .unwrap()
+        .trust;
+        assert_eq!(t.signing_key.value, Some(PathBuf::from("/k/ci.key")));
+        assert_eq!(t.trusted_keys.value, vec![a.clone(), a]);
+        let e = load(&[("HOME", "/h"), ("CACHEPOT_TRUSTED_KEYS", "ssh-ed25519 AAAA")]).unwrap_err();
+        assert!(
+            e.0.starts_with("CACHEPOT_TRUSTED_KEYS: \"ssh-ed25519\" is not a cachepot public key"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn trust_table() {
+        let dir = std::env::temp_dir().join(format!("cachepot-cfg-trust-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            format!("[trust]\nsigning_key = \"ci.key\"\ntrusted_keys = [\"{A}\"]\n"),
+        )
+        .unwrap();
+        let f = file.to_str().unwrap();
+        let t = load(&[("HOME", "/h"), ("CACHEPOT_CONF", f)]).unwrap().trust;
+        assert_eq!(t.signing_key.value, Some(dir.join("ci.key")));
+        assert_eq!(t.trusted_keys.value.len(), 1);
+        std::fs::write(&file, "[trust]\ntrusted_key = []\n").unwrap();
+        let e = load(&[("HOME", "/h"), ("CACHEPOT_CONF", f)]).unwrap_err();
+        assert!(e.0.contains("`trust.trusted_key` is not a known setting"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+// ---- end of the [trust] settings ----
 
 #[cfg(test)]
 mod tests {

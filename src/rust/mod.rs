@@ -101,7 +101,7 @@ impl RustCall {
             hashes,
         };
         // The same store as C compiles: the local disk, with the configured remote behind it.
-        let store = crate::store::open(&self.ctx.cfg);
+        let store = self.ctx.open_store();
         let store = store.as_ref();
         if !self.ctx.cfg.recache.value
             && let Some(status) = self.try_hit(store, &mut p)

@@ -11,7 +11,7 @@
 
 use super::remote::{Secret, Settings, Timeouts};
 use super::{Storage, StoreError, http};
-use crate::config::{ConfigError, Setting, Source};
+use crate::setting::{ConfigError, Setting, Source};
 use base64::Engine as _;
 use hmac::{KeyInit, Mac};
 use std::cell::RefCell;

@@ -19,7 +19,7 @@
 
 use super::remote::{Settings, Timeouts};
 use super::{Storage, StoreError, http};
-use crate::config::{ConfigError, Setting, Source};
+use crate::setting::{ConfigError, Setting, Source};
 use base64::Engine as _;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};

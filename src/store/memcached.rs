@@ -20,7 +20,7 @@
 
 use super::remote::{Settings, Timeouts};
 use super::{Storage, StoreError};
-use crate::config::{ConfigError, Setting, Source, parse_size};
+use crate::setting::{ConfigError, Setting, Source, parse_size};
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};

@@ -98,20 +98,20 @@ pub trait Storage {
 
 /// The store a compile uses, from the configuration: the local disk, with the configured remote
 /// behind it (nothing is connected until the first lookup).
-pub fn open(cfg: &crate::config::Config) -> Box<dyn Storage> {
+pub fn open(
+    cache_dir: &std::path::Path,
+    max_size: u64,
+    remote_cfg: Option<&remote::RemoteConfig>,
+    direct: bool,
+    trust: &crate::trust::TrustConfig,
+) -> Box<dyn Storage> {
     // Connecting ahead pays where a preprocessor run follows the opening (preprocessor mode), or
     // where every lookup goes to the remote (no local level). In direct mode the first lookup comes
     // at once, and a local hit would leave the server a connection made for nothing.
-    let connect_ahead = !cfg.direct.value || cfg.remote.as_ref().is_some_and(|r| !r.local.value);
+    let connect_ahead = !direct || remote_cfg.is_some_and(|r| !r.local.value);
     // Trust on: every level verifies what it returns and signs what it keeps (trust.rs).
-    let trust = crate::trust::Trust::open(&cfg.trust, &cfg.dir.value);
-    remote::open(
-        &cfg.dir.value,
-        cfg.max_size.value,
-        cfg.remote.as_ref(),
-        connect_ahead,
-        trust,
-    )
+    let trust = crate::trust::Trust::open(trust, cache_dir);
+    remote::open(cache_dir, max_size, remote_cfg, connect_ahead, trust)
 }
 
 /// Keep a secret (credentials, a token) for the next compiles: a 0600 file in the cache dir,

@@ -12,7 +12,7 @@
 
 use super::remote::{Secret, Settings, Timeouts, mask_url};
 use super::{Storage, StoreError};
-use crate::config::{ConfigError, Setting, Source};
+use crate::setting::{ConfigError, Setting, Source};
 use redis::IntoConnectionInfo;
 use std::cell::RefCell;
 

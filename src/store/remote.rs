@@ -21,7 +21,7 @@
 
 use super::Storage;
 use super::disk::DiskStore;
-use crate::config::{ConfigError, EnvReader, Setting, Source, parse_bool};
+use crate::setting::{ConfigError, EnvReader, Setting, Source, parse_bool};
 use crate::trust::Level;
 use std::collections::BTreeMap;
 use std::fmt;

@@ -17,7 +17,7 @@
 use super::remote::{Settings, Timeouts};
 use super::s3_credentials::{self, AwsEnv};
 use super::{Storage, StoreError, http};
-use crate::config::{ConfigError, Setting, Source};
+use crate::setting::{ConfigError, Setting, Source};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use std::cell::RefCell;
 use std::path::PathBuf;

@@ -21,7 +21,7 @@
 use super::StoreError;
 use super::http;
 use super::remote::{Secret, Timeouts};
-use crate::config::EnvReader;
+use crate::setting::EnvReader;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
