@@ -298,3 +298,64 @@ fn common_parent_base_hit_names_its_own_checkout() {
     assert!(d.contains(own.to_str().unwrap()), "{d}");
     assert!(!d.contains("/one/"), "{d}");
 }
+
+/// An autoconf project (default CFLAGS "-g -O2", config.h generated in the build dir) configured
+/// in two VPATH build dirs: with the checkout as base directory, every object of the second hits.
+#[test]
+fn autoconf_second_build_dir_hits_everything() {
+    let autoconf = require_tool("autoconf");
+    require_tool("make");
+    let mut env = Env::new("basedirs-autoconf");
+    let root = env.dir.join("proj");
+    let w = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w(
+        "configure.ac",
+        "AC_INIT([demo], [1.0])\nAC_PROG_CC\nAC_CONFIG_HEADERS([config.h])\nAC_CONFIG_FILES([Makefile])\nAC_OUTPUT\n",
+    );
+    w(
+        "Makefile.in",
+        "srcdir = @srcdir@\nVPATH = @srcdir@\nCC = @CC@\nCFLAGS = @CFLAGS@\nOBJS = a.o b.o main.o\n\
+         prog: $(OBJS)\n\t$(CC) -o $@ $(OBJS)\n\
+         %.o: %.c\n\t$(CC) $(CFLAGS) -DHAVE_CONFIG_H -I. -I$(srcdir) -c $< -o $@\n",
+    );
+    w("config.h.in", "#undef PACKAGE_NAME\n#undef PACKAGE_VERSION\n");
+    w("demo.h", "int a(void); int b(void);\n");
+    w(
+        "a.c",
+        "#include \"config.h\"\n#include \"demo.h\"\nint a(void) { return 20; }\n",
+    );
+    w(
+        "b.c",
+        "#include \"config.h\"\n#include \"demo.h\"\nint b(void) { return 22; }\n",
+    );
+    w(
+        "main.c",
+        "#include <stdio.h>\n#include \"config.h\"\n#include \"demo.h\"\nint main(void) { printf(\"%s %d\\n\", PACKAGE_NAME, a() + b()); return 0; }\n",
+    );
+    let out = env.cmd(&autoconf).current_dir(&root).output().unwrap();
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    env.set("CACHEPOT_BASEDIRS", root.to_str().unwrap());
+    for (i, dir) in ["build-one", "build-two"].iter().enumerate() {
+        let bd = root.join(dir);
+        std::fs::create_dir_all(&bd).unwrap();
+        let conf = env
+            .cmd("../configure")
+            .current_dir(&bd)
+            .env("CC", format!("{} gcc", cachepot_bin().display()))
+            .output()
+            .unwrap();
+        assert!(conf.status.success(), "{}{}", s(&conf.stdout), s(&conf.stderr));
+        env.ok(&["--zero-stats"]);
+        let make = env.cmd("make").current_dir(&bd).output().unwrap();
+        assert!(make.status.success(), "{}{}", s(&make.stdout), s(&make.stderr));
+        let run = Command::new(bd.join("prog")).output().unwrap();
+        assert_eq!(s(&run.stdout), "demo 42\n");
+        let st = env.stats();
+        let expect = if i == 0 { (Some(3), Some(0)) } else { (Some(0), Some(3)) };
+        assert_eq!((st["misses"].as_u64(), st["hits"].as_u64()), expect, "{dir}: {st}");
+    }
+}
