@@ -136,12 +136,6 @@ impl CFamily for Diab {
         KEY_ENV
     }
 
-    fn preprocess_args(&self, req: &CCompile) -> Vec<OsString> {
-        let mut a = req.preprocessor_args.clone();
-        a.push(OsString::from("-E"));
-        a
-    }
-
     fn included_files(&self, preprocessed: &[u8]) -> Vec<PathBuf> {
         super::msvc::line_directives(preprocessed)
     }

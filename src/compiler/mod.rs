@@ -66,7 +66,11 @@ pub trait CFamily: Sync {
     fn key_env(&self) -> &'static [&'static str];
 
     /// The arguments of a run that writes the preprocessed source to stdout.
-    fn preprocess_args(&self, req: &CCompile) -> Vec<OsString>;
+    fn preprocess_args(&self, req: &CCompile) -> Vec<OsString> {
+        let mut a = req.preprocessor_args.clone();
+        a.push(OsString::from("-E"));
+        a
+    }
 
     /// Whether one preprocessor run covers everything the compile reads (false for nvcc, whose
     /// `-E` shows one pass of several): when false, calls that need preprocessor mode pass through.

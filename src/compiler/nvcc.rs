@@ -315,12 +315,6 @@ impl CFamily for Nvcc {
 
     /// Only for completeness: the C flow asks nvcc for no preprocessor run
     /// (`preprocessor_mode_sound` is false), as `-E` covers one pass of several.
-    fn preprocess_args(&self, req: &CCompile) -> Vec<OsString> {
-        let mut a = req.preprocessor_args.clone();
-        a.push(OsString::from("-E"));
-        a
-    }
-
     fn preprocessor_mode_sound(&self) -> bool {
         false
     }

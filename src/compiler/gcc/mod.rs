@@ -277,12 +277,6 @@ impl CFamily for Gcc {
         KEY_ENV
     }
 
-    fn preprocess_args(&self, req: &CCompile) -> Vec<OsString> {
-        let mut a = req.preprocessor_args.clone();
-        a.push(OsString::from("-E"));
-        a
-    }
-
     fn included_files(&self, preprocessed: &[u8]) -> Vec<PathBuf> {
         linemarkers::included_files(preprocessed)
     }
