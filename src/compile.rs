@@ -355,7 +355,7 @@ impl Call {
         };
         if let Some(d) = &own_dep
             && out.status != 0
-            && (contains(&out.stderr, d.as_os_str().as_encoded_bytes()) || !d.parent().is_some_and(Path::exists))
+            && (paths::contains(&out.stderr, d.as_os_str().as_encoded_bytes()) || !d.parent().is_some_and(Path::exists))
         {
             // The compile failed on our dependency file (disk full, cache dir made read-only or
             // removed meanwhile): that failure is ours, not the user's. Compile again as asked.
@@ -808,8 +808,4 @@ struct Compiled {
     status: i32,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }

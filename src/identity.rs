@@ -10,7 +10,7 @@
 //! ```
 //! A lost update (two calls adding at once) only costs a second hash later.
 
-use crate::key::{KeyBuilder, hex, sha256_hex};
+use crate::key::{KeyBuilder, hex, sha256_hex, unhex};
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -116,7 +116,7 @@ pub fn programs(
                 let (role, path) = l.rsplit_once(' ')?;
                 Some((
                     role.to_string(),
-                    PathBuf::from(std::ffi::OsStr::from_bytes(&unhex(path))),
+                    PathBuf::from(std::ffi::OsStr::from_bytes(&unhex(path)?)),
                 ))
             })
             .collect();
@@ -256,7 +256,10 @@ impl Memo {
                 mtime: (ms, mn),
                 ctime: (cs, cn),
             };
-            entries.insert(key, (digest.to_string(), unhex(path)));
+            let Some(path) = unhex(path) else {
+                continue;
+            };
+            entries.insert(key, (digest.to_string(), path));
         }
         Memo {
             file,
@@ -318,12 +321,6 @@ impl Memo {
             log::debug!(target: "identity", "cannot save {}: {e}", self.file.display());
         }
     }
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@
 //! move on the next change).
 
 use crate::entry::{EntryError, decode_framed, encode_framed};
-use crate::key::{hex, sha256_hex};
+use crate::key::{hex, sha256_hex, unhex};
 use std::collections::HashMap;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
@@ -114,16 +114,6 @@ impl Manifest {
         self.candidates.insert(0, c);
         self.candidates.truncate(MAX_CANDIDATES);
     }
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 type Stat = (u64, u64, u64, i64, i64, i64, i64);
