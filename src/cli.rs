@@ -353,6 +353,11 @@ fn settings(cfg: &Config) -> Vec<Row> {
         row("error_log", json!(cfg.error_log.value), &cfg.error_log.source),
         row("basedirs", json!(cfg.basedirs.value), &cfg.basedirs.source),
         row(
+            "rust_implicit_basedirs",
+            json!(cfg.rust_implicit_basedirs.value),
+            &cfg.rust_implicit_basedirs.source,
+        ),
+        row(
             "compiler_check",
             json!(cfg.compiler_check.value.to_string()),
             &cfg.compiler_check.source,

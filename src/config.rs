@@ -12,6 +12,7 @@
 //! error_log = "/tmp/cp.log"  # CACHEPOT_ERROR_LOG
 //! compiler_check = "content" # CACHEPOT_COMPILER_CHECK: content | mtime | string:<text>
 //! basedirs = ["/home/me/src"] # CACHEPOT_BASEDIRS (':'-separated)
+//! rust_implicit_basedirs = true # CACHEPOT_RUST_IMPLICIT_BASEDIRS: $CARGO_HOME, target dir
 //! [cache.disk]
 //! dir = "~/.cache/cachepot"  # CACHEPOT_DIR
 //! size = "10G"               # CACHEPOT_CACHE_SIZE
@@ -54,6 +55,9 @@ pub struct Config {
     /// Base directories (paths.rs): absolute paths under them are keyed relative to the working
     /// directory, so checkouts and build dirs at other places share entries.
     pub basedirs: Setting<Vec<PathBuf>>,
+    /// Rust: `$CARGO_HOME` and the build's target (profile) dir count as base directories without
+    /// being configured (rust/bases.rs); off keeps their absolute paths in keys and outputs.
+    pub rust_implicit_basedirs: Setting<bool>,
     /// The remote store behind the local disk, if one is configured (store/remote.rs parses it).
     pub remote: Option<RemoteConfig>,
     /// The config file's remote `[cache.*]` tables, as read, for store/remote.rs.
@@ -76,6 +80,7 @@ pub const TOP_KEYS: &[&str] = &[
     "error_log",
     "compiler_check",
     "basedirs",
+    "rust_implicit_basedirs",
 ];
 pub const DISK_KEYS: &[&str] = &["dir", "size"];
 pub const COORDINATOR_KEYS: &[&str] = &["mode", "jobs", "idle_timeout", "max_wait"];
@@ -111,6 +116,7 @@ impl Config {
             error_log: Setting::default(None),
             compiler_check: Setting::default(crate::identity::CompilerCheck::Content),
             basedirs: Setting::default(Vec::new()),
+            rust_implicit_basedirs: Setting::default(true),
             remote: None,
             remote_tables: BTreeMap::new(),
             coordinator: CoordinatorConfig::default(),
@@ -149,12 +155,13 @@ impl Config {
                 ));
             }
             match key.as_str() {
-                "recache" | "disable" | "direct" | "debug" => {
+                "recache" | "disable" | "direct" | "debug" | "rust_implicit_basedirs" => {
                     let b = value.as_bool().ok_or_else(|| bad(key, "must be true or false"))?;
                     let slot = match key.as_str() {
                         "recache" => &mut self.recache,
                         "disable" => &mut self.disable,
                         "direct" => &mut self.direct,
+                        "rust_implicit_basedirs" => &mut self.rust_implicit_basedirs,
                         _ => &mut self.debug,
                     };
                     *slot = Setting {
@@ -232,7 +239,7 @@ impl Config {
                 other => {
                     return Err(bad(
                         other,
-                        "is not a known setting; accepted: recache, disable, direct, debug, log, error_log, compiler_check, basedirs, [cache.disk], [coordinator], [trust]",
+                        "is not a known setting; accepted: recache, disable, direct, debug, log, error_log, compiler_check, basedirs, rust_implicit_basedirs, [cache.disk], [coordinator], [trust]",
                     ));
                 }
             }
@@ -318,6 +325,7 @@ impl Config {
             ("CACHEPOT_DISABLE", &mut self.disable),
             ("CACHEPOT_DIRECT", &mut self.direct),
             ("CACHEPOT_DEBUG", &mut self.debug),
+            ("CACHEPOT_RUST_IMPLICIT_BASEDIRS", &mut self.rust_implicit_basedirs),
         ] {
             if let Some(v) = get(name) {
                 let value = env_bool(name, &v)?;
@@ -487,6 +495,7 @@ pub const ENV_VARS: &[&str] = &[
     "CACHEPOT_REMOTE_PREFIX",
     "CACHEPOT_REMOTE_READ_ONLY",
     "CACHEPOT_REMOTE_TIMEOUT",
+    "CACHEPOT_RUST_IMPLICIT_BASEDIRS",
     "CACHEPOT_S3_KEY_PREFIX",
     "CACHEPOT_S3_NO_CREDENTIALS",
     "CACHEPOT_S3_PATH_STYLE",

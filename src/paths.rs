@@ -112,57 +112,72 @@ impl Bases {
     /// base replaced by a mark holding that path relative to `cwd`, so that `restore_listing`
     /// names the same file of this build's checkout.
     pub fn store_listing(&self, data: &[u8], cwd: &Path) -> Vec<u8> {
-        self.rewrite_paths(data, |p| {
-            let mut mark = MARK_OPEN.to_vec();
-            mark.extend_from_slice(relative(cwd, p).as_os_str().as_bytes());
-            mark.extend_from_slice(MARK_CLOSE);
-            mark
-        })
+        self.rewrite_paths(data, |p| mark(relative(cwd, p).as_os_str().as_bytes()))
     }
 
-    /// `data` with each path that begins with a base (at the start of a word: after a space, a
-    /// quote, a parenthesis, '=' or ':') and runs to the end of the word (a space, a quote, a
-    /// parenthesis, ':' or ','), replaced by `with(path)`, the path normalized.
     fn rewrite_paths(&self, data: &[u8], with: impl Fn(&Path) -> Vec<u8>) -> Vec<u8> {
-        if !self.embedded_in(data) {
-            return data.to_vec();
-        }
-        const STARTS: &[u8] = b" \t\r\n\"'(=:<,";
-        const ENDS: &[u8] = b" \t\r\n\"'():,<>\0";
-        let mut out = Vec::with_capacity(data.len());
-        let mut i = 0;
-        while i < data.len() {
-            let at_word = i == 0 || STARTS.contains(&data[i - 1]);
-            let base = at_word && data[i] == b'/' && {
-                let rest = &data[i..];
-                self.dirs.iter().any(|d| {
-                    let d = d.as_os_str().as_bytes();
-                    rest.starts_with(d) && rest.get(d.len()).is_none_or(|c| *c == b'/' || ENDS.contains(c))
-                })
-            };
-            if base {
-                let len = data[i..]
-                    .iter()
-                    .position(|c| ENDS.contains(c))
-                    .unwrap_or(data.len() - i);
-                let path = normalize(Path::new(OsStr::from_bytes(&data[i..i + len])));
-                out.extend(with(&path));
-                i += len;
-            } else {
-                out.push(data[i]);
-                i += 1;
-            }
-        }
-        out
+        rewrite_paths(&self.dirs, data, with)
     }
+}
+
+/// `data` with each path that begins with one of `dirs` (at the start of a word: after a space, a
+/// quote, a parenthesis, '=' or ':') and runs to the end of the word (a space, a quote, a
+/// parenthesis, ':' or ','), replaced by `with(path)`, the path normalized.
+pub fn rewrite_paths(dirs: &[PathBuf], data: &[u8], with: impl Fn(&Path) -> Vec<u8>) -> Vec<u8> {
+    if !dirs.iter().any(|d| contains(data, d.as_os_str().as_bytes())) {
+        return data.to_vec();
+    }
+    const STARTS: &[u8] = b" \t\r\n\"'(=:<,";
+    const ENDS: &[u8] = b" \t\r\n\"'():,<>\0";
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        let at_word = i == 0 || STARTS.contains(&data[i - 1]);
+        let base = at_word && data[i] == b'/' && {
+            let rest = &data[i..];
+            dirs.iter().any(|d| {
+                let d = d.as_os_str().as_bytes();
+                rest.starts_with(d) && rest.get(d.len()).is_none_or(|c| *c == b'/' || ENDS.contains(c))
+            })
+        };
+        if base {
+            let len = data[i..]
+                .iter()
+                .position(|c| ENDS.contains(c))
+                .unwrap_or(data.len() - i);
+            let path = normalize(Path::new(OsStr::from_bytes(&data[i..i + len])));
+            out.extend(with(&path));
+            i += len;
+        } else {
+            out.push(data[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 const MARK_OPEN: &[u8] = b"\0cachepot-base:";
 const MARK_CLOSE: &[u8] = b"\0";
 
+/// `path` (as a key names it: relative to the working directory, or `$NAME/…` for a named base)
+/// inside a mark, for `restore_listing`.
+pub fn mark(path: &[u8]) -> Vec<u8> {
+    let mut m = MARK_OPEN.to_vec();
+    m.extend_from_slice(path);
+    m.extend_from_slice(MARK_CLOSE);
+    m
+}
+
 /// Put this build's absolute paths back where `store_listing` left marks: each mark names a base
 /// relative to the working directory, so `cwd` joined with it is this build's base.
 pub fn restore_listing(data: &[u8], cwd: &Path) -> Vec<u8> {
+    restore_listing_with(data, cwd, &|_| None)
+}
+
+/// As `restore_listing`, where a mark may also begin with a named base (`$NAME` or `$NAME/…`, see
+/// rust/bases.rs) that `named` turns into this build's directory. A name it does not know stays
+/// as it was stored.
+pub fn restore_listing_with(data: &[u8], cwd: &Path, named: &dyn Fn(&str) -> Option<PathBuf>) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len());
     let mut i = 0;
     while i < data.len() {
@@ -170,8 +185,20 @@ pub fn restore_listing(data: &[u8], cwd: &Path) -> Vec<u8> {
             && let Some(len) = data[i + MARK_OPEN.len()..].iter().position(|&c| c == 0)
         {
             let rel = &data[i + MARK_OPEN.len()..i + MARK_OPEN.len() + len];
-            let base = normalize(&cwd.join(OsStr::from_bytes(rel)));
-            out.extend_from_slice(base.as_os_str().as_bytes());
+            if rel.first() == Some(&b'$') {
+                let (name, rest) = match rel.iter().position(|&c| c == b'/') {
+                    Some(p) => (&rel[..p], &rel[p + 1..]),
+                    None => (rel, &b""[..]),
+                };
+                match named(&String::from_utf8_lossy(name)) {
+                    Some(dir) if rest.is_empty() => out.extend_from_slice(dir.as_os_str().as_bytes()),
+                    Some(dir) => out.extend_from_slice(dir.join(OsStr::from_bytes(rest)).as_os_str().as_bytes()),
+                    None => out.extend_from_slice(rel),
+                }
+            } else {
+                let base = normalize(&cwd.join(OsStr::from_bytes(rel)));
+                out.extend_from_slice(base.as_os_str().as_bytes());
+            }
             i += MARK_OPEN.len() + len + MARK_CLOSE.len();
         } else {
             out.push(data[i]);

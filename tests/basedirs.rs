@@ -3,6 +3,7 @@
 //! in dependency files; an output that still embeds a base's absolute path is never handed to
 //! another location; without bases nothing is shared by accident.
 mod common;
+mod remote_support;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,9 +30,13 @@ fn checkout(root: &Path) -> PathBuf {
 }
 
 fn compile(env: &Env, root: &Path, name: &str, extra: &[&str]) -> std::process::Output {
+    compile_with(env, root, "gcc", name, extra)
+}
+
+fn compile_with(env: &Env, root: &Path, gcc: &str, name: &str, extra: &[&str]) -> std::process::Output {
     let build = root.join("build");
     let mut args: Vec<String> = vec![
-        "gcc".into(),
+        gcc.into(),
         "-g".into(),
         "-O1".into(),
         format!("-I{}", root.join("include").display()),
@@ -358,4 +363,55 @@ fn autoconf_second_build_dir_hits_everything() {
         let expect = if i == 0 { (Some(3), Some(0)) } else { (Some(0), Some(3)) };
         assert_eq!((st["misses"].as_u64(), st["hits"].as_u64()), expect, "{dir}: {st}");
     }
+}
+
+/// Machine A fills a shared Redis; machine B — another checkout path, its own install of the same
+/// gcc bytes (another path, new mtimes) and an empty cache dir — gets every object from it as a
+/// direct hit, byte for byte, with its own paths in the dependency files, and the program runs.
+#[test]
+fn second_machine_gets_every_object_from_redis() {
+    let server = remote_support::redis(&[]);
+    let url = format!("redis://127.0.0.1:{}/0", server.port);
+    let machine = |name: &str| {
+        let mut e = Env::new(name);
+        let root = e.dir.join("src/proj");
+        checkout(&root);
+        let gcc = install_gcc(&e.dir.join("toolchain"));
+        e.set("CACHEPOT_REDIS", &url);
+        e.set("CACHEPOT_BASEDIRS", root.to_str().unwrap());
+        (e, root, gcc)
+    };
+    let (ea, a, gcc_a) = machine("second-a");
+    for name in ["lib", "main"] {
+        compile_with(&ea, &a, gcc_a.to_str().unwrap(), name, &[]);
+    }
+    assert_eq!((ea.stat("misses"), ea.stat("hits")), (2, 0));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (eb, b, gcc_b) = machine("second-b");
+    for name in ["lib", "main"] {
+        compile_with(&eb, &b, gcc_b.to_str().unwrap(), name, &[]);
+    }
+    let stats = eb.stats();
+    assert_eq!(stats["hits_direct"].as_u64(), Some(2), "{stats}");
+    assert_eq!(stats["misses"].as_u64(), Some(0), "{stats}");
+    for name in ["lib.o", "main.o"] {
+        let (oa, ob) = (
+            std::fs::read(a.join("build").join(name)).unwrap(),
+            std::fs::read(b.join("build").join(name)).unwrap(),
+        );
+        assert!(oa == ob, "{name}: B's object is not A's");
+        assert!(!contains(&ob, a.to_str().unwrap()), "{name} names A's checkout");
+    }
+    let d = std::fs::read_to_string(b.join("build/lib.d")).unwrap();
+    assert!(d.contains(&format!("{}/include/lib.h", b.display())), "{d}");
+    assert!(!d.contains(a.to_str().unwrap()), "{d}");
+    let build = b.join("build");
+    let st = Command::new(require_tool("gcc"))
+        .current_dir(&build)
+        .args(["lib.o", "main.o", "-o", "prog"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = Command::new(build.join("prog")).output().unwrap();
+    assert_eq!(s(&out.stdout), "hello 42\n");
 }

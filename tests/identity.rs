@@ -8,35 +8,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Copy gcc's driver and cc1 into `root` the way a fresh install would lay them out.
-fn install_gcc(root: &Path) -> PathBuf {
-    let gcc = require_tool("gcc").canonicalize().unwrap();
-    let cc1 = Command::new(&gcc).arg("-print-prog-name=cc1").output().unwrap();
-    let cc1 = PathBuf::from(String::from_utf8(cc1.stdout).unwrap().trim());
-    // …/lib/gcc/<triplet>/<version>/cc1: keep the last four components.
-    let rel: PathBuf = cc1
-        .components()
-        .rev()
-        .take(4)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    let _ = std::fs::remove_dir_all(root);
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("lib").join(rel.parent().unwrap())).unwrap();
-    std::fs::copy(&gcc, root.join("bin/gcc")).unwrap();
-    std::fs::copy(&cc1, root.join("lib").join(&rel)).unwrap();
-    let driver = root.join("bin/gcc");
-    let found = Command::new(&driver).arg("-print-prog-name=cc1").output().unwrap();
-    assert!(
-        s(&found.stdout).trim().starts_with(root.to_str().unwrap()),
-        "the copied driver runs the copied cc1: {}",
-        s(&found.stdout)
-    );
-    driver
-}
-
 fn compile(env: &Env, driver: &Path) {
     env.ok(&[driver.to_str().unwrap(), "-O2", "-c", "a.c", "-o", "a.o"]);
 }

@@ -404,11 +404,16 @@ fn flag_name(raw: &OsString, kind: Kind) -> String {
 /// The build's profile directory (`target/debug` for `target/debug/deps`), which holds everything
 /// cargo writes for one profile. Paths inside it are keyed relative to it.
 pub fn profile_dir(out_dir: &Path) -> Option<PathBuf> {
+    let out_dir = crate::paths::normalize(out_dir);
     if out_dir.file_name()? == "deps" {
-        out_dir.parent().map(Path::to_path_buf)
-    } else {
-        None
+        return out_dir.parent().map(Path::to_path_buf);
     }
+    // Build scripts: `<profile>/build/<unit>/`.
+    let parent = out_dir.parent()?;
+    if parent.file_name()? == "build" {
+        return parent.parent().map(Path::to_path_buf);
+    }
+    None
 }
 
 /// `path` relative to `base` when inside it (`<profile>/build/x/out`), else as written.
@@ -470,6 +475,16 @@ fn unescape_env(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profile_dirs() {
+        assert_eq!(profile_dir(Path::new("/t/debug/deps")), Some(PathBuf::from("/t/debug")));
+        assert_eq!(
+            profile_dir(Path::new("/t/release/build/foo-0123")),
+            Some(PathBuf::from("/t/release"))
+        );
+        assert_eq!(profile_dir(Path::new("/t/out")), None);
+    }
 
     fn args(s: &str) -> Vec<OsString> {
         s.split(' ').map(OsString::from).collect()

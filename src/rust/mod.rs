@@ -6,10 +6,15 @@
 //!
 //! Paths: the out dir is taken out of keys; the `.d` file and rustc's JSON artifact lines name it,
 //! so entries hold them with the out dir replaced by `OUT_DIR_MARK` and a hit puts this call's out
-//! dir back. A crate whose inputs lie inside the target dir (OUT_DIR files, `env!("OUT_DIR")`) keys
-//! those absolute paths, so it hits only within the same target dir; such misses are counted under
+//! dir back. Other paths under a base directory (`$CARGO_HOME`, the profile dir, the configured
+//! ones: bases.rs) are keyed by the base's name, rustc records them so, and stored text carries
+//! marks a hit resolves; an output that still names a base by its absolute path is stored under a
+//! key bound to this location (`stored_location_bound`). With the implicit bases off, a crate whose
+//! inputs lie inside the target dir (OUT_DIR files, `env!("OUT_DIR")`) keys those absolute paths, so
+//! it hits only within the same target dir; such misses are counted under
 //! `rust.target_dir_in_inputs`.
 
+pub mod bases;
 pub mod manifest;
 pub mod toolchain;
 
@@ -21,6 +26,7 @@ use crate::key::{KeyBuilder, hex, sha256_hex};
 use crate::locate;
 use crate::stats::{self, Fault, Outcome};
 use crate::store::Storage;
+use bases::RustBases;
 use manifest::{Candidate, HashCache, Manifest};
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
@@ -33,7 +39,8 @@ use std::time::SystemTime;
 const OUT_DIR_MARK: &[u8] = b"\0cachepot-out-dir\0";
 /// Bump when what this flow feeds into keys changes.
 /// 2: environment values keyed and stored as digests; an allow-list of cargo's variables.
-const RUST_KEY_VERSION: &str = "2";
+/// 3: base directories (paths named by base, rustc given remappings, marks in stored text).
+const RUST_KEY_VERSION: &str = "3";
 /// Counter for misses of crates whose inputs name the target dir.
 const TARGET_DIR_COUNTER: &str = "rust.target_dir_in_inputs";
 
@@ -60,8 +67,16 @@ struct RustCall {
 struct Prepared {
     req: RustcCompile,
     cwd: PathBuf,
+    bases: RustBases,
     manifest_key: String,
     hashes: HashCache,
+}
+
+impl Prepared {
+    /// The key under which what names this build's location is kept (never handed elsewhere).
+    fn bound(&self, key: &str) -> String {
+        sha256_hex(format!("{key}\nlocation\n{}", self.bases.location()).as_bytes())
+    }
 }
 
 impl RustCall {
@@ -73,6 +88,7 @@ impl RustCall {
         let req = match rustc::parse(&self.ctx.args) {
             Ok(r) => r,
             Err(Refusal::Query) => return self.not_cacheable(NotCacheable::Informational),
+            Err(Refusal::NotCacheable(r @ NotCacheable::TooHard(_))) => return self.uncached_compile(r),
             Err(Refusal::NotCacheable(r)) => return self.not_cacheable(r),
         };
         let Ok(cwd) = std::env::current_dir() else {
@@ -89,7 +105,13 @@ impl RustCall {
             return self.not_cacheable(NotCacheable::TooHard("rustc out dir with quotes or escapes"));
         }
         let mut hashes = HashCache::load(Some(self.hash_cache_file(&req, &cwd)));
-        let manifest_key = match self.manifest_key(&req, &cwd, &tc.identity, &mut hashes) {
+        let bases = RustBases::new(
+            &self.ctx.cfg.basedirs.value,
+            self.ctx.cfg.rust_implicit_basedirs.value,
+            &cwd,
+            &req.out_dir,
+        );
+        let manifest_key = match self.manifest_key(&req, &cwd, &bases, &tc.identity, &mut hashes) {
             Ok(k) => k,
             Err(r) => return self.not_cacheable(r),
         };
@@ -97,6 +119,7 @@ impl RustCall {
         let mut p = Prepared {
             req,
             cwd,
+            bases,
             manifest_key,
             hashes,
         };
@@ -126,16 +149,22 @@ impl RustCall {
         &self,
         req: &RustcCompile,
         cwd: &Path,
+        bases: &RustBases,
         toolchain: &str,
         hashes: &mut HashCache,
     ) -> Result<String, NotCacheable> {
         let mut kb = KeyBuilder::new("rust manifest", self.ctx.cfg.debug.value);
         kb.add_str("rust key version", RUST_KEY_VERSION);
         kb.add_str("toolchain", toolchain);
-        kb.add_os("cwd", cwd.as_os_str());
-        kb.add_os("input", req.input.as_os_str());
+        // Paths under a base are keyed by the base's name (bases.rs), and rustc records them so.
+        kb.add_str("bases", &bases.key_names());
+        for r in bases.key_remaps() {
+            kb.add_str("remap", &r);
+        }
+        kb.add_os("cwd", &bases.key_path(cwd));
+        kb.add_os("input", &bases.key_path(&req.input));
         for a in &req.key_args {
-            kb.add_str("arg", a);
+            kb.add_os("arg", OsStr::from_bytes(&bases.key_text(a.as_bytes())));
         }
         let native: Vec<&OsStr> = req
             .key_args
@@ -188,7 +217,10 @@ impl RustCall {
         let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().filter(|(k, _)| keyed_env(k)).collect();
         vars.sort();
         for (k, v) in vars {
-            kb.add_os(&format!("env {}", k.to_string_lossy()), &v);
+            kb.add_os(
+                &format!("env {}", k.to_string_lossy()),
+                OsStr::from_bytes(&bases.key_text(v.as_bytes())),
+            );
         }
         let (key, dump) = kb.finish();
         if let Some(dump) = dump {
@@ -199,14 +231,18 @@ impl RustCall {
     }
 
     fn try_hit(&mut self, store: &dyn Storage, p: &mut Prepared) -> Option<i32> {
-        let manifest = self.load_manifest(store, &p.manifest_key)?;
-        let candidate = manifest
-            .candidates
-            .iter()
-            .find(|c| candidate_matches(c, &p.cwd, &mut p.hashes))?;
-        let key = candidate.result_key.clone();
+        let bound_key = format!("{}.manifest", p.bound(&p.manifest_key));
+        let key = [p.manifest_key.clone(), bound_key].iter().find_map(|mkey| {
+            let manifest = self.load_manifest(store, mkey)?;
+            manifest
+                .candidates
+                .iter()
+                .find(|c| candidate_matches(c, &p.cwd, &p.bases, &mut p.hashes))
+                .map(|c| c.result_key.clone())
+        })?;
         let out_dir = p.req.out_dir.as_os_str().as_bytes();
-        let with_out_dir = |data: &[u8]| replace(data, OUT_DIR_MARK, out_dir);
+        let bases = &p.bases;
+        let with_out_dir = |data: &[u8]| replace(&bases.restore_text(data), OUT_DIR_MARK, out_dir);
         let wanted: Vec<Wanted> = p
             .req
             .outputs()
@@ -252,6 +288,8 @@ impl RustCall {
             ))
         });
         let mut cmd = Command::new(&self.ctx.real);
+        // Before the user's arguments: where the user remaps a path too, the user's remapping wins.
+        cmd.args(p.bases.remap_args());
         cmd.args(&self.ctx.args);
         if let Some(d) = &own_dep_info {
             let mut a = OsString::from("--emit=dep-info=");
@@ -311,9 +349,12 @@ impl RustCall {
                     return self.count_returning(Outcome::Miss, out.status);
                 }
             };
-            kb.add_os("source path", src.as_os_str());
+            kb.add_os("source path", &p.bases.key_path(src));
             kb.add_digest("source", &digest);
-            candidate.sources.push((src.clone(), digest));
+            let stored = p.bases.store_text(src.as_os_str().as_bytes());
+            candidate
+                .sources
+                .push((PathBuf::from(OsStr::from_bytes(&stored)), digest));
         }
         if let Some((name, _)) = deps.env.iter().find(|(n, _)| is_secret_name(n)) {
             // rustc writes the value into the dep-info file, which the entry would carry to every
@@ -328,23 +369,25 @@ impl RustCall {
         candidate.env = deps
             .env
             .iter()
-            .map(|(n, v)| (n.clone(), v.as_deref().map(|v| sha256_hex(v.as_bytes()))))
+            .map(|(n, v)| (n.clone(), v.as_deref().map(|v| env_digest(&p.bases, v))))
             .collect();
         for (name, digest) in &candidate.env {
             kb.add_str(&format!("env-dep {name}"), digest.as_deref().unwrap_or("<unset>"));
         }
-        let (result_key, dump) = kb.finish();
+        let (mut result_key, dump) = kb.finish();
         if let Some(dump) = dump {
             log::debug!(target: "rust", "result key {result_key} inputs:\n{dump}");
         }
-        candidate.result_key = result_key.clone();
         let out_dir = req.out_dir.as_os_str().as_bytes();
+        let for_store = |data: &[u8]| p.bases.store_text(&replace(data, out_dir, OUT_DIR_MARK));
         let mut entry = Entry {
             exit_status: out.status,
             files: Vec::new(),
             stdout: out.stdout,
-            stderr: replace(&out.stderr, out_dir, OUT_DIR_MARK),
+            stderr: for_store(&out.stderr),
         };
+        // An output that still names a base by its absolute path is kept for this location only.
+        let mut names_location = false;
         for o in &outputs {
             let path = p.cwd.join(&o.path);
             if !crate::outputs::is_regular_file(&path) {
@@ -352,10 +395,11 @@ impl RustCall {
                 return self.count_returning(Outcome::Miss, out.status);
             }
             match std::fs::read(&path) {
-                Ok(data) if o.role == "dep-info" => entry
-                    .files
-                    .push((o.role.to_string(), replace(&data, out_dir, OUT_DIR_MARK))),
-                Ok(data) => entry.files.push((o.role.to_string(), data)),
+                Ok(data) if o.role == "dep-info" => entry.files.push((o.role.to_string(), for_store(&data))),
+                Ok(data) => {
+                    names_location |= p.bases.embedded_in(&data);
+                    entry.files.push((o.role.to_string(), data))
+                }
                 Err(e) => {
                     self.ctx
                         .fault(&format!("cannot read back {}: {e}", path.display()), Fault::ReadFailed);
@@ -363,13 +407,23 @@ impl RustCall {
                 }
             }
         }
+        let mut manifest_key = p.manifest_key.clone();
+        if names_location && !p.bases.is_empty() {
+            log::debug!(target: "rust", "crate {}: an output names a base directory's absolute path; stored for this location only", req.crate_name);
+            let mut c = stats::Counters::new();
+            c.insert("stored_location_bound".to_string(), 1);
+            let _ = stats::add_counters(&self.ctx.cfg.dir.value, &c);
+            result_key = p.bound(&result_key);
+            manifest_key = format!("{}.manifest", p.bound(&p.manifest_key));
+        }
+        candidate.result_key = result_key.clone();
         if self.ctx.put(store, &result_key, &entry.encode()) {
-            let mut manifest = self.load_manifest(store, &p.manifest_key).unwrap_or_default();
+            let mut manifest = self.load_manifest(store, &manifest_key).unwrap_or_default();
             manifest.add(candidate);
-            self.ctx.put(store, &p.manifest_key, &manifest.encode());
+            self.ctx.put(store, &manifest_key, &manifest.encode());
         }
         p.hashes.save();
-        if names_target_dir(req, &deps) {
+        if !p.bases.names_profile() && names_target_dir(req, &deps) {
             log::debug!(target: "rust", "crate {} reads files or variables naming the target dir; it hits only in this target dir", req.crate_name);
             let mut c = stats::Counters::new();
             c.insert(TARGET_DIR_COUNTER.to_string(), 1);
@@ -401,6 +455,24 @@ impl RustCall {
             _ => {}
         }
         self.ctx.count_returning(outcome, status)
+    }
+
+    /// A compile we do not cache (a crate that links, say) still records paths as cached crates
+    /// do: its output then is the same on every machine, and so are the keys of the crates built
+    /// on it (a proc macro's bytes key every crate that uses it).
+    fn uncached_compile(&mut self, reason: NotCacheable) -> i32 {
+        if let (Some(out_dir), Ok(cwd)) = (out_dir_arg(&self.ctx.args), std::env::current_dir()) {
+            let bases = RustBases::new(
+                &self.ctx.cfg.basedirs.value,
+                self.ctx.cfg.rust_implicit_basedirs.value,
+                &cwd,
+                &out_dir,
+            );
+            let mut args = bases.remap_args();
+            args.append(&mut self.ctx.args);
+            self.ctx.args = args;
+        }
+        self.not_cacheable(reason)
     }
 
     fn not_cacheable(&mut self, reason: NotCacheable) -> i32 {
@@ -472,14 +544,35 @@ fn native_cpu(rustc: &Path) -> Option<String> {
     (out.status.success() && !lines.is_empty()).then(|| lines.join("\n"))
 }
 
-/// Do this candidate's files and variables all match now?
-fn candidate_matches(c: &Candidate, cwd: &Path, hashes: &mut HashCache) -> bool {
+/// The value of `--out-dir` (cargo gives one to every compile).
+fn out_dir_arg(args: &[OsString]) -> Option<PathBuf> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--out-dir" {
+            return it.next().map(PathBuf::from);
+        }
+        if let Some(v) = a.as_bytes().strip_prefix(b"--out-dir=") {
+            return Some(PathBuf::from(OsStr::from_bytes(v)));
+        }
+    }
+    None
+}
+
+/// Do this candidate's files and variables all match now? (Paths in it are stored with marks.)
+fn candidate_matches(c: &Candidate, cwd: &Path, bases: &RustBases, hashes: &mut HashCache) -> bool {
     c.env
         .iter()
-        .all(|(name, digest)| std::env::var(name).ok().map(|v| sha256_hex(v.as_bytes())) == *digest)
-        && c.sources
-            .iter()
-            .all(|(path, digest)| hashes.digest(&cwd.join(path)).as_ref() == Some(digest))
+        .all(|(name, digest)| std::env::var(name).ok().map(|v| env_digest(bases, &v)) == *digest)
+        && c.sources.iter().all(|(path, digest)| {
+            let path = bases.restore_text(path.as_os_str().as_bytes());
+            hashes.digest(&cwd.join(OsStr::from_bytes(&path))).as_ref() == Some(digest)
+        })
+}
+
+/// An environment value as manifests and keys hold it: the digest of its text with base paths
+/// named (`OUT_DIR` names the profile dir).
+fn env_digest(bases: &RustBases, value: &str) -> String {
+    sha256_hex(&bases.key_text(value.as_bytes()))
 }
 
 /// Does the crate read a file or variable that names the build's profile (target) dir?
