@@ -4,13 +4,21 @@
 //! CI image — agree; any changed program differs. A file's digest is memoized per machine by its
 //! (device, inode, size, mtime, ctime), so a call pays a `stat` per file, not a hash.
 //!
-//! Memo grammar (`<cache dir>/identity/digests`, replaced atomically; unknown lines are ignored):
+//! The digest is XXH3-128, not SHA-256: it is computed here, of files on this machine, so a
+//! deliberate collision would need someone who can already replace the compiler; and a rustup
+//! toolchain is ~450 MB, which a fresh CI runner hashes on its first call (XXH3 reads it at memory
+//! speed, SHA-256 at a fraction of it). Calls that start together on a fresh machine do not all
+//! hash: the first takes `identity/lock` and the others wait (at most `LOCK_WAIT`) and read its
+//! result.
+//!
+//! Memo grammar (`<cache dir>/identity/digests`, replaced atomically; unknown lines are ignored,
+//! and so are the SHA-256 lines of earlier versions):
 //! ```text
-//! line := dev ino size mtime_s mtime_ns ctime_s ctime_ns sha256_hex path_hex "\n"
+//! line := dev ino size mtime_s mtime_ns ctime_s ctime_ns xxh3_128_hex path_hex "\n"
 //! ```
 //! A lost update (two calls adding at once) only costs a second hash later.
 
-use crate::key::{KeyBuilder, hex, sha256_hex, unhex};
+use crate::key::{KeyBuilder, hex, unhex};
 use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -73,6 +81,14 @@ pub fn of_files(cache_dir: &Path, check: &CompilerCheck, files: &[(String, PathB
         }
         CompilerCheck::Content => {
             let mut memo = Memo::load(cache_dir);
+            let _lock = if files.iter().all(|(_, p)| memo.knows(p)) {
+                None
+            } else {
+                // Something to hash: once per machine, whoever comes first.
+                let lock = MemoLock::take(cache_dir);
+                memo = Memo::load(cache_dir);
+                Some(lock)
+            };
             let mut kb = KeyBuilder::new("compiler content", false);
             for (role, path) in files {
                 kb.add_digest(role, &memo.digest(path)?);
@@ -195,6 +211,63 @@ pub fn cpu_signature() -> String {
     }
 }
 
+/// Hex digits of a memo digest (XXH3-128).
+const DIGEST_HEX: usize = 32;
+
+/// XXH3-128 of a file, read in blocks.
+fn content_digest(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hex(&h.digest128().to_be_bytes()))
+}
+
+/// How long a call waits for another that is hashing the same compiler before hashing it too.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `identity/lock`, held while a call hashes compiler files (released when dropped, or when the
+/// process dies). Not getting it — no lock file possible, or a holder stopped for longer than
+/// `LOCK_WAIT` — only means hashing without it.
+struct MemoLock {
+    _held: Option<std::fs::File>,
+}
+
+impl MemoLock {
+    fn take(cache_dir: &Path) -> MemoLock {
+        let path = cache_dir.join("identity").join("lock");
+        let _ = std::fs::create_dir_all(cache_dir.join("identity"));
+        let Ok(f) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+        else {
+            return MemoLock { _held: None };
+        };
+        let start = std::time::Instant::now();
+        loop {
+            match f.try_lock() {
+                Ok(()) => return MemoLock { _held: Some(f) },
+                Err(std::fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(_) => {
+                    log::debug!(target: "identity", "hashing without {}", path.display());
+                    return MemoLock { _held: None };
+                }
+            }
+        }
+    }
+}
+
 /// The memo table of file digests.
 struct Memo {
     file: PathBuf,
@@ -246,7 +319,7 @@ impl Memo {
             else {
                 continue;
             };
-            if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if digest.len() != DIGEST_HEX || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
                 continue;
             }
             let key = StatKey {
@@ -268,7 +341,12 @@ impl Memo {
         }
     }
 
-    /// The SHA-256 of a file's content, from the memo when its stat data still match. A file
+    /// Whether the memo holds `path`'s digest for its current stat data.
+    fn knows(&self, path: &Path) -> bool {
+        std::fs::metadata(path).is_ok_and(|m| self.entries.contains_key(&StatKey::of(&m)))
+    }
+
+    /// The XXH3-128 of a file's content, from the memo when its stat data still match. A file
     /// changed within the last two seconds is hashed but not remembered: its mtime may not yet
     /// tell the next change apart.
     fn digest(&mut self, path: &Path) -> std::io::Result<String> {
@@ -277,8 +355,7 @@ impl Memo {
         if let Some((d, _)) = self.entries.get(&key) {
             return Ok(d.clone());
         }
-        let data = std::fs::read(path)?;
-        let d = sha256_hex(&data);
+        let d = content_digest(path)?;
         let settled = m
             .modified()
             .ok()
