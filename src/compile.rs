@@ -40,6 +40,8 @@ struct Known {
     cwd: PathBuf,
     identity: String,
     source: Vec<u8>,
+    /// The source's stat before it was read: compared after the compile (`changed_during_call`).
+    source_stat: Option<InputStat>,
     /// When this call started: include files changed after it are not trusted.
     start: SystemTime,
     /// A precompiled header may stand in for a header: the dependency output is incomplete.
@@ -90,6 +92,7 @@ impl Call {
             Ok(id) => id,
             Err(reason) => return self.not_cacheable(reason),
         };
+        let source_stat = InputStat::of(&cwd.join(&req.source));
         let Ok(source) = crate::limits::read_regular(&cwd.join(&req.source), crate::limits::INPUT_FILE) else {
             return self.not_cacheable(NotCacheable::MissingInput);
         };
@@ -150,6 +153,7 @@ impl Call {
             cwd,
             identity,
             source,
+            source_stat,
             start,
             pch_in_use,
         };
@@ -399,6 +403,10 @@ impl Call {
         if out.status != 0 {
             return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed), out.status);
         }
+        // The include files are checked when they are hashed (hash_includes).
+        if self.changed_during_call(k, &[]) {
+            return self.count_returning(Outcome::NotCacheable(NotCacheable::InputChanged), out.status);
+        }
         let listed = if on_stdout {
             stdout_listing
         } else {
@@ -537,6 +545,16 @@ impl Call {
             return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed), out.status);
         }
         let status = out.status;
+        let source_abs = k.cwd.join(&k.req.source);
+        let included: Vec<PathBuf> = self
+            .family
+            .included_files(&preprocessed)
+            .into_iter()
+            .filter(|p| k.cwd.join(p) != source_abs)
+            .collect();
+        if self.changed_during_call(k, &included) {
+            return self.count_returning(Outcome::NotCacheable(NotCacheable::InputChanged), status);
+        }
         match self.store_result(store, &key, k, out) {
             Stored::Shared => remember(self, &key, false),
             Stored::Bound(bound) => remember(self, &bound, true),
@@ -781,6 +799,34 @@ impl Call {
         let _ = std::fs::write(PathBuf::from(path), text);
     }
 
+    /// Whether an input was saved again while this call ran, so the compiler may have read other
+    /// content than the key holds: an object must never be stored under content the compiler did
+    /// not see. The source: its stat (inode, size, mtime, ctime) and content are compared with
+    /// those read before keying. Extra inputs and `included` (the preprocessed text's files, keyed
+    /// by a separate `-E` run): their inode changed since the call started.
+    fn changed_during_call(&self, k: &Known, included: &[PathBuf]) -> bool {
+        let source = k.cwd.join(&k.req.source);
+        let source_changed = InputStat::of(&source) != k.source_stat
+            || crate::limits::read_regular(&source, crate::limits::INPUT_FILE)
+                .ok()
+                .as_deref()
+                != Some(&k.source[..]);
+        let changed = if source_changed {
+            Some(k.req.source.clone())
+        } else {
+            k.req
+                .extra_inputs
+                .iter()
+                .chain(included)
+                .find(|f| std::fs::metadata(k.cwd.join(f)).is_ok_and(|m| InputStat::changed_after(&m, k.start)))
+                .cloned()
+        };
+        if let Some(f) = &changed {
+            log::debug!(target: "compile", "{} changed while this call ran; not storing", f.display());
+        }
+        changed.is_some()
+    }
+
     fn fault(&mut self, message: &str, fault: Fault) {
         self.ctx.fault(message, fault);
     }
@@ -801,6 +847,42 @@ enum Stored {
     /// Under this location's key (an output names a base directory's absolute path).
     Bound(String),
     No,
+}
+
+/// The stat of an input that changes whenever it is saved again (written in place or replaced).
+#[derive(Debug, PartialEq, Eq)]
+struct InputStat {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl InputStat {
+    fn of(path: &Path) -> Option<InputStat> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(InputStat {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+
+    /// Was the file's inode changed (written, replaced, touched) after `start`? ctime only: the
+    /// kernel sets it, so an mtime in the future (a tarball from a skewed clock) does not make a
+    /// file look changed forever. File-system clocks are coarse (they may stamp a change up to
+    /// one tick, a few ms, before the precise `start`), but the change that matters comes after
+    /// a compiler process read the file, which is started well over a tick after `start`.
+    fn changed_after(m: &std::fs::Metadata, start: SystemTime) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let ctime = std::time::UNIX_EPOCH
+            + std::time::Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().clamp(0, 999_999_999) as u32);
+        ctime >= start
+    }
 }
 
 /// What a compiler run gave.

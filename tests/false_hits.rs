@@ -145,3 +145,242 @@ fn bad_setting_on_a_terminal_is_said_once() {
     );
     assert!(env.dir.join("m.o").exists());
 }
+
+// ---- A file saved again while the compile runs ----
+
+/// Replace `path` with `content` (a new file renamed over it, as editors save) the moment the file
+/// is read and closed for the `nth` time — by cachepot hashing it, by the preprocessor run, by the
+/// compiler — so what runs next sees the new content. inotify makes the moment exact; the writer
+/// still races the next reader's start, so the caller checks which content the compiler saw.
+fn replace_on_read(path: &Path, nth: usize, content: &'static str) -> std::thread::JoinHandle<()> {
+    replace_on_read_keeping(path, nth, content, false)
+}
+
+/// `replace_on_read`; with `keep_mtime`, the new file gets the old one's mtime, as `cp -p`,
+/// `rsync -t` or an archive extraction would give it: only its ctime and inode tell the change.
+fn replace_on_read_keeping(
+    path: &Path,
+    nth: usize,
+    content: &'static str,
+    keep_mtime: bool,
+) -> std::thread::JoinHandle<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: plain inotify calls on a descriptor owned here and closed by the thread.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    assert!(fd >= 0, "inotify_init1: {}", std::io::Error::last_os_error());
+    let wd = unsafe { libc::inotify_add_watch(fd, c_path.as_ptr(), libc::IN_CLOSE_NOWRITE) };
+    assert!(wd >= 0, "inotify_add_watch: {}", std::io::Error::last_os_error());
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let event = std::mem::size_of::<libc::inotify_event>();
+        let mut seen = 0;
+        let mut buf = [0u8; 4096];
+        while seen < nth {
+            // SAFETY: reads into a buffer of the given size; blocks until events come.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            assert!(n > 0, "inotify read: {}", std::io::Error::last_os_error());
+            // A watch on a file: events carry no name, so each is exactly one header long.
+            seen += n as usize / event;
+        }
+        let tmp = path.with_extension("saving");
+        std::fs::write(&tmp, content).unwrap();
+        if keep_mtime {
+            let old = std::fs::metadata(&path).unwrap().modified().unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&tmp)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        std::fs::rename(&tmp, &path).unwrap();
+        // SAFETY: closing the descriptor made above, once.
+        unsafe { libc::close(fd) };
+    })
+}
+
+/// Write `content` to `path` anew (as an editor saving it again would).
+fn save(path: &Path, content: &str) {
+    let tmp = path.with_extension("saving");
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// The program prints "before" or "during": which text of `edited` its object was compiled from.
+struct Edit {
+    edited: &'static str,
+    before: &'static str,
+    during: &'static str,
+    /// Which read of `edited` the save follows, and what the compiler then sees.
+    nth_read: usize,
+    compiler_sees: &'static str,
+    direct: bool,
+}
+
+/// Compile `main.c` through cachepot while `edited` is saved again the moment it is read for the
+/// nth time; then compile with each text in turn. Each object must come from the text on disk:
+/// an entry stored under content the compiler did not see would be served for that content.
+fn saved_during_compile(name: &str, e: Edit) {
+    for attempt in 1..=5 {
+        let mut env = Env::new(name);
+        if !e.direct {
+            env.set("CACHEPOT_DIRECT", "0");
+        }
+        let main = "#include <stdio.h>\n#include \"h.h\"\nint main(void) { puts(V); return 0; }\n";
+        env.dir
+            .write("main.c", if e.edited == "main.c" { e.before } else { main });
+        if e.edited != "main.c" {
+            env.dir.write(e.edited, e.before);
+        }
+        let path = env.dir.join(e.edited);
+        // Let the file age past "just written" so that only the save during the call is new.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let writer = replace_on_read(&path, e.nth_read, e.during);
+        let args = ["gcc", "-c", "main.c", "-o", "main.o"];
+        env.ok(&args);
+        writer.join().unwrap();
+        let first = run_program(&env.dir.path, &["main.o"]);
+        if first != format!("{}\n", e.compiler_sees) {
+            // The compiler started before the save landed: the situation was not built. Again.
+            eprintln!(
+                "attempt {attempt}: the compiler saw {first:?}, not {:?}",
+                e.compiler_sees
+            );
+            continue;
+        }
+        if e.compiler_sees == "during" {
+            // The key was made from the text before: nothing stored, and the reason counted.
+            assert_eq!(env.not_cacheable("input_changed"), 1, "{}", env.stats());
+        }
+        for (text, want) in [(e.before, "before\n"), (e.during, "during\n"), (e.before, "before\n")] {
+            save(&path, text);
+            std::fs::remove_file(env.dir.join("main.o")).unwrap();
+            env.ok(&args);
+            assert_eq!(
+                run_program(&env.dir.path, &["main.o"]),
+                want,
+                "a stale object: compiled from one text of {}, served for the other; {}",
+                e.edited,
+                env.stats()
+            );
+        }
+        // Both texts are cached by now: the last call hit.
+        assert!(env.stat("hits") >= 1, "{}", env.stats());
+        return;
+    }
+    panic!("in 5 attempts the compiler never saw {:?}", e.compiler_sees);
+}
+
+const MAIN_BEFORE: &str = "#include <stdio.h>\nint main(void) { puts(\"before\"); return 0; }\n";
+const MAIN_DURING: &str = "#include <stdio.h>\nint main(void) { puts(\"during\"); return 0; }\n";
+const H_BEFORE: &str = "#define V \"before\"\n";
+const H_DURING: &str = "#define V \"during\"\n";
+
+#[test]
+fn source_saved_after_cachepot_read_it_direct_mode() {
+    // cachepot hashes the source (read 1), the compiler reads the new text.
+    let e = Edit {
+        edited: "main.c",
+        before: MAIN_BEFORE,
+        during: MAIN_DURING,
+        nth_read: 1,
+        compiler_sees: "during",
+        direct: true,
+    };
+    saved_during_compile("fh-src-direct", e);
+}
+
+#[test]
+fn source_saved_between_preprocessing_and_compiling() {
+    // cachepot hashes the source (read 1), `gcc -E` reads it (read 2), the compiler reads anew.
+    let e = Edit {
+        edited: "main.c",
+        before: MAIN_BEFORE,
+        during: MAIN_DURING,
+        nth_read: 2,
+        compiler_sees: "during",
+        direct: false,
+    };
+    saved_during_compile("fh-src-cpp", e);
+}
+
+#[test]
+fn header_saved_between_preprocessing_and_compiling() {
+    // `gcc -E` reads the header (read 1), the compiler reads the new text.
+    let e = Edit {
+        edited: "h.h",
+        before: H_BEFORE,
+        during: H_DURING,
+        nth_read: 1,
+        compiler_sees: "during",
+        direct: false,
+    };
+    saved_during_compile("fh-h-cpp", e);
+}
+
+#[test]
+fn header_saved_after_the_compiler_read_it_direct_mode() {
+    // The compiler reads the header (read 1); cachepot hashes it after the compile. (Closed on
+    // main already by the "changed after the call started" rule: this guards it.)
+    let e = Edit {
+        edited: "h.h",
+        before: H_BEFORE,
+        during: H_DURING,
+        nth_read: 1,
+        compiler_sees: "before",
+        direct: true,
+    };
+    saved_during_compile("fh-h-direct", e);
+}
+
+#[test]
+fn rust_source_replaced_after_rustc_read_it_keeping_its_mtime() {
+    // rustc reads lib.rs (read 1); it is replaced by a file with the old mtime (cp -p); cachepot
+    // hashes it after the compile. cargo goes by mtime, so the builds after `cargo clean`.
+    let cargo = require_tool("cargo");
+    for attempt in 1..=5 {
+        let mut env = Env::new("fh-rust-src");
+        env.set("RUSTC_WRAPPER", cachepot_bin().display().to_string());
+        env.set("CARGO_TARGET_DIR", env.dir.join("target").display().to_string());
+        env.set("CARGO_INCREMENTAL", "0");
+        // A library (cached) and a binary using it (links: run through, not cached).
+        env.dir.write(
+            "Cargo.toml",
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nmsg = { path = \"msg\" }\n",
+        );
+        env.dir
+            .write("src/main.rs", "fn main() { println!(\"{}\", msg::text()); }\n");
+        env.dir.write(
+            "msg/Cargo.toml",
+            "[package]\nname = \"msg\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        );
+        let before = "pub fn text() -> &'static str { \"before\" }\n";
+        let during = "pub fn text() -> &'static str { \"during\" }\n";
+        let main = env.dir.write("msg/src/lib.rs", before);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let writer = replace_on_read_keeping(&main, 1, during, true);
+        let build = || {
+            let out = env.cmd(&cargo).args(["build", "--offline", "-q"]).output().unwrap();
+            assert!(out.status.success(), "{}", s(&out.stderr));
+            let run = Command::new(env.dir.join("target/debug/app")).output().unwrap();
+            s(&run.stdout)
+        };
+        let first = build();
+        writer.join().unwrap();
+        if first != "before\n" {
+            eprintln!("attempt {attempt}: rustc saw {first:?}");
+            continue;
+        }
+        assert_eq!(env.not_cacheable("input_changed"), 1, "{}", env.stats());
+        for (text, want) in [(during, "during\n"), (before, "before\n"), (during, "during\n")] {
+            save(&main, text);
+            let out = env.cmd(&cargo).args(["clean", "-q"]).output().unwrap();
+            assert!(out.status.success());
+            assert_eq!(build(), want, "a stale crate: {}", env.stats());
+        }
+        assert!(env.stat("hits") >= 1, "{}", env.stats());
+        return;
+    }
+    panic!("in 5 attempts rustc never saw the text before");
+}

@@ -300,15 +300,16 @@ impl RustCall {
         kb.add_str("manifest key", &p.manifest_key);
         for src in &deps.sources {
             let full = p.cwd.join(src);
+            // The ctime too: a file replaced by one with an older mtime (`cp -p`, `rsync -t`, an
+            // archive) changed all the same, and rustc may have read the one before.
             let changed = std::fs::metadata(&full)
-                .and_then(|m| m.modified())
-                .map(|t| t >= started)
+                .map(|m| crate::manifest::modified_or_changed_after(&m, started))
                 .unwrap_or(true);
             let digest = match p.hashes.digest(&full) {
                 Some(d) if !changed => d,
                 _ => {
                     log::debug!(target: "rust", "{} changed or vanished during the compile; not storing", src.display());
-                    return self.count_returning(Outcome::Miss, out.status);
+                    return self.count_returning(Outcome::NotCacheable(NotCacheable::InputChanged), out.status);
                 }
             };
             kb.add_os("source path", src.as_os_str());
