@@ -384,3 +384,156 @@ fn rust_source_replaced_after_rustc_read_it_keeping_its_mtime() {
     }
     panic!("in 5 attempts rustc never saw the text before");
 }
+
+// ---- Every option that makes the compiler read a file ----
+
+fn compile_and_run(env: &Env, args: &[&str]) -> String {
+    env.ok(args);
+    run_program(&env.dir.path, &["m.o"])
+}
+
+const PRINT_V: &str = "#include <stdio.h>\nint main(void) { printf(\"%d\\n\", V); return 0; }\n";
+
+#[test]
+fn specs_file_in_a_b_prefix_is_not_cached() {
+    // gcc reads `specs` from a -B prefix (and its compiler proper and assembler): none of it keyed.
+    let env = Env::new("fh-bprefix");
+    env.dir.write("m.c", PRINT_V);
+    let args = ["gcc", "-B", "pre/", "-c", "m.c", "-o", "m.o"];
+    env.dir.write("pre/specs", "*cpp:\n+ -DV=1\n\n");
+    assert_eq!(compile_and_run(&env, &args), "1\n");
+    env.dir.write("pre/specs", "*cpp:\n+ -DV=2\n\n");
+    assert_eq!(compile_and_run(&env, &args), "2\n", "a stale object: {}", env.stats());
+    assert_eq!(env.not_cacheable_detail("-B prefix"), 2, "{}", env.stats());
+}
+
+#[test]
+fn specs_file_is_keyed_by_content() {
+    let env = Env::new("fh-specs");
+    env.dir.write("m.c", PRINT_V);
+    for spelling in [&["-specs=s.specs"][..], &["--specs=s.specs"], &["-specs", "s.specs"]] {
+        let mut args = vec!["gcc", "-c", "m.c", "-o", "m.o"];
+        args.extend_from_slice(spelling);
+        env.dir.write("s.specs", "*cpp:\n+ -DV=1\n\n");
+        assert_eq!(compile_and_run(&env, &args), "1\n");
+        env.dir.write("s.specs", "*cpp:\n+ -DV=2\n\n");
+        assert_eq!(compile_and_run(&env, &args), "2\n", "{spelling:?}: {}", env.stats());
+        let hits = env.stat("hits");
+        assert_eq!(compile_and_run(&env, &args), "2\n");
+        assert_eq!(
+            env.stat("hits"),
+            hits + 1,
+            "{spelling:?} is not cached: {}",
+            env.stats()
+        );
+    }
+}
+
+#[test]
+fn default_profile_of_fprofile_instr_use_is_keyed_by_content() {
+    // clang -fprofile-instr-use without a value reads default.profdata: the object must be the
+    // one plain clang makes with the profile on disk.
+    let env = Env::new("fh-defprof");
+    let profdata = which::which("llvm-profdata")
+        .or_else(|_| which::which("llvm-profdata-14"))
+        .unwrap_or_else(|_| panic!("llvm-profdata is not installed; run .ci/run"));
+    env.dir.write(
+        "m.c",
+        "int f(int x) { int s = 0; for (int i = 0; i < x; i++) { if (i % 3) s += i; else s -= x; } return s; }\n",
+    );
+    let prof = |count: u32| {
+        env.dir.write(
+            "p.proftext",
+            format!("# IR level Instrumentation Flag\n:ir\nf\n# Func Hash:\n1\n# Num Counters:\n1\n# Counter Values:\n{count}\n"),
+        );
+        let out = Command::new(&profdata)
+            .current_dir(&env.dir.path)
+            .args(["merge", "-o", "default.profdata", "p.proftext"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", s(&out.stderr));
+    };
+    let flags = [
+        "-c",
+        "m.c",
+        "-O2",
+        "-Wno-profile-instr-unprofiled",
+        "-Wno-profile-instr-out-of-date",
+        "-fprofile-instr-use",
+    ];
+    let plain = |name: &str| {
+        let out = Command::new("clang")
+            .current_dir(&env.dir.path)
+            .args(flags)
+            .args(["-o", name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", s(&out.stderr));
+        env.dir.read(name)
+    };
+    let mut args = vec!["clang"];
+    args.extend_from_slice(&flags);
+    args.extend_from_slice(&["-o", "m.o"]);
+    prof(10);
+    env.ok(&args);
+    assert_eq!(env.dir.read("m.o"), plain("plain.o"));
+    prof(1_000_000);
+    env.ok(&args);
+    assert_eq!(env.stat("hits"), 0, "a changed default.profdata hit: {}", env.stats());
+    assert_eq!(env.dir.read("m.o"), plain("plain.o"));
+}
+
+// ---- Outputs that record the command line ----
+
+/// Two compiles of one source to two object names: each object must be what the compiler makes
+/// for its own command line (with the flag, it records the output path).
+fn records_command_line(name: &str, compiler: &str, flags: &[&str], detail: &str) {
+    let env = Env::new(name);
+    require_tool(compiler);
+    env.dir.write("m.c", "int main(void) { return 0; }\n");
+    for out in ["one.o", "two.o"] {
+        let mut args = vec![compiler, "-c", "m.c"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["-o", out]);
+        env.ok(&args);
+        let ours = env.dir.read(out);
+        // The compiler's own object, for the same command line in the same place.
+        let plain = Command::new(compiler)
+            .current_dir(&env.dir.path)
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        assert!(plain.status.success());
+        assert!(
+            ours == env.dir.read(out),
+            "{out} does not record its own command line: {}",
+            env.stats()
+        );
+    }
+    assert_eq!(env.not_cacheable_detail(detail), 2, "{}", env.stats());
+}
+
+#[test]
+fn clang_frecord_command_line_is_not_served_to_another_command_line() {
+    records_command_line(
+        "fh-rec-clang",
+        "clang",
+        &["-frecord-command-line"],
+        "-frecord-command-line",
+    );
+}
+
+#[test]
+fn clang_grecord_command_line_is_not_served_to_another_command_line() {
+    records_command_line(
+        "fh-grec-clang",
+        "clang",
+        &["-g", "-grecord-command-line"],
+        "-grecord-command-line",
+    );
+}
+
+#[test]
+fn gcc_frecord_gcc_switches_is_not_served_to_another_command_line() {
+    records_command_line("fh-rec-gcc", "gcc", &["-frecord-gcc-switches"], "-frecord-gcc-switches");
+}

@@ -46,6 +46,9 @@ enum Kind {
     IncludeFile,
     /// A file whose content changes the output but does not pass through the preprocessor.
     InputFile,
+    /// A flag without a value that reads a file of a default name in the working directory
+    /// (clang's `-fprofile-instr-use`: `default.profdata`; gcc's `-fauto-profile`: `fbdata.afdo`).
+    DefaultInputFile(&'static str),
     Plain,
     Debug,
     NoDebug,
@@ -100,6 +103,8 @@ static TABLE: &[Flag<Kind>] = &[
     f("-iprefix", JoinedOrSeparate, Plain),
     f("-iwithprefix", JoinedOrSeparate, Plain),
     f("-iwithprefixbefore", JoinedOrSeparate, Plain),
+    // The sysroot is keyed by its path (the arguments) and every header read from it by content,
+    // like any header; its absent headers are the include search's (include_search.rs).
     f("-isysroot", JoinedOrSeparate, Plain),
     f("--sysroot", Separate, Plain),
     f("--sysroot=", Joined, Plain),
@@ -140,7 +145,9 @@ static TABLE: &[Flag<Kind>] = &[
     f("-target", Separate, Plain),
     f("--target=", Joined, Plain),
     f("-arch", Separate, Plain),
-    f("-B", JoinedOrSeparate, Plain),
+    // A -B prefix is searched for the compiler proper, the assembler and a `specs` file: none of
+    // them in the compiler's identity.
+    f("-B", JoinedOrSeparate, TooHard("-B prefix")),
     f("-l", JoinedOrSeparate, Plain),
     f("-L", JoinedOrSeparate, Plain),
     f("--param", Separate, Plain),
@@ -163,13 +170,36 @@ static TABLE: &[Flag<Kind>] = &[
     f("-fprofile-instr-generate", Joined, Coverage),
     f("-fprofile-use", None, TooHard("-fprofile-use without a file")),
     f("-fprofile-use=", Joined, InputFile),
+    f("-fprofile-instr-use", None, DefaultInputFile("default.profdata")),
     f("-fprofile-instr-use=", Joined, InputFile),
     f("-fprofile-sample-use=", Joined, InputFile),
+    f("-fmemory-profile-use=", Joined, InputFile),
+    f("-fprofile-remapping-file=", Joined, InputFile),
+    f("-fprofile-list=", Joined, InputFile),
+    f("-fauto-profile", None, DefaultInputFile("fbdata.afdo")),
     f("-fauto-profile=", Joined, InputFile),
     f("-fsanitize-blacklist=", Joined, InputFile),
     f("-fsanitize-ignorelist=", Joined, InputFile),
+    f("-fsanitize-system-ignorelist=", Joined, InputFile),
+    f("-fsanitize-coverage-allowlist=", Joined, InputFile),
+    f("-fsanitize-coverage-whitelist=", Joined, InputFile),
+    f("-fsanitize-coverage-ignorelist=", Joined, InputFile),
+    f("-fsanitize-coverage-blocklist=", Joined, InputFile),
+    f("-fsanitize-coverage-blacklist=", Joined, InputFile),
+    f("-fxray-attr-list=", Joined, InputFile),
+    f("-fxray-always-instrument=", Joined, InputFile),
+    f("-fxray-never-instrument=", Joined, InputFile),
     f("-fplugin=", Joined, InputFile),
+    f("-fpass-plugin=", Joined, InputFile),
     f("-specs=", Joined, InputFile),
+    f("--specs=", Joined, InputFile),
+    f("-specs", Separate, InputFile),
+    // They embed the command line as the compiler proper sees it: the output path, cachepot's own
+    // dependency file and colour flag. (clang also spells -grecord-command-line
+    // -grecord-gcc-switches: refused in `Gcc::parse`; gcc's, its default, leaves those out.)
+    f("-grecord-command-line", None, TooHard("-grecord-command-line")),
+    f("-frecord-command-line", None, TooHard("-frecord-command-line")),
+    f("-frecord-gcc-switches", None, TooHard("-frecord-gcc-switches")),
     f("-fdebug-prefix-map=", Joined, PrefixMap),
     f("-ffile-prefix-map=", Joined, PrefixMap),
     f("-fdiagnostics-color", Joined, DiagnosticsColor),
@@ -189,6 +219,9 @@ static TABLE: &[Flag<Kind>] = &[
     f("-ftime-report", Joined, TooHard("-ftime-report")),
     f("-fmodules", Joined, TooHard("clang modules")),
     f("-fmodule-file=", Joined, TooHard("clang modules")),
+    f("-fmodule-map-file=", Joined, TooHard("clang modules")),
+    f("-fprebuilt-module-path=", Joined, TooHard("clang modules")),
+    f("-fimplicit-module-maps", None, TooHard("clang modules")),
     f("-aux-info", Separate, ExtraOutputs("-aux-info")),
     f("-save-temps", Joined, ExtraOutputs("-save-temps")),
     f("-dumpbase", Separate, ExtraOutputs("-dumpbase/-dumpdir")),
@@ -270,6 +303,9 @@ impl CFamily for Gcc {
         cwd: &Path,
         env: &dyn Fn(&str) -> Option<OsString>,
     ) -> Result<CCompile, NotCacheable> {
+        if self.family == Family::Clang && args.iter().any(|a| a == "-grecord-gcc-switches") {
+            return Err(NotCacheable::TooHard("-grecord-command-line"));
+        }
         parse(args, cwd, env)
     }
 
@@ -577,7 +613,7 @@ struct State {
     prefix_maps: Vec<(OsString, OsString)>,
     color: ColorChoice,
     non_source_input: bool,
-    /// The previous -Xclang value was `-include-pch`: the next one names the file.
+    /// The previous -Xclang value was `-include-pch` or `-load`: the next one names the file.
     xclang_pch_next: bool,
 }
 
@@ -692,8 +728,11 @@ impl State {
                         return Err(NotCacheable::MissingInput);
                     }
                     self.extra_inputs.push(p);
-                } else if v == "-include-pch" {
+                } else if v == "-include-pch" || v == "-load" {
+                    // The precompiled header, or the plugin library, is named next.
                     self.xclang_pch_next = true;
+                } else if v.as_bytes().starts_with(b"-fprofile-instrument-use-path=") {
+                    return Err(NotCacheable::TooHard("-Xclang -fprofile-instrument-use-path"));
                 }
             }
             Xpreprocessor => {
@@ -720,6 +759,13 @@ impl State {
                     // gcc reads <dir>/<mangled object path>.gcda: which file is not known here.
                     return Err(NotCacheable::TooHard("profile data directory"));
                 }
+                if !cwd.join(&p).is_file() {
+                    return Err(NotCacheable::MissingInput);
+                }
+                self.extra_inputs.push(p);
+            }
+            DefaultInputFile(name) => {
+                let p = PathBuf::from(name);
                 if !cwd.join(&p).is_file() {
                     return Err(NotCacheable::MissingInput);
                 }
@@ -1021,5 +1067,103 @@ mod tests {
             parse_in(&d, &["-c", "a.c", "-Xclang", "-include-pch", "-Xclang", "gone.pch"]).unwrap_err(),
             NotCacheable::MissingInput
         );
+    }
+
+    /// Every option that makes gcc or clang read a file, in each spelling, with `F` where the file
+    /// goes: a row of the table that reads a file must be here (the walk below), and each
+    /// spelling must key the file by content (it is an extra input, hashed by compile.rs) or be
+    /// refused with a reason. A spelling taken as a plain flag would key only the file's name.
+    const READS_A_FILE: &[&[&str]] = &[
+        &["-fprofile-use=F"],
+        &["-fprofile-instr-use=F"],
+        &["-fprofile-instr-use"],
+        &["-fprofile-sample-use=F"],
+        &["-fmemory-profile-use=F"],
+        &["-fprofile-remapping-file=F"],
+        &["-fprofile-list=F"],
+        &["-fauto-profile=F"],
+        &["-fauto-profile"],
+        &["-fsanitize-blacklist=F"],
+        &["-fsanitize-ignorelist=F"],
+        &["-fsanitize-system-ignorelist=F"],
+        &["-fsanitize-coverage-allowlist=F"],
+        &["-fsanitize-coverage-whitelist=F"],
+        &["-fsanitize-coverage-ignorelist=F"],
+        &["-fsanitize-coverage-blocklist=F"],
+        &["-fsanitize-coverage-blacklist=F"],
+        &["-fxray-attr-list=F"],
+        &["-fxray-always-instrument=F"],
+        &["-fxray-never-instrument=F"],
+        &["-fplugin=F"],
+        &["-fpass-plugin=F"],
+        &["-specs=F"],
+        &["--specs=F"],
+        &["-specs", "F"],
+        &["-include-pch", "F"],
+        &["-Xclang", "-include-pch", "-Xclang", "F"],
+        &["-Xclang", "-load", "-Xclang", "F"],
+        &["-Xclang", "-fprofile-instrument-use-path=F"],
+        &["-fmodule-file=F"],
+        &["-fmodule-map-file=F"],
+        &["-B", "F"],
+        &["-BF"],
+        &["-fprofile-use"],
+    ];
+
+    #[test]
+    fn every_option_that_reads_a_file_keys_its_content_or_is_refused() {
+        let d = dir().join("reads");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("a.c"), "int x;").unwrap();
+        // The file each spelling names, and the default names of the flags without a value.
+        for name in ["F", "default.profdata", "fbdata.afdo"] {
+            std::fs::write(d.join(name), "data").unwrap();
+        }
+        for spelling in READS_A_FILE {
+            let mut args = vec!["-c", "a.c"];
+            args.extend_from_slice(spelling);
+            match parse_in(&d, &args) {
+                Ok(c) => assert!(
+                    c.extra_inputs.iter().any(|p| ["F", "default.profdata", "fbdata.afdo"]
+                        .iter()
+                        .any(|n| p == Path::new(n))),
+                    "{spelling:?}: the file is not keyed by content ({:?})",
+                    c.extra_inputs
+                ),
+                Err(NotCacheable::TooHard(_)) => {}
+                Err(other) => panic!("{spelling:?}: refused without a reason of its own: {other:?}"),
+            }
+        }
+        // The walk: every row that names a file is in the list above.
+        for row in TABLE
+            .iter()
+            .filter(|r| matches!(r.kind, InputFile | DefaultInputFile(_)))
+        {
+            assert!(
+                READS_A_FILE.iter().any(|sp| sp.iter().any(|a| a.starts_with(row.name))),
+                "{} reads a file and has no spelling in READS_A_FILE",
+                row.name
+            );
+        }
+        // clang spells -grecord-command-line -grecord-gcc-switches; gcc's is its default.
+        let args: Vec<OsString> = ["-c", "a.c", "-g", "-grecord-gcc-switches"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert!(matches!(
+            CLANG.parse(&args, &d, &|_| Option::None),
+            Err(NotCacheable::TooHard(_))
+        ));
+        assert!(GCC.parse(&args, &d, &|_| Option::None).is_ok());
+        for flag in [
+            "-grecord-command-line",
+            "-frecord-command-line",
+            "-frecord-gcc-switches",
+        ] {
+            assert!(
+                matches!(parse_in(&d, &["-c", "a.c", flag]), Err(NotCacheable::TooHard(_))),
+                "{flag}"
+            );
+        }
     }
 }
