@@ -101,6 +101,9 @@ impl Call {
             // preprocessed text holds it.
             return self.not_cacheable(NotCacheable::Incbin);
         }
+        if is_assembler(&req.language) && manifest::has_asm_include(&source) {
+            return self.not_cacheable(NotCacheable::TooHard(ASM_INCLUDE));
+        }
         let native_args: Vec<&std::ffi::OsStr> = req
             .key_args
             .iter()
@@ -249,6 +252,11 @@ impl Call {
             // expanded time) and record no manifest, so no direct hit can freeze it.
             return self.preprocessor_mode(store, k, None);
         }
+        if manifest::probes_headers(&k.source) {
+            // What `__has_include`/`#include_next` find changes when a header appears where no
+            // listing names a file: key the preprocessed text, which holds what they found.
+            return self.preprocessor_mode(store, k, None);
+        }
         // A dependency output to a special file (`-MF /dev/stdout`, a FIFO) cannot be read back.
         let dep_elsewhere = k
             .req
@@ -276,6 +284,9 @@ impl Call {
     ) -> Option<i32> {
         {
             for (i, set) in manifest.results.iter().enumerate() {
+                if set.result_key == manifest::PREPROCESSOR_MODE {
+                    return Some(self.preprocessor_mode(store, k, None));
+                }
                 let check = set.check(&k.cwd);
                 if check == Check::Fails {
                     continue;
@@ -423,6 +434,17 @@ impl Call {
             return self.count_returning(Outcome::Miss, out.status);
         }
         let includes: Vec<PathBuf> = listed.into_iter().filter(|p| k.cwd.join(p) != source_abs).collect();
+        match self.unlisted_reads(k, &includes) {
+            Some(Unlisted::AsmInclude) => {
+                return self.count_returning(Outcome::NotCacheable(NotCacheable::TooHard(ASM_INCLUDE)), out.status);
+            }
+            Some(Unlisted::Probes) => {
+                manifest.add(preprocessor_mode_marker());
+                self.put_manifest(store, manifest_key, manifest);
+                return self.count_returning(Outcome::Miss, out.status);
+            }
+            None => {}
+        }
         let Some(set_files) = self.hash_includes(k, &includes) else {
             return self.count_returning(Outcome::Miss, out.status);
         };
@@ -490,6 +512,9 @@ impl Call {
         if manifest::has_incbin(&preprocessed) {
             return self.not_cacheable(NotCacheable::Incbin);
         }
+        if is_assembler(&k.req.language) && manifest::has_asm_include(&preprocessed) {
+            return self.not_cacheable(NotCacheable::TooHard(ASM_INCLUDE));
+        }
         // Line markers name files by their absolute paths: key them relative under a base.
         kb.add_digest(
             "preprocessed source",
@@ -517,7 +542,10 @@ impl Call {
                     .into_iter()
                     .filter(|p| k.cwd.join(p) != source_abs)
                     .collect();
-                if let Some(set) = this.record_set(k, result_key, &includes) {
+                if this.unlisted_reads(k, &includes).is_some() {
+                    manifest.add(preprocessor_mode_marker());
+                    this.put_manifest(store, &manifest_key, &manifest);
+                } else if let Some(set) = this.record_set(k, result_key, &includes) {
                     manifest.add(set);
                     this.put_manifest(store, &manifest_key, &manifest);
                 }
@@ -827,6 +855,33 @@ impl Call {
         changed.is_some()
     }
 
+    /// Whether the compile read what its include set cannot hold: a file of this build (the
+    /// source's directory, the working directory, a directory of the command line) that looks
+    /// for headers (`__has_include`, `#include_next`), or, in assembler, an `.include`d file.
+    /// The compiler's own headers are trusted to probe only its own directories.
+    fn unlisted_reads(&self, k: &Known, includes: &[PathBuf]) -> Option<Unlisted> {
+        let asm = is_assembler(&k.req.language);
+        let ours = |p: &Path| {
+            let abs = k.cwd.join(p);
+            p.is_relative()
+                || abs.starts_with(&k.cwd)
+                || k.req.include_dirs.iter().any(|(_, d)| abs.starts_with(k.cwd.join(d)))
+        };
+        for inc in includes {
+            let Ok(data) = crate::limits::read_regular(&k.cwd.join(inc), crate::limits::INPUT_FILE) else {
+                continue;
+            };
+            if asm && manifest::has_asm_include(&data) {
+                return Some(Unlisted::AsmInclude);
+            }
+            if ours(inc) && manifest::probes_headers(&data) {
+                log::debug!(target: "compile", "{} looks for headers; no include set, preprocessor mode", inc.display());
+                return Some(Unlisted::Probes);
+            }
+        }
+        None
+    }
+
     fn fault(&mut self, message: &str, fault: Fault) {
         self.ctx.fault(message, fault);
     }
@@ -847,6 +902,30 @@ enum Stored {
     /// Under this location's key (an output names a base directory's absolute path).
     Bound(String),
     No,
+}
+
+/// The option detail of an assembler source or header that uses `.include`.
+const ASM_INCLUDE: &str = ".include in assembler";
+
+fn is_assembler(language: &str) -> bool {
+    language == "assembler" || language == "assembler-with-cpp"
+}
+
+/// What an include set cannot hold (`unlisted_reads`).
+enum Unlisted {
+    /// A header looks for headers: only the preprocessed text keys what it found.
+    Probes,
+    /// Assembler `.include`: nothing keys the included file.
+    AsmInclude,
+}
+
+/// The manifest's marker that sends this source's lookups to preprocessor mode.
+fn preprocessor_mode_marker() -> ResultSet {
+    ResultSet {
+        result_key: manifest::PREPROCESSOR_MODE.to_string(),
+        files: Vec::new(),
+        dirs: Vec::new(),
+    }
 }
 
 /// The stat of an input that changes whenever it is saved again (written in place or replaced).

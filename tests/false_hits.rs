@@ -537,3 +537,123 @@ fn clang_grecord_command_line_is_not_served_to_another_command_line() {
 fn gcc_frecord_gcc_switches_is_not_served_to_another_command_line() {
     records_command_line("fh-rec-gcc", "gcc", &["-frecord-gcc-switches"], "-frecord-gcc-switches");
 }
+
+// ---- Headers looked for but not found ----
+
+/// Build `m.o` from m.c with `args`, run it; then `create` a file and build again: the program
+/// must now print `after` (plain gcc would), and a third build must hit.
+fn header_appears(name: &str, files: &[(&str, &str)], args: &[&str], create: (&str, &str), before: &str, after: &str) {
+    for direct in [true, false] {
+        let mut env = Env::new(name);
+        if !direct {
+            env.set("CACHEPOT_DIRECT", "0");
+        }
+        for (path, text) in files {
+            env.dir.write(path, text);
+        }
+        let mut all = vec!["gcc", "-c", "m.c", "-o", "m.o"];
+        all.extend_from_slice(args);
+        assert_eq!(compile_and_run(&env, &all), before);
+        // The same again: cached (a hit of one kind or the other).
+        assert_eq!(compile_and_run(&env, &all), before);
+        env.dir.write(create.0, create.1);
+        assert_eq!(
+            compile_and_run(&env, &all),
+            after,
+            "direct {direct}: a stale object after {} appeared: {}",
+            create.0,
+            env.stats()
+        );
+        let hits = env.stat("hits");
+        assert_eq!(compile_and_run(&env, &all), after);
+        assert_eq!(
+            env.stat("hits"),
+            hits + 1,
+            "direct {direct}: not cached: {}",
+            env.stats()
+        );
+    }
+}
+
+const PROBE_MAIN: &str = "#include <stdio.h>\n#include \"cfg.h\"\nint main(void) { printf(\"%d\\n\", V); return 0; }\n";
+
+#[test]
+fn has_include_in_the_source_of_a_header_that_appears_later() {
+    let m = "#include <stdio.h>\n#if __has_include(\"opt.h\")\n#include \"opt.h\"\n#else\n#define V 0\n#endif\n\
+             int main(void) { printf(\"%d\\n\", V); return 0; }\n";
+    header_appears(
+        "fh-hasinc-src",
+        &[("m.c", m)],
+        &[],
+        ("opt.h", "#define V 7\n"),
+        "0\n",
+        "7\n",
+    );
+}
+
+#[test]
+fn has_include_in_a_header_of_a_header_that_appears_later() {
+    let cfg = "#if __has_include(<zz_probe.h>)\n#define V 9\n#else\n#define V 0\n#endif\n";
+    header_appears(
+        "fh-hasinc-hdr",
+        &[("m.c", PROBE_MAIN), ("inc/cfg.h", cfg), ("later/.keep", "")],
+        &["-Iinc", "-Ilater"],
+        ("later/zz_probe.h", "\n"),
+        "0\n",
+        "9\n",
+    );
+}
+
+#[test]
+fn include_next_finds_a_header_that_appears_later_in_between() {
+    // first/cfg.h #include_next's cfg.h: found in last/ now, in middle/ once it appears there.
+    header_appears(
+        "fh-incnext",
+        &[
+            ("m.c", PROBE_MAIN),
+            ("first/cfg.h", "#include_next <cfg.h>\n"),
+            ("middle/.keep", ""),
+            ("last/cfg.h", "#define V 1\n"),
+        ],
+        &["-Ifirst", "-Imiddle", "-Ilast"],
+        ("middle/cfg.h", "#define V 2\n"),
+        "1\n",
+        "2\n",
+    );
+}
+
+#[test]
+fn assembler_include_is_not_cached() {
+    // `.include` is read by the assembler: no dependency listing or preprocessed text holds it.
+    for (src, lang) in [("f.S", "assembler-with-cpp"), ("f.s", "assembler")] {
+        let env = Env::new("fh-asminc");
+        env.dir.write(src, "\t.include \"val.inc\"\n\t.globl value\nvalue:\n\tmovl $V, %eax\n\tret\n\t.section .note.GNU-stack,\"\",@progbits\n");
+        env.dir.write(
+            "m.c",
+            "#include <stdio.h>\nint value(void);\nint main(void) { printf(\"%d\\n\", value()); return 0; }\n",
+        );
+        let out = Command::new("gcc")
+            .current_dir(&env.dir.path)
+            .args(["-c", "m.c", "-o", "main.o"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let args = ["gcc", "-c", src, "-o", "f.o"];
+        for v in [1, 2] {
+            env.dir.write("val.inc", format!("\t.set V, {v}\n"));
+            env.ok(&args);
+            assert_eq!(
+                run_program(&env.dir.path, &["main.o", "f.o"]),
+                format!("{v}\n"),
+                "{lang}: {}",
+                env.stats()
+            );
+        }
+        assert_eq!(
+            env.not_cacheable_detail(".include in assembler"),
+            2,
+            "{lang}: {}",
+            env.stats()
+        );
+    }
+}
