@@ -657,3 +657,34 @@ fn assembler_include_is_not_cached() {
         );
     }
 }
+
+// ---- Environment the compiler reads ----
+
+#[test]
+fn ccc_override_options_is_not_cached() {
+    // CCC_OVERRIDE_OPTIONS edits clang's arguments: "+-DV=2" adds a definition.
+    let mut env = Env::new("fh-ccc");
+    require_tool("clang");
+    env.dir.write(
+        "m.c",
+        "#include <stdio.h>\n#ifndef V\n#define V 1\n#endif\nint main(void) { printf(\"%d\\n\", V); return 0; }\n",
+    );
+    let args = ["clang", "-c", "m.c", "-o", "m.o"];
+    assert_eq!(compile_and_run(&env, &args), "1\n");
+    env.set("CCC_OVERRIDE_OPTIONS", "+-DV=2");
+    assert_eq!(compile_and_run(&env, &args), "2\n", "a stale object: {}", env.stats());
+    assert_eq!(env.not_cacheable_detail("CCC_OVERRIDE_OPTIONS"), 1, "{}", env.stats());
+}
+
+#[test]
+fn compiler_path_and_gcc_exec_prefix_are_not_cached() {
+    // Both name where gcc finds its compiler proper and assembler; the identity holds neither.
+    for (var, value) in [("COMPILER_PATH", "progs/"), ("GCC_EXEC_PREFIX", "/usr/lib/gcc/")] {
+        let mut env = Env::new("fh-gccenv");
+        env.dir.write("m.c", PRINT_V.replace("V)", "5)").as_str());
+        std::fs::create_dir_all(env.dir.join("progs")).unwrap();
+        env.set(var, value);
+        assert_eq!(compile_and_run(&env, &["gcc", "-c", "m.c", "-o", "m.o"]), "5\n");
+        assert_eq!(env.not_cacheable_detail(var), 1, "{var}: {}", env.stats());
+    }
+}

@@ -185,6 +185,10 @@ impl RustCall {
             let d = hashes.digest(&cwd.join(spec)).ok_or(NotCacheable::MissingInput)?;
             kb.add_digest("target spec", &d);
         }
+        if let Some(spec) = target_path_spec(req) {
+            let d = hashes.digest(&spec).ok_or(NotCacheable::MissingInput)?;
+            kb.add_digest("target spec from RUST_TARGET_PATH", &d);
+        }
         let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().filter(|(k, _)| keyed_env(k)).collect();
         vars.sort();
         for (k, v) in vars {
@@ -434,7 +438,25 @@ const KEYED_CARGO_ENV: &[&str] = &[
     "CARGO_PRIMARY_PACKAGE",
     "RUSTC_BOOTSTRAP",
     "RUSTC_FORCE_RUSTC_VERSION",
+    // rustc's own (the audit of what it reads): where `--target NAME` finds NAME.json (its
+    // content is keyed too, `target_path_spec`), and Apple's SDK and deployment targets.
+    "RUST_TARGET_PATH",
+    "SDKROOT",
+    "MACOSX_DEPLOYMENT_TARGET",
+    "IPHONEOS_DEPLOYMENT_TARGET",
+    "TVOS_DEPLOYMENT_TARGET",
+    "WATCHOS_DEPLOYMENT_TARGET",
 ];
+
+/// The spec file `--target NAME` reads through `RUST_TARGET_PATH` (its first `NAME.json`), or
+/// `None` when the variable is unset or names none: then NAME is a built-in target.
+fn target_path_spec(req: &RustcCompile) -> Option<PathBuf> {
+    let name = req.key_args.iter().find_map(|a| a.strip_prefix("--target "))?;
+    let dirs = std::env::var_os("RUST_TARGET_PATH")?;
+    std::env::split_paths(&dirs)
+        .map(|d| d.join(format!("{name}.json")))
+        .find(|p| p.is_file())
+}
 
 /// Environment that goes into every key: the allow-list above, and the paths of binaries cargo
 /// names for integration tests.
@@ -575,6 +597,7 @@ mod tests {
     fn env_in_keys() {
         assert!(keyed_env(OsStr::new("CARGO_PKG_NAME")));
         assert!(keyed_env(OsStr::new("RUSTC_BOOTSTRAP")));
+        assert!(keyed_env(OsStr::new("RUST_TARGET_PATH")));
         assert!(keyed_env(OsStr::new("CARGO_BIN_EXE_app")));
         assert!(!keyed_env(OsStr::new("CARGO_MAKEFLAGS")));
         assert!(!keyed_env(OsStr::new("CARGO_TARGET_DIR")));

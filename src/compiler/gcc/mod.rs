@@ -242,7 +242,14 @@ static TABLE: &[Flag<Kind>] = &[
     f("-time", Joined, TooHard("-time")),
 ];
 
-/// Environment variables that change what gcc/clang produce (or print), hashed into the key.
+/// Environment variables that change what gcc/clang produce (or print), hashed into the key. The
+/// audit (gcc's "Environment Variables Affecting GCC", clang's driver and cc1): the include paths;
+/// SOURCE_DATE_EPOCH; GCC_COMPARE_DEBUG; the diagnostics' colours, links and format (COLUMNS: gcc 12 ignores it when stderr is no terminal, as it is
+/// under cachepot);
+/// the locale; Apple's SDK and deployment targets (clang reads them for Darwin targets).
+/// LIBRARY_PATH and LD_RUN_PATH matter only to links, which are not cached; TMPDIR names
+/// temporary files whose names reach no output. Refused instead: `UNCACHEABLE_ENV` and
+/// `refused_env`.
 pub const KEY_ENV: &[&str] = &[
     "CPATH",
     "C_INCLUDE_PATH",
@@ -250,9 +257,13 @@ pub const KEY_ENV: &[&str] = &[
     "OBJC_INCLUDE_PATH",
     "OBJCPLUS_INCLUDE_PATH",
     "SOURCE_DATE_EPOCH",
-    "GCC_EXEC_PREFIX",
-    "COMPILER_PATH",
     "GCC_COMPARE_DEBUG",
+    "GCC_EXTRA_DIAGNOSTIC_OUTPUT",
+    "SDKROOT",
+    "MACOSX_DEPLOYMENT_TARGET",
+    "IPHONEOS_DEPLOYMENT_TARGET",
+    "TVOS_DEPLOYMENT_TARGET",
+    "WATCHOS_DEPLOYMENT_TARGET",
     "GCC_COLORS",
     "GCC_URLS",
     "TERM_URLS",
@@ -265,6 +276,26 @@ pub const KEY_ENV: &[&str] = &[
 
 /// Environment variables that make the compiler write a dependency file we would not know about.
 const UNCACHEABLE_ENV: &[&str] = &["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
+
+/// Environment that makes a call uncacheable, and the reason counted. Keying the value would not
+/// do: GCC_EXEC_PREFIX and COMPILER_PATH name directories where gcc finds its compiler proper
+/// and assembler, programs the compiler's identity does not hold; CCC_OVERRIDE_OPTIONS edits
+/// clang's arguments (it can add outputs); the CC_PRINT_*/CC_LOG_* switches make clang write
+/// files or text of its own.
+fn refused_env(env: &dyn Fn(&str) -> Option<OsString>) -> Option<NotCacheable> {
+    const TOO_HARD: &[&str] = &["GCC_EXEC_PREFIX", "COMPILER_PATH", "CCC_OVERRIDE_OPTIONS"];
+    const WRITES: &[&str] = &[
+        "CC_PRINT_OPTIONS",
+        "CC_PRINT_HEADERS",
+        "CC_LOG_DIAGNOSTICS",
+        "CC_PRINT_PROC_STAT",
+    ];
+    let set = |v: &str| env(v).is_some_and(|x| !x.is_empty());
+    if let Some(v) = TOO_HARD.iter().copied().find(|v| set(v)) {
+        return Some(NotCacheable::TooHard(v));
+    }
+    WRITES.iter().copied().find(|v| set(v)).map(NotCacheable::ExtraOutputs)
+}
 
 /// gcc or clang: one argument table, a few differences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -559,6 +590,9 @@ pub fn parse(args: &[OsString], cwd: &Path, env: &dyn Fn(&str) -> Option<OsStrin
         if env(var).is_some() {
             return Err(NotCacheable::DependencyEnv);
         }
+    }
+    if let Some(reason) = refused_env(env) {
+        return Err(reason);
     }
     let mut p = State::default();
     let mut i = 0;
@@ -1165,5 +1199,23 @@ mod tests {
                 "{flag}"
             );
         }
+    }
+
+    #[test]
+    fn environment_that_changes_programs_arguments_or_outputs_is_refused() {
+        let d = dir();
+        let args: Vec<OsString> = ["-c", "a.c"].iter().map(OsString::from).collect();
+        for (var, want) in [
+            ("GCC_EXEC_PREFIX", NotCacheable::TooHard("GCC_EXEC_PREFIX")),
+            ("COMPILER_PATH", NotCacheable::TooHard("COMPILER_PATH")),
+            ("CCC_OVERRIDE_OPTIONS", NotCacheable::TooHard("CCC_OVERRIDE_OPTIONS")),
+            ("CC_PRINT_HEADERS", NotCacheable::ExtraOutputs("CC_PRINT_HEADERS")),
+            ("CC_LOG_DIAGNOSTICS", NotCacheable::ExtraOutputs("CC_LOG_DIAGNOSTICS")),
+            ("DEPENDENCIES_OUTPUT", NotCacheable::DependencyEnv),
+        ] {
+            let env = |v: &str| (v == var).then(|| OsString::from("x"));
+            assert_eq!(parse(&args, &d, &env).unwrap_err(), want, "{var}");
+        }
+        assert!(KEY_ENV.contains(&"SDKROOT") && KEY_ENV.contains(&"GCC_EXTRA_DIAGNOSTIC_OUTPUT"));
     }
 }
