@@ -152,7 +152,7 @@ fn bad_setting_on_a_terminal_is_said_once() {
 /// is read and closed for the `nth` time — by cachepot hashing it, by the preprocessor run, by the
 /// compiler — so what runs next sees the new content. inotify makes the moment exact; the writer
 /// still races the next reader's start, so the caller checks which content the compiler saw.
-fn replace_on_read(path: &Path, nth: usize, content: &'static str) -> std::thread::JoinHandle<()> {
+fn replace_on_read(path: &Path, nth: usize, content: &'static str) -> std::thread::JoinHandle<std::time::Instant> {
     replace_on_read_keeping(path, nth, content, false)
 }
 
@@ -163,7 +163,7 @@ fn replace_on_read_keeping(
     nth: usize,
     content: &'static str,
     keep_mtime: bool,
-) -> std::thread::JoinHandle<()> {
+) -> std::thread::JoinHandle<std::time::Instant> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
     // SAFETY: plain inotify calls on a descriptor owned here and closed by the thread.
@@ -195,8 +195,10 @@ fn replace_on_read_keeping(
                 .unwrap();
         }
         std::fs::rename(&tmp, &path).unwrap();
+        let saved = std::time::Instant::now();
         // SAFETY: closing the descriptor made above, once.
         unsafe { libc::close(fd) };
+        saved
     })
 }
 
@@ -363,13 +365,19 @@ fn rust_source_replaced_after_rustc_read_it_keeping_its_mtime() {
         let build = || {
             let out = env.cmd(&cargo).args(["build", "--offline", "-q"]).output().unwrap();
             assert!(out.status.success(), "{}", s(&out.stderr));
+            let built = std::time::Instant::now();
             let run = Command::new(env.dir.join("target/debug/app")).output().unwrap();
-            s(&run.stdout)
+            (s(&run.stdout), built)
         };
-        let first = build();
-        writer.join().unwrap();
-        if first != "before\n" {
-            eprintln!("attempt {attempt}: rustc saw {first:?}");
+        let (first, built) = build();
+        let saved = writer.join().unwrap();
+        if first != "before\n" || saved > built {
+            // rustc started after the save, or the save came after the whole build (a starved
+            // writer): the situation was not built. Again.
+            eprintln!(
+                "attempt {attempt}: rustc saw {first:?}; saved after the build: {}",
+                saved > built
+            );
             continue;
         }
         assert_eq!(env.not_cacheable("input_changed"), 1, "{}", env.stats());
@@ -377,7 +385,7 @@ fn rust_source_replaced_after_rustc_read_it_keeping_its_mtime() {
             save(&main, text);
             let out = env.cmd(&cargo).args(["clean", "-q"]).output().unwrap();
             assert!(out.status.success());
-            assert_eq!(build(), want, "a stale crate: {}", env.stats());
+            assert_eq!(build().0, want, "a stale crate: {}", env.stats());
         }
         assert!(env.stat("hits") >= 1, "{}", env.stats());
         return;
