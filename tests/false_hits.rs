@@ -704,3 +704,126 @@ fn compiler_path_and_gcc_exec_prefix_are_not_cached() {
         assert_eq!(env.not_cacheable_detail(var), 1, "{var}: {}", env.stats());
     }
 }
+
+// ---- rustc outside cargo ----
+
+#[test]
+fn rustc_from_a_plain_shell_runs_the_toolchain_rustup_would_pick() {
+    // No RUSTUP_TOOLCHAIN (cargo sets it; a shell does not): a private RUSTUP_HOME whose
+    // toolchain "real" is this machine's (linked, as `rustup toolchain link` does).
+    require_tool("rustup");
+    let env = Env::new("fh-rustup");
+    let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().unwrap();
+    assert!(sysroot.status.success());
+    let sysroot = s(&sysroot.stdout).trim().to_string();
+    let home = env.dir.join("rustup");
+    std::fs::create_dir_all(home.join("toolchains")).unwrap();
+    std::os::unix::fs::symlink(&sysroot, home.join("toolchains/real")).unwrap();
+    let settings = |extra: &str| {
+        std::fs::write(
+            home.join("settings.toml"),
+            format!("version = \"12\"\ndefault_toolchain = \"real\"\n{extra}"),
+        )
+        .unwrap();
+    };
+    settings("");
+    env.dir.write("proj/lib.rs", "pub fn answer() -> u32 { 42 }\n");
+    let proj = env.dir.join("proj");
+    let rustc = |via_cachepot: bool, out: &str| {
+        let mut c = if via_cachepot {
+            let mut c = env.cmd(cachepot_bin());
+            c.arg("rustc");
+            c
+        } else {
+            env.cmd("rustc")
+        };
+        c.current_dir(&proj)
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env("RUSTUP_HOME", &home)
+            .args([
+                "--crate-name",
+                "answer",
+                "--crate-type",
+                "lib",
+                "--edition",
+                "2021",
+                "lib.rs",
+                "--out-dir",
+                out,
+            ]);
+        c.output().unwrap()
+    };
+    let plain = rustc(false, "plain");
+    assert!(plain.status.success(), "rustup's proxy: {}", s(&plain.stderr));
+    for _ in 0..2 {
+        let out = rustc(true, "out");
+        assert!(out.status.success(), "{}", s(&out.stderr));
+    }
+    let stats = env.stats();
+    assert_eq!(
+        (stats["misses"].as_u64(), stats["hits"].as_u64()),
+        (Some(1), Some(1)),
+        "{stats}"
+    );
+    // The hit's library works: a program built on it with the same toolchain prints 42. (Not
+    // byte-equal to the proxy's own: cachepot's --emit=dep-info changes rustc's metadata.)
+    env.dir
+        .write("proj/main.rs", "fn main() { println!(\"{}\", answer::answer()); }\n");
+    let bin = Command::new(format!("{sysroot}/bin/rustc"))
+        .current_dir(&proj)
+        .args([
+            "--edition",
+            "2021",
+            "main.rs",
+            "--extern",
+            "answer=out/libanswer.rlib",
+            "-o",
+            "main",
+        ])
+        .output()
+        .unwrap();
+    assert!(bin.status.success(), "{}", s(&bin.stderr));
+    assert_eq!(s(&Command::new(proj.join("main")).output().unwrap().stdout), "42\n");
+    // A toolchain file naming a toolchain that is not installed: the proxy fails, and so does
+    // the call through cachepot (nothing served from the default toolchain's entry).
+    std::fs::write(proj.join("rust-toolchain.toml"), "[toolchain]\nchannel = \"missing\"\n").unwrap();
+    assert!(!rustc(false, "plain").status.success());
+    assert!(
+        !rustc(true, "out").status.success(),
+        "served with the default toolchain"
+    );
+    assert_eq!(env.stat("hits"), 1);
+    // A directory override wins over the file in the same directory: cached again.
+    settings(&format!(
+        "[overrides]\n\"{}\" = \"real\"\n",
+        proj.canonicalize().unwrap().display()
+    ));
+    assert!(rustc(true, "out").status.success());
+    assert_eq!(env.stat("hits"), 2, "{}", env.stats());
+}
+
+#[test]
+fn rustc_without_emit_into_a_new_out_dir_writes_its_library() {
+    // rustc's default emit is `link`, and it makes a missing --out-dir: cachepot's own dep-info
+    // request must change neither (it wrote no library, or failed, before).
+    let env = Env::new("fh-rustc-emit");
+    let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().unwrap();
+    let rustc = format!("{}/bin/rustc", s(&sysroot.stdout).trim());
+    env.dir.write("lib.rs", "pub fn answer() -> u32 { 42 }\n");
+    let args = [
+        rustc.as_str(),
+        "--crate-name",
+        "answer",
+        "--crate-type",
+        "lib",
+        "lib.rs",
+        "--out-dir",
+        "new/dir",
+    ];
+    for _ in 0..2 {
+        env.ok(&args);
+        assert!(env.dir.join("new/dir/libanswer.rlib").is_file(), "{}", env.stats());
+        std::fs::remove_dir_all(env.dir.join("new")).unwrap();
+    }
+    assert_eq!(env.stat("hits"), 1, "{}", env.stats());
+}

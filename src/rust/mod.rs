@@ -258,9 +258,17 @@ impl RustCall {
         let mut cmd = Command::new(&self.ctx.real);
         cmd.args(&self.ctx.args);
         if let Some(d) = &own_dep_info {
+            // rustc makes a missing --out-dir for its outputs, but writes a dep-info path given
+            // with --emit only into an existing directory: our own file must not fail the build.
+            let _ = std::fs::create_dir_all(p.cwd.join(&req.out_dir));
             let mut a = OsString::from("--emit=dep-info=");
             a.push(d);
             cmd.arg(a);
+            if !req.key_args.iter().any(|k| k.starts_with("--emit ")) {
+                // Any --emit replaces rustc's default (`link`): ask for it too, or the call
+                // would write no library at all.
+                cmd.arg("--emit=link");
+            }
         }
         let started = SystemTime::now();
         // A machine-wide compile slot when the coordinator is on (cargo's own jobserver token is
