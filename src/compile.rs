@@ -302,11 +302,7 @@ impl Call {
                 );
                 if check == Check::HoldsAfterReading {
                     // Record fresh stats so the next hit need not read these files.
-                    if let Some(fresh) = self.record_set(
-                        k,
-                        &set.result_key,
-                        &set.files.iter().map(|f| f.path.clone()).collect::<Vec<_>>(),
-                    ) {
+                    if let Some(fresh) = self.refreshed_set(k, set) {
                         let mut m = manifest.clone();
                         m.add(fresh);
                         self.put_manifest(store, manifest_key, &m);
@@ -853,6 +849,20 @@ impl Call {
             log::debug!(target: "compile", "{} changed while this call ran; not storing", f.display());
         }
         changed.is_some()
+    }
+
+    /// A set that held after reading its files, with fresh stats so the next hit need not read
+    /// them. Its watched directories stay the set's own (states taken now): learning them anew
+    /// would ask the compiler for its include directories (`cc -E -v`), and a hit starts no
+    /// process — on a machine whose cache dir holds only what a remote served, every first hit
+    /// is such a hit.
+    fn refreshed_set(&mut self, k: &Known, set: &ResultSet) -> Option<ResultSet> {
+        let includes: Vec<PathBuf> = set.files.iter().map(|f| f.path.clone()).collect();
+        Some(ResultSet {
+            result_key: set.result_key.clone(),
+            files: self.hash_includes(k, &includes)?,
+            dirs: manifest::rewatch(&set.dirs, &k.cwd),
+        })
     }
 
     /// Whether the compile read what its include set cannot hold: a file of this build (the

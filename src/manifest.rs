@@ -253,6 +253,18 @@ pub fn watch_dirs(absent: &[PathBuf], cwd: &Path) -> Vec<WatchedDir> {
     dirs
 }
 
+/// `dirs` with their states taken now: for a set that was just checked (its absent paths are
+/// absent), so that the next check need not look at them one by one.
+pub fn rewatch(dirs: &[WatchedDir], cwd: &Path) -> Vec<WatchedDir> {
+    dirs.iter()
+        .map(|d| WatchedDir {
+            state: dir_state(&cwd.join(&d.path)),
+            path: d.path.clone(),
+            absent: d.absent.clone(),
+        })
+        .collect()
+}
+
 /// Does this text use a macro that expands to the time of compilation?
 pub fn has_time_macros(data: &[u8]) -> bool {
     let mut i = 0;

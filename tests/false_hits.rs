@@ -3,6 +3,7 @@
 //! what the user gets — the program's behaviour, the build's files, `--show-stats --json`.
 //! bench/false_hits_ccache.sh runs the same steps with ccache for comparison.
 mod common;
+mod remote_support;
 use common::*;
 use std::path::Path;
 use std::process::Command;
@@ -826,4 +827,89 @@ fn rustc_without_emit_into_a_new_out_dir_writes_its_library() {
         std::fs::remove_dir_all(env.dir.join("new")).unwrap();
     }
     assert_eq!(env.stat("hits"), 1, "{}", env.stats());
+}
+
+// ---- Hits start no process ----
+
+/// The programs a traced command started (successful execve), as "program arg1 arg2 …".
+fn started_programs(strace_log: &Path) -> Vec<String> {
+    std::fs::read_to_string(strace_log)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("execve(") && l.trim_end().ends_with("= 0"))
+        .map(|l| {
+            let args = l
+                .split_once("[")
+                .and_then(|(_, r)| r.split_once("]"))
+                .map(|(a, _)| a)
+                .unwrap_or("");
+            args.split(", ")
+                .map(|a| a.trim_matches('"'))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+#[test]
+fn a_first_hit_from_the_remote_starts_no_process() {
+    // Machine A fills a real redis; machine B (an empty cache dir, the coordinator on) gets direct
+    // hits from it. B's hits must not ask the compiler for its include directories (`-E -v`),
+    // nor start the coordinator for a slot: strace counts every program started.
+    let strace = require_tool("strace");
+    let server = remote_support::redis(&[]);
+    let url = format!("redis://127.0.0.1:{}/0", server.port);
+    let files = [
+        ("h.h", "#define V 3\n"),
+        (
+            "m.c",
+            "#include <stdio.h>\n#include \"h.h\"\nint main(void) { printf(\"%d\\n\", V); return 0; }\n",
+        ),
+        (
+            "n.c",
+            "#include <stdio.h>\n#include \"h.h\"\nint main(void) { printf(\"%d\\n\", V + 1); return 0; }\n",
+        ),
+    ];
+    let mut a = Env::new("fh-remote-a");
+    a.set("CACHEPOT_REDIS", &url);
+    let mut b = Env::new("fh-remote-b");
+    b.set("CACHEPOT_REDIS", &url);
+    b.set("CACHEPOT_COORDINATOR", "auto");
+    b.set("XDG_RUNTIME_DIR", b.dir.join("run").display().to_string());
+    for (path, text) in files {
+        a.dir.write(path, text);
+        b.dir.write(path, text);
+    }
+    // The files of B were written just now: let them age past "too new to trust by stat".
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    for src in ["m.c", "n.c"] {
+        a.ok(&["gcc", "-c", src, "-o", "m.o"]);
+    }
+    for (i, (src, want)) in [("m.c", "3\n"), ("n.c", "4\n")].into_iter().enumerate() {
+        let log = b.dir.join(format!("strace{i}.log"));
+        let out = b
+            .cmd(&strace)
+            .args(["-f", "-qq", "-s", "4096", "-e", "trace=execve", "-o"])
+            .arg(&log)
+            .arg(cachepot_bin())
+            .args(["gcc", "-c", src, "-o", "m.o"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", s(&out.stderr));
+        assert_eq!(run_program(&b.dir.path, &["m.o"]), want);
+        let started = started_programs(&log);
+        // The first call on B learns who gcc is (where its cc1 and as are): once per machine.
+        let expected = if i == 0 { 2 } else { 1 };
+        assert_eq!(started.len(), expected, "call {i} started {started:?}");
+        assert!(started[0].contains("cachepot"), "{started:?}");
+        if i == 0 {
+            assert!(started[1].ends_with("-print-search-dirs"), "{started:?}");
+        }
+    }
+    let stats = b.stats();
+    assert_eq!(stats["hits_direct"], 2, "{stats}");
+    assert_eq!(
+        stats["coordinator"]["running"], false,
+        "a hit started the coordinator: {stats}"
+    );
 }
