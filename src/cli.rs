@@ -175,13 +175,25 @@ fn run_inner(cli: Cli) -> Result<(), String> {
     if cli.zero_stats {
         stats::zero(&cfg.dir.value)
             .map_err(|e| format!("cannot reset statistics in {}: {e}", cfg.dir.value.display()))?;
+        let fallback = crate::bad_setting::fallback_stats_root(&|n| std::env::var_os(n));
+        if fallback.is_dir() {
+            let _ = stats::zero(&fallback);
+        }
         println!("statistics zeroed");
     }
     if cli.show_config {
         print!("{}", if cli.json { config_json(&cfg) } else { config_text(&cfg) });
     }
     if cli.show_stats {
-        let summary = Summary::from_counters(&stats::read_all(&cfg.dir.value));
+        let mut counters = stats::read_all(&cfg.dir.value);
+        // Compiles that met a bad setting where no cache dir could take the count.
+        let fallback = crate::bad_setting::fallback_stats_root(&|n| std::env::var_os(n));
+        if fallback != cfg.dir.value
+            && let Some(n) = stats::read_all(&fallback).get(crate::bad_setting::COUNTER)
+        {
+            *counters.entry(crate::bad_setting::COUNTER.to_string()).or_default() += n;
+        }
+        let summary = Summary::from_counters(&counters);
         let usage = store.usage();
         let coordinator = crate::coordinator::status(&cfg);
         let problem = cache_dir_problem(&cfg.dir.value);
@@ -447,6 +459,16 @@ const REASON_ROWS: usize = 10;
 fn stats_text(cfg: &Config, s: &Summary, files: u64, bytes: u64, problem: Option<&DirProblem>) -> String {
     let mut out = String::new();
     let mut line = |k: &str, v: String| out.push_str(&format!("{k:<34} {v}\n"));
+    if s.config_errors > 0 {
+        // First: every such compile ran without the cache, and said so nowhere a build reads.
+        line(
+            "COMPILES WITH A BAD SETTING",
+            format!(
+                "{} (config_error): ran without the cache; `cachepot --show-config` in their environment names the setting",
+                s.config_errors
+            ),
+        );
+    }
     line("cache location", cfg.dir.value.display().to_string());
     if let Some(p) = problem {
         let since = p
@@ -537,6 +559,7 @@ fn describe_fault(id: &str) -> String {
 
 fn stats_json(cfg: &Config, s: &Summary, files: u64, bytes: u64) -> Value {
     json!({
+        "config_error": s.config_errors,
         "cache_location": cfg.dir.value,
         "requests": s.requests(),
         "hits": s.hits(),

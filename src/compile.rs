@@ -40,6 +40,8 @@ struct Known {
     cwd: PathBuf,
     identity: String,
     source: Vec<u8>,
+    /// The source's stat before it was read: compared after the compile (`changed_during_call`).
+    source_stat: Option<InputStat>,
     /// When this call started: include files changed after it are not trusted.
     start: SystemTime,
     /// A precompiled header may stand in for a header: the dependency output is incomplete.
@@ -90,6 +92,7 @@ impl Call {
             Ok(id) => id,
             Err(reason) => return self.not_cacheable(reason),
         };
+        let source_stat = InputStat::of(&cwd.join(&req.source));
         let Ok(source) = crate::limits::read_regular(&cwd.join(&req.source), crate::limits::INPUT_FILE) else {
             return self.not_cacheable(NotCacheable::MissingInput);
         };
@@ -97,6 +100,9 @@ impl Call {
             // The assembler reads the named file; neither the dependency output nor the
             // preprocessed text holds it.
             return self.not_cacheable(NotCacheable::Incbin);
+        }
+        if is_assembler(&req.language) && manifest::has_asm_include(&source) {
+            return self.not_cacheable(NotCacheable::TooHard(ASM_INCLUDE));
         }
         let native_args: Vec<&std::ffi::OsStr> = req
             .key_args
@@ -150,6 +156,7 @@ impl Call {
             cwd,
             identity,
             source,
+            source_stat,
             start,
             pch_in_use,
         };
@@ -245,6 +252,11 @@ impl Call {
             // expanded time) and record no manifest, so no direct hit can freeze it.
             return self.preprocessor_mode(store, k, None);
         }
+        if manifest::probes_headers(&k.source) {
+            // What `__has_include`/`#include_next` find changes when a header appears where no
+            // listing names a file: key the preprocessed text, which holds what they found.
+            return self.preprocessor_mode(store, k, None);
+        }
         // A dependency output to a special file (`-MF /dev/stdout`, a FIFO) cannot be read back.
         let dep_elsewhere = k
             .req
@@ -272,6 +284,9 @@ impl Call {
     ) -> Option<i32> {
         {
             for (i, set) in manifest.results.iter().enumerate() {
+                if set.result_key == manifest::PREPROCESSOR_MODE {
+                    return Some(self.preprocessor_mode(store, k, None));
+                }
                 let check = set.check(&k.cwd);
                 if check == Check::Fails {
                     continue;
@@ -287,11 +302,7 @@ impl Call {
                 );
                 if check == Check::HoldsAfterReading {
                     // Record fresh stats so the next hit need not read these files.
-                    if let Some(fresh) = self.record_set(
-                        k,
-                        &set.result_key,
-                        &set.files.iter().map(|f| f.path.clone()).collect::<Vec<_>>(),
-                    ) {
+                    if let Some(fresh) = self.refreshed_set(k, set) {
                         let mut m = manifest.clone();
                         m.add(fresh);
                         self.put_manifest(store, manifest_key, &m);
@@ -399,6 +410,10 @@ impl Call {
         if out.status != 0 {
             return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed), out.status);
         }
+        // The include files are checked when they are hashed (hash_includes).
+        if self.changed_during_call(k, &[]) {
+            return self.count_returning(Outcome::NotCacheable(NotCacheable::InputChanged), out.status);
+        }
         let listed = if on_stdout {
             stdout_listing
         } else {
@@ -415,6 +430,17 @@ impl Call {
             return self.count_returning(Outcome::Miss, out.status);
         }
         let includes: Vec<PathBuf> = listed.into_iter().filter(|p| k.cwd.join(p) != source_abs).collect();
+        match self.unlisted_reads(k, &includes) {
+            Some(Unlisted::AsmInclude) => {
+                return self.count_returning(Outcome::NotCacheable(NotCacheable::TooHard(ASM_INCLUDE)), out.status);
+            }
+            Some(Unlisted::Probes) => {
+                manifest.add(preprocessor_mode_marker());
+                self.put_manifest(store, manifest_key, manifest);
+                return self.count_returning(Outcome::Miss, out.status);
+            }
+            None => {}
+        }
         let Some(set_files) = self.hash_includes(k, &includes) else {
             return self.count_returning(Outcome::Miss, out.status);
         };
@@ -482,6 +508,9 @@ impl Call {
         if manifest::has_incbin(&preprocessed) {
             return self.not_cacheable(NotCacheable::Incbin);
         }
+        if is_assembler(&k.req.language) && manifest::has_asm_include(&preprocessed) {
+            return self.not_cacheable(NotCacheable::TooHard(ASM_INCLUDE));
+        }
         // Line markers name files by their absolute paths: key them relative under a base.
         kb.add_digest(
             "preprocessed source",
@@ -509,7 +538,10 @@ impl Call {
                     .into_iter()
                     .filter(|p| k.cwd.join(p) != source_abs)
                     .collect();
-                if let Some(set) = this.record_set(k, result_key, &includes) {
+                if this.unlisted_reads(k, &includes).is_some() {
+                    manifest.add(preprocessor_mode_marker());
+                    this.put_manifest(store, &manifest_key, &manifest);
+                } else if let Some(set) = this.record_set(k, result_key, &includes) {
                     manifest.add(set);
                     this.put_manifest(store, &manifest_key, &manifest);
                 }
@@ -537,6 +569,16 @@ impl Call {
             return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed), out.status);
         }
         let status = out.status;
+        let source_abs = k.cwd.join(&k.req.source);
+        let included: Vec<PathBuf> = self
+            .family
+            .included_files(&preprocessed)
+            .into_iter()
+            .filter(|p| k.cwd.join(p) != source_abs)
+            .collect();
+        if self.changed_during_call(k, &included) {
+            return self.count_returning(Outcome::NotCacheable(NotCacheable::InputChanged), status);
+        }
         match self.store_result(store, &key, k, out) {
             Stored::Shared => remember(self, &key, false),
             Stored::Bound(bound) => remember(self, &bound, true),
@@ -781,6 +823,75 @@ impl Call {
         let _ = std::fs::write(PathBuf::from(path), text);
     }
 
+    /// Whether an input was saved again while this call ran, so the compiler may have read other
+    /// content than the key holds: an object must never be stored under content the compiler did
+    /// not see. The source: its stat (inode, size, mtime, ctime) and content are compared with
+    /// those read before keying. Extra inputs and `included` (the preprocessed text's files, keyed
+    /// by a separate `-E` run): their inode changed since the call started.
+    fn changed_during_call(&self, k: &Known, included: &[PathBuf]) -> bool {
+        let source = k.cwd.join(&k.req.source);
+        let source_changed = InputStat::of(&source) != k.source_stat
+            || crate::limits::read_regular(&source, crate::limits::INPUT_FILE)
+                .ok()
+                .as_deref()
+                != Some(&k.source[..]);
+        let changed = if source_changed {
+            Some(k.req.source.clone())
+        } else {
+            k.req
+                .extra_inputs
+                .iter()
+                .chain(included)
+                .find(|f| std::fs::metadata(k.cwd.join(f)).is_ok_and(|m| InputStat::changed_after(&m, k.start)))
+                .cloned()
+        };
+        if let Some(f) = &changed {
+            log::debug!(target: "compile", "{} changed while this call ran; not storing", f.display());
+        }
+        changed.is_some()
+    }
+
+    /// A set that held after reading its files, with fresh stats so the next hit need not read
+    /// them. Its watched directories stay the set's own (states taken now): learning them anew
+    /// would ask the compiler for its include directories (`cc -E -v`), and a hit starts no
+    /// process — on a machine whose cache dir holds only what a remote served, every first hit
+    /// is such a hit.
+    fn refreshed_set(&mut self, k: &Known, set: &ResultSet) -> Option<ResultSet> {
+        let includes: Vec<PathBuf> = set.files.iter().map(|f| f.path.clone()).collect();
+        Some(ResultSet {
+            result_key: set.result_key.clone(),
+            files: self.hash_includes(k, &includes)?,
+            dirs: manifest::rewatch(&set.dirs, &k.cwd),
+        })
+    }
+
+    /// Whether the compile read what its include set cannot hold: a file of this build (the
+    /// source's directory, the working directory, a directory of the command line) that looks
+    /// for headers (`__has_include`, `#include_next`), or, in assembler, an `.include`d file.
+    /// The compiler's own headers are trusted to probe only its own directories.
+    fn unlisted_reads(&self, k: &Known, includes: &[PathBuf]) -> Option<Unlisted> {
+        let asm = is_assembler(&k.req.language);
+        let ours = |p: &Path| {
+            let abs = k.cwd.join(p);
+            p.is_relative()
+                || abs.starts_with(&k.cwd)
+                || k.req.include_dirs.iter().any(|(_, d)| abs.starts_with(k.cwd.join(d)))
+        };
+        for inc in includes {
+            let Ok(data) = crate::limits::read_regular(&k.cwd.join(inc), crate::limits::INPUT_FILE) else {
+                continue;
+            };
+            if asm && manifest::has_asm_include(&data) {
+                return Some(Unlisted::AsmInclude);
+            }
+            if ours(inc) && manifest::probes_headers(&data) {
+                log::debug!(target: "compile", "{} looks for headers; no include set, preprocessor mode", inc.display());
+                return Some(Unlisted::Probes);
+            }
+        }
+        None
+    }
+
     fn fault(&mut self, message: &str, fault: Fault) {
         self.ctx.fault(message, fault);
     }
@@ -801,6 +912,66 @@ enum Stored {
     /// Under this location's key (an output names a base directory's absolute path).
     Bound(String),
     No,
+}
+
+/// The option detail of an assembler source or header that uses `.include`.
+const ASM_INCLUDE: &str = ".include in assembler";
+
+fn is_assembler(language: &str) -> bool {
+    language == "assembler" || language == "assembler-with-cpp"
+}
+
+/// What an include set cannot hold (`unlisted_reads`).
+enum Unlisted {
+    /// A header looks for headers: only the preprocessed text keys what it found.
+    Probes,
+    /// Assembler `.include`: nothing keys the included file.
+    AsmInclude,
+}
+
+/// The manifest's marker that sends this source's lookups to preprocessor mode.
+fn preprocessor_mode_marker() -> ResultSet {
+    ResultSet {
+        result_key: manifest::PREPROCESSOR_MODE.to_string(),
+        files: Vec::new(),
+        dirs: Vec::new(),
+    }
+}
+
+/// The stat of an input that changes whenever it is saved again (written in place or replaced).
+#[derive(Debug, PartialEq, Eq)]
+struct InputStat {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl InputStat {
+    fn of(path: &Path) -> Option<InputStat> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(InputStat {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+
+    /// Was the file's inode changed (written, replaced, touched) after `start`? ctime only: the
+    /// kernel sets it, so an mtime in the future (a tarball from a skewed clock) does not make a
+    /// file look changed forever. File-system clocks are coarse (they may stamp a change up to
+    /// one tick, a few ms, before the precise `start`), but the change that matters comes after
+    /// a compiler process read the file, which is started well over a tick after `start`.
+    fn changed_after(m: &std::fs::Metadata, start: SystemTime) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let ctime = std::time::UNIX_EPOCH
+            + std::time::Duration::new(m.ctime().max(0) as u64, m.ctime_nsec().clamp(0, 999_999_999) as u32);
+        ctime >= start
+    }
 }
 
 /// What a compiler run gave.

@@ -102,11 +102,57 @@ impl Config {
     }
 
     pub fn load_with(env: EnvReader) -> Result<Config, ConfigError> {
-        let (found, searched) = config_file_path(env)?;
+        Config::load_from(env, true)
+    }
+
+    /// The settings a compile call can still use when some are bad: each bad `CACHEPOT_*` variable
+    /// is left out (its setting keeps the file's value or the default), and a bad config file is
+    /// left out whole. Returns what could be loaded (`None` when not even that: no cache dir) and
+    /// every error met. Only for counting and logging a call that then runs without the cache; the
+    /// commands (`--show-config`, …) use `load` and fail on the first error.
+    pub fn load_lenient(env: EnvReader) -> (Option<Config>, Vec<ConfigError>) {
+        let mut left_out: Vec<&'static str> = Vec::new();
+        let mut read_file = true;
+        let mut errors = Vec::new();
+        // Each round leaves out one more setting, so this ends.
+        for _ in 0..=ENV_VARS.len() + 1 {
+            let without = |name: &str| {
+                if left_out.contains(&name) { None } else { env(name) }
+            };
+            let e = match Config::load_from(&without, read_file) {
+                Ok(cfg) => return (Some(cfg), errors),
+                Err(e) => e,
+            };
+            match env_var_named(&e.0) {
+                Some(var) if !left_out.contains(&var) => {
+                    left_out.push(var);
+                    read_file &= var != "CACHEPOT_CONF";
+                }
+                _ if read_file => read_file = false,
+                _ => {
+                    if !errors.contains(&e) {
+                        errors.push(e);
+                    }
+                    return (None, errors);
+                }
+            }
+            if !errors.contains(&e) {
+                errors.push(e);
+            }
+        }
+        (None, errors)
+    }
+
+    fn load_from(env: EnvReader, read_file: bool) -> Result<Config, ConfigError> {
+        let (found, searched) = if read_file {
+            config_file_path(env)?
+        } else {
+            (None, None)
+        };
         let mut cfg = Config {
             file: None,
             searched,
-            dir: Setting::default(default_cache_dir(env)?),
+            dir: Setting::default(PathBuf::new()),
             max_size: Setting::default(DEFAULT_MAX_SIZE),
             recache: Setting::default(false),
             disable: Setting::default(false),
@@ -126,6 +172,10 @@ impl Config {
             cfg.apply_file(&path)?;
         }
         cfg.apply_env(env)?;
+        if cfg.dir.source == Source::Default {
+            // Only now: CACHEPOT_DIR or the file may name the cache dir where HOME is unset.
+            cfg.dir.value = default_cache_dir(env)?;
+        }
         cfg.remote = RemoteConfig::load(&cfg.remote_tables, cfg.file.as_deref(), env)?;
         Ok(cfg)
     }
@@ -505,6 +555,21 @@ pub const ENV_VARS: &[&str] = &[
     "CACHEPOT_TRUSTED_KEYS",
 ];
 
+/// The `CACHEPOT_*` variable an error message is about (messages start `NAME=value: …`), the
+/// longest that matches, so that `CACHEPOT_DIRECT=…` is not taken for `CACHEPOT_DIR`.
+fn env_var_named(message: &str) -> Option<&'static str> {
+    ENV_VARS
+        .iter()
+        .filter(|name| {
+            message.match_indices(*name).any(|(i, _)| {
+                let next = message[i + name.len()..].chars().next();
+                !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+        })
+        .max_by_key(|name| name.len())
+        .copied()
+}
+
 /// One warning for each `CACHEPOT_*` variable of this process's environment that cachepot does not
 /// read, naming the closest known one: a misspelt setting (`CACHEPOT_CACHESIZE`) would otherwise be
 /// ignored without a word. For the commands (`--show-config`, `--show-stats`), not compile calls.
@@ -630,6 +695,17 @@ fn default_cache_dir(env: EnvReader) -> Result<PathBuf, ConfigError> {
         None => Err(ConfigError(
             "neither CACHEPOT_DIR, XDG_CACHE_HOME nor HOME is set: set CACHEPOT_DIR to a cache directory".into(),
         )),
+    }
+}
+
+/// A private directory of this user outside the cache (the coordinator's default directory:
+/// `$XDG_RUNTIME_DIR/cachepot`, else `/tmp/cachepot-<uid>`), for what must be kept even when the
+/// cache dir is unusable or unknown: the count of compiles that met a bad setting, and the markers
+/// that keep a terminal warning to once a day.
+pub fn private_state_dir(env: EnvReader) -> PathBuf {
+    match env("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        Some(run) => absolute(PathBuf::from(run)).join("cachepot"),
+        None => CoordinatorConfig::default().dir,
     }
 }
 
@@ -831,9 +907,7 @@ impl CoordinatorConfig {
                 source: Source::Env("CACHEPOT_COORDINATOR_MAX_WAIT"),
             };
         }
-        if let Some(run) = env("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
-            self.dir = absolute(PathBuf::from(run)).join("cachepot");
-        }
+        self.dir = private_state_dir(env);
         if let Some(v) = env("CACHEPOT_START_SERVER").filter(|v| !v.is_empty()) {
             self.start_server = env_bool("CACHEPOT_START_SERVER", &v)?;
         }
@@ -1036,6 +1110,31 @@ mod tests {
         assert!(e.0.starts_with("CACHEPOT_DISABLE=maybe: not a boolean"), "{e}");
         let e = load(&[("HOME", "/h"), ("CACHEPOT_CACHE_SIZE", "lots")]).unwrap_err();
         assert!(e.0.starts_with("CACHEPOT_CACHE_SIZE=lots: not a size"), "{e}");
+    }
+
+    #[test]
+    fn a_compile_leaves_out_each_bad_setting_and_keeps_the_rest() {
+        let env: HashMap<&str, &str> = [
+            ("HOME", "/h"),
+            ("CACHEPOT_DIR", "/cache"),
+            ("CACHEPOT_DIRECT", "maybe"),
+            ("CACHEPOT_CACHE_SIZE", "lots"),
+            ("CACHEPOT_LOG", "debug"),
+        ]
+        .into_iter()
+        .collect();
+        let (cfg, errors) = Config::load_lenient(&|k| env.get(k).map(OsString::from));
+        let cfg = cfg.unwrap();
+        // CACHEPOT_DIRECT=… is not taken for CACHEPOT_DIR: the cache dir is kept.
+        assert_eq!(cfg.dir.value, PathBuf::from("/cache"));
+        assert_eq!(cfg.log.value.as_deref(), Some("debug"));
+        assert!(cfg.direct.value);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].0.starts_with("CACHEPOT_"), "{errors:?}");
+        // No cache dir at all: nothing loads, the error is still named.
+        let (cfg, errors) = Config::load_lenient(&|k| (k == "CACHEPOT_DIR").then(|| OsString::from("rel")));
+        assert!(cfg.is_none());
+        assert!(errors[0].0.starts_with("CACHEPOT_DIR=rel"), "{errors:?}");
     }
 
     #[test]

@@ -16,7 +16,9 @@
 //! mtime, ctime), recorded only for files older than `STAT_TRUST_AGE` when recorded; a file whose
 //! stat still matches is not read again (0 = always read). `state` fingerprints a directory
 //! (device, inode, mtime; 1 = the directory did not exist): while it is unchanged, no file can have
-//! appeared in it, so its `absent` paths need no check. Version history: 1: first version.
+//! appeared in it, so its `absent` paths need no check. A result whose key is 64 zeros, with no
+//! files, is a marker: the source's lookups go to preprocessor mode (`PREPROCESSOR_MODE`).
+//! Version history: 1: first version (the marker reads as a result never found).
 
 use crate::entry::{EntryError, Reader, decode_framed, encode_framed};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -251,6 +253,18 @@ pub fn watch_dirs(absent: &[PathBuf], cwd: &Path) -> Vec<WatchedDir> {
     dirs
 }
 
+/// `dirs` with their states taken now: for a set that was just checked (its absent paths are
+/// absent), so that the next check need not look at them one by one.
+pub fn rewatch(dirs: &[WatchedDir], cwd: &Path) -> Vec<WatchedDir> {
+    dirs.iter()
+        .map(|d| WatchedDir {
+            state: dir_state(&cwd.join(&d.path)),
+            path: d.path.clone(),
+            absent: d.absent.clone(),
+        })
+        .collect()
+}
+
 /// Does this text use a macro that expands to the time of compilation?
 pub fn has_time_macros(data: &[u8]) -> bool {
     let mut i = 0;
@@ -264,6 +278,23 @@ pub fn has_time_macros(data: &[u8]) -> bool {
     }
     false
 }
+
+/// Does this text look for headers that may not exist (`__has_include`, `__has_include_next`) or
+/// continue a search past the file's own directory (`#include_next`)? What it finds changes when
+/// a header appears where no dependency listing names a file: such calls get no include set.
+pub fn probes_headers(data: &[u8]) -> bool {
+    data.windows(13).any(|w| w == b"__has_include") || data.windows(12).any(|w| w == b"include_next")
+}
+
+/// Does this assembler text use `.include`, which the assembler reads and no listing names?
+pub fn has_asm_include(data: &[u8]) -> bool {
+    data.windows(8).any(|w| w == b".include")
+}
+
+/// The result key of a manifest's marker set: this source's include set cannot be recorded (a
+/// header it reads looks for headers: `probes_headers`), so a lookup goes to preprocessor mode.
+/// A valid key that no SHA-256 of ours gives: older versions read it as a result never found.
+pub const PREPROCESSOR_MODE: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Does this text use the assembler's `.incbin`, which reads a file behind the compiler's back?
 pub fn has_incbin(data: &[u8]) -> bool {
@@ -316,6 +347,22 @@ mod tests {
         }
         assert_eq!(m.results.len(), MAX_RESULTS);
         assert_eq!(m.results[0].result_key, "f".repeat(64));
+        assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
+    }
+
+    #[test]
+    fn header_probes_and_the_preprocessor_mode_marker() {
+        assert!(probes_headers(b"#if __has_include(<x.h>)"));
+        assert!(probes_headers(b"#if __has_include_next(<x.h>)"));
+        assert!(probes_headers(b"#  include_next <x.h>"));
+        assert!(!probes_headers(b"#include <x.h>"));
+        assert!(has_asm_include(b"\t.include \"v.inc\"\n"));
+        let mut m = Manifest::default();
+        m.add(ResultSet {
+            result_key: PREPROCESSOR_MODE.to_string(),
+            files: Vec::new(),
+            dirs: Vec::new(),
+        });
         assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
     }
 

@@ -376,6 +376,8 @@ fn rewrite_in_place(path: &Path, counters: &Counters) -> std::io::Result<()> {
 /// The figures `--show-stats` prints, derived from raw counters.
 #[derive(Debug, Default)]
 pub struct Summary {
+    /// Compile calls that met a bad setting and ran without the cache (bad_setting.rs).
+    pub config_errors: u64,
     pub hits_direct: u64,
     pub hits_preprocessed: u64,
     pub misses: u64,
@@ -398,6 +400,7 @@ impl Summary {
                 "hit.direct" => s.hits_direct += v,
                 "hit.preprocessed" => s.hits_preprocessed += v,
                 "miss" => s.misses += v,
+                crate::bad_setting::COUNTER => s.config_errors += v,
                 _ => {
                     if let Some(d) = k.strip_prefix(DETAIL_PREFIX) {
                         s.not_cacheable_details.insert(d.to_string(), v);
@@ -423,7 +426,7 @@ impl Summary {
     }
 
     pub fn requests(&self) -> u64 {
-        self.hits() + self.misses + self.not_cacheable_total()
+        self.config_errors + self.hits() + self.misses + self.not_cacheable_total()
     }
 
     /// Hits as a percentage of cacheable calls (hits + misses).

@@ -250,6 +250,9 @@ pub enum NotCacheable {
     ClippyDriver,
     /// Anything else the cache cannot key or restore exactly (the option or feature named).
     TooHard(&'static str),
+    /// An input was saved again while the call ran: the compiler may have read other content
+    /// than the key holds, so nothing was stored.
+    InputChanged,
 }
 
 impl NotCacheable {
@@ -277,6 +280,7 @@ impl NotCacheable {
         NotCacheable::Incbin,
         NotCacheable::ClippyDriver,
         NotCacheable::TooHard("…"),
+        NotCacheable::InputChanged,
     ];
 
     /// The stable statistics id (snake_case; never changes once released).
@@ -304,6 +308,7 @@ impl NotCacheable {
             NotCacheable::Incbin => "incbin",
             NotCacheable::ClippyDriver => "clippy_driver",
             NotCacheable::TooHard(_) => "too_hard",
+            NotCacheable::InputChanged => "input_changed",
         }
     }
 
@@ -340,6 +345,7 @@ impl NotCacheable {
             NotCacheable::Incbin => ".incbin reads a file no listing names",
             NotCacheable::ClippyDriver => "clippy-driver (lints are not cached)",
             NotCacheable::TooHard(_) => "too hard to cache",
+            NotCacheable::InputChanged => "an input changed while it compiled (not stored)",
         };
         match self.detail() {
             Some(d) => format!("{text}: {d}"),
@@ -368,11 +374,9 @@ pub fn identity(family: &dyn CFamily, real: &Path, cfg: &Config) -> std::io::Res
     let driver = real.canonicalize()?;
     let files = match &cfg.compiler_check.value {
         crate::identity::CompilerCheck::Content => {
-            crate::identity::programs(&cfg.dir.value, &driver, || {
-                // Asking the driver is a compiler run like any other: it takes a slot.
-                let _slot = crate::coordinator::slot(cfg);
-                family.programs(&driver)
-            })?
+            // No coordinator slot: asking the driver where its programs are compiles nothing, and
+            // a hit (the first on a machine, before this is remembered) never waits for one.
+            crate::identity::programs(&cfg.dir.value, &driver, || family.programs(&driver))?
         }
         _ => vec![("driver".to_string(), driver.clone())],
     };

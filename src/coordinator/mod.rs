@@ -12,6 +12,7 @@
 //! and `coordinator.slot_wait_ms` there; the live figures come from the running coordinator.
 
 mod client;
+pub use client::ensure_private_dir;
 pub mod protocol;
 mod server;
 

@@ -214,6 +214,10 @@ impl RustCall {
             let d = hashes.digest(&cwd.join(spec)).ok_or(NotCacheable::MissingInput)?;
             kb.add_digest("target spec", &d);
         }
+        if let Some(spec) = target_path_spec(req) {
+            let d = hashes.digest(&spec).ok_or(NotCacheable::MissingInput)?;
+            kb.add_digest("target spec from RUST_TARGET_PATH", &d);
+        }
         let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().filter(|(k, _)| keyed_env(k)).collect();
         vars.sort();
         for (k, v) in vars {
@@ -292,9 +296,17 @@ impl RustCall {
         cmd.args(p.bases.remap_args());
         cmd.args(&self.ctx.args);
         if let Some(d) = &own_dep_info {
+            // rustc makes a missing --out-dir for its outputs, but writes a dep-info path given
+            // with --emit only into an existing directory: our own file must not fail the build.
+            let _ = std::fs::create_dir_all(p.cwd.join(&req.out_dir));
             let mut a = OsString::from("--emit=dep-info=");
             a.push(d);
             cmd.arg(a);
+            if !req.key_args.iter().any(|k| k.starts_with("--emit ")) {
+                // Any --emit replaces rustc's default (`link`): ask for it too, or the call
+                // would write no library at all.
+                cmd.arg("--emit=link");
+            }
         }
         let started = SystemTime::now();
         // A machine-wide compile slot when the coordinator is on (cargo's own jobserver token is
@@ -338,15 +350,16 @@ impl RustCall {
         kb.add_str("manifest key", &p.manifest_key);
         for src in &deps.sources {
             let full = p.cwd.join(src);
+            // The ctime too: a file replaced by one with an older mtime (`cp -p`, `rsync -t`, an
+            // archive) changed all the same, and rustc may have read the one before.
             let changed = std::fs::metadata(&full)
-                .and_then(|m| m.modified())
-                .map(|t| t >= started)
+                .map(|m| crate::manifest::modified_or_changed_after(&m, started))
                 .unwrap_or(true);
             let digest = match p.hashes.digest(&full) {
                 Some(d) if !changed => d,
                 _ => {
                     log::debug!(target: "rust", "{} changed or vanished during the compile; not storing", src.display());
-                    return self.count_returning(Outcome::Miss, out.status);
+                    return self.count_returning(Outcome::NotCacheable(NotCacheable::InputChanged), out.status);
                 }
             };
             kb.add_os("source path", &p.bases.key_path(src));
@@ -505,7 +518,25 @@ const KEYED_CARGO_ENV: &[&str] = &[
     "CARGO_PRIMARY_PACKAGE",
     "RUSTC_BOOTSTRAP",
     "RUSTC_FORCE_RUSTC_VERSION",
+    // rustc's own (the audit of what it reads): where `--target NAME` finds NAME.json (its
+    // content is keyed too, `target_path_spec`), and Apple's SDK and deployment targets.
+    "RUST_TARGET_PATH",
+    "SDKROOT",
+    "MACOSX_DEPLOYMENT_TARGET",
+    "IPHONEOS_DEPLOYMENT_TARGET",
+    "TVOS_DEPLOYMENT_TARGET",
+    "WATCHOS_DEPLOYMENT_TARGET",
 ];
+
+/// The spec file `--target NAME` reads through `RUST_TARGET_PATH` (its first `NAME.json`), or
+/// `None` when the variable is unset or names none: then NAME is a built-in target.
+fn target_path_spec(req: &RustcCompile) -> Option<PathBuf> {
+    let name = req.key_args.iter().find_map(|a| a.strip_prefix("--target "))?;
+    let dirs = std::env::var_os("RUST_TARGET_PATH")?;
+    std::env::split_paths(&dirs)
+        .map(|d| d.join(format!("{name}.json")))
+        .find(|p| p.is_file())
+}
 
 /// Environment that goes into every key: the allow-list above, and the paths of binaries cargo
 /// names for integration tests.
@@ -667,6 +698,7 @@ mod tests {
     fn env_in_keys() {
         assert!(keyed_env(OsStr::new("CARGO_PKG_NAME")));
         assert!(keyed_env(OsStr::new("RUSTC_BOOTSTRAP")));
+        assert!(keyed_env(OsStr::new("RUST_TARGET_PATH")));
         assert!(keyed_env(OsStr::new("CARGO_BIN_EXE_app")));
         assert!(!keyed_env(OsStr::new("CARGO_MAKEFLAGS")));
         assert!(!keyed_env(OsStr::new("CARGO_TARGET_DIR")));

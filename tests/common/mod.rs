@@ -84,6 +84,10 @@ impl Env {
                 c.env_remove(&k);
             }
         }
+        // `cargo test` runs under rustup, which hands RUSTUP_TOOLCHAIN to every child; a user's
+        // shell has none. cachepot must pick the toolchain itself (rust/toolchain.rs), so the
+        // tests do not lean on it (a test that wants one sets it).
+        c.env_remove("RUSTUP_TOOLCHAIN");
         c.env("CACHEPOT_DIR", &self.cache);
         c.env("CACHEPOT_CONF", "");
         c.env("XDG_CONFIG_HOME", self.dir.join("xdg-config"));

@@ -46,6 +46,9 @@ enum Kind {
     IncludeFile,
     /// A file whose content changes the output but does not pass through the preprocessor.
     InputFile,
+    /// A flag without a value that reads a file of a default name in the working directory
+    /// (clang's `-fprofile-instr-use`: `default.profdata`; gcc's `-fauto-profile`: `fbdata.afdo`).
+    DefaultInputFile(&'static str),
     Plain,
     Debug,
     NoDebug,
@@ -100,6 +103,8 @@ static TABLE: &[Flag<Kind>] = &[
     f("-iprefix", JoinedOrSeparate, Plain),
     f("-iwithprefix", JoinedOrSeparate, Plain),
     f("-iwithprefixbefore", JoinedOrSeparate, Plain),
+    // The sysroot is keyed by its path (the arguments) and every header read from it by content,
+    // like any header; its absent headers are the include search's (include_search.rs).
     f("-isysroot", JoinedOrSeparate, Plain),
     f("--sysroot", Separate, Plain),
     f("--sysroot=", Joined, Plain),
@@ -140,7 +145,9 @@ static TABLE: &[Flag<Kind>] = &[
     f("-target", Separate, Plain),
     f("--target=", Joined, Plain),
     f("-arch", Separate, Plain),
-    f("-B", JoinedOrSeparate, Plain),
+    // A -B prefix is searched for the compiler proper, the assembler and a `specs` file: none of
+    // them in the compiler's identity.
+    f("-B", JoinedOrSeparate, TooHard("-B prefix")),
     f("-l", JoinedOrSeparate, Plain),
     f("-L", JoinedOrSeparate, Plain),
     f("--param", Separate, Plain),
@@ -163,13 +170,36 @@ static TABLE: &[Flag<Kind>] = &[
     f("-fprofile-instr-generate", Joined, Coverage),
     f("-fprofile-use", None, TooHard("-fprofile-use without a file")),
     f("-fprofile-use=", Joined, InputFile),
+    f("-fprofile-instr-use", None, DefaultInputFile("default.profdata")),
     f("-fprofile-instr-use=", Joined, InputFile),
     f("-fprofile-sample-use=", Joined, InputFile),
+    f("-fmemory-profile-use=", Joined, InputFile),
+    f("-fprofile-remapping-file=", Joined, InputFile),
+    f("-fprofile-list=", Joined, InputFile),
+    f("-fauto-profile", None, DefaultInputFile("fbdata.afdo")),
     f("-fauto-profile=", Joined, InputFile),
     f("-fsanitize-blacklist=", Joined, InputFile),
     f("-fsanitize-ignorelist=", Joined, InputFile),
+    f("-fsanitize-system-ignorelist=", Joined, InputFile),
+    f("-fsanitize-coverage-allowlist=", Joined, InputFile),
+    f("-fsanitize-coverage-whitelist=", Joined, InputFile),
+    f("-fsanitize-coverage-ignorelist=", Joined, InputFile),
+    f("-fsanitize-coverage-blocklist=", Joined, InputFile),
+    f("-fsanitize-coverage-blacklist=", Joined, InputFile),
+    f("-fxray-attr-list=", Joined, InputFile),
+    f("-fxray-always-instrument=", Joined, InputFile),
+    f("-fxray-never-instrument=", Joined, InputFile),
     f("-fplugin=", Joined, InputFile),
+    f("-fpass-plugin=", Joined, InputFile),
     f("-specs=", Joined, InputFile),
+    f("--specs=", Joined, InputFile),
+    f("-specs", Separate, InputFile),
+    // They embed the command line as the compiler proper sees it: the output path, cachepot's own
+    // dependency file and colour flag. (clang also spells -grecord-command-line
+    // -grecord-gcc-switches: refused in `Gcc::parse`; gcc's, its default, leaves those out.)
+    f("-grecord-command-line", None, TooHard("-grecord-command-line")),
+    f("-frecord-command-line", None, TooHard("-frecord-command-line")),
+    f("-frecord-gcc-switches", None, TooHard("-frecord-gcc-switches")),
     f("-fdebug-prefix-map=", Joined, PrefixMap),
     f("-ffile-prefix-map=", Joined, PrefixMap),
     f("-fdiagnostics-color", Joined, DiagnosticsColor),
@@ -189,6 +219,9 @@ static TABLE: &[Flag<Kind>] = &[
     f("-ftime-report", Joined, TooHard("-ftime-report")),
     f("-fmodules", Joined, TooHard("clang modules")),
     f("-fmodule-file=", Joined, TooHard("clang modules")),
+    f("-fmodule-map-file=", Joined, TooHard("clang modules")),
+    f("-fprebuilt-module-path=", Joined, TooHard("clang modules")),
+    f("-fimplicit-module-maps", None, TooHard("clang modules")),
     f("-aux-info", Separate, ExtraOutputs("-aux-info")),
     f("-save-temps", Joined, ExtraOutputs("-save-temps")),
     f("-dumpbase", Separate, ExtraOutputs("-dumpbase/-dumpdir")),
@@ -209,7 +242,14 @@ static TABLE: &[Flag<Kind>] = &[
     f("-time", Joined, TooHard("-time")),
 ];
 
-/// Environment variables that change what gcc/clang produce (or print), hashed into the key.
+/// Environment variables that change what gcc/clang produce (or print), hashed into the key. The
+/// audit (gcc's "Environment Variables Affecting GCC", clang's driver and cc1): the include paths;
+/// SOURCE_DATE_EPOCH; GCC_COMPARE_DEBUG; the diagnostics' colours, links and format (COLUMNS: gcc 12 ignores it when stderr is no terminal, as it is
+/// under cachepot);
+/// the locale; Apple's SDK and deployment targets (clang reads them for Darwin targets).
+/// LIBRARY_PATH and LD_RUN_PATH matter only to links, which are not cached; TMPDIR names
+/// temporary files whose names reach no output. Refused instead: `UNCACHEABLE_ENV` and
+/// `refused_env`.
 pub const KEY_ENV: &[&str] = &[
     "CPATH",
     "C_INCLUDE_PATH",
@@ -217,9 +257,13 @@ pub const KEY_ENV: &[&str] = &[
     "OBJC_INCLUDE_PATH",
     "OBJCPLUS_INCLUDE_PATH",
     "SOURCE_DATE_EPOCH",
-    "GCC_EXEC_PREFIX",
-    "COMPILER_PATH",
     "GCC_COMPARE_DEBUG",
+    "GCC_EXTRA_DIAGNOSTIC_OUTPUT",
+    "SDKROOT",
+    "MACOSX_DEPLOYMENT_TARGET",
+    "IPHONEOS_DEPLOYMENT_TARGET",
+    "TVOS_DEPLOYMENT_TARGET",
+    "WATCHOS_DEPLOYMENT_TARGET",
     "GCC_COLORS",
     "GCC_URLS",
     "TERM_URLS",
@@ -232,6 +276,26 @@ pub const KEY_ENV: &[&str] = &[
 
 /// Environment variables that make the compiler write a dependency file we would not know about.
 const UNCACHEABLE_ENV: &[&str] = &["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES"];
+
+/// Environment that makes a call uncacheable, and the reason counted. Keying the value would not
+/// do: GCC_EXEC_PREFIX and COMPILER_PATH name directories where gcc finds its compiler proper
+/// and assembler, programs the compiler's identity does not hold; CCC_OVERRIDE_OPTIONS edits
+/// clang's arguments (it can add outputs); the CC_PRINT_*/CC_LOG_* switches make clang write
+/// files or text of its own.
+fn refused_env(env: &dyn Fn(&str) -> Option<OsString>) -> Option<NotCacheable> {
+    const TOO_HARD: &[&str] = &["GCC_EXEC_PREFIX", "COMPILER_PATH", "CCC_OVERRIDE_OPTIONS"];
+    const WRITES: &[&str] = &[
+        "CC_PRINT_OPTIONS",
+        "CC_PRINT_HEADERS",
+        "CC_LOG_DIAGNOSTICS",
+        "CC_PRINT_PROC_STAT",
+    ];
+    let set = |v: &str| env(v).is_some_and(|x| !x.is_empty());
+    if let Some(v) = TOO_HARD.iter().copied().find(|v| set(v)) {
+        return Some(NotCacheable::TooHard(v));
+    }
+    WRITES.iter().copied().find(|v| set(v)).map(NotCacheable::ExtraOutputs)
+}
 
 /// gcc or clang: one argument table, a few differences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +334,9 @@ impl CFamily for Gcc {
         cwd: &Path,
         env: &dyn Fn(&str) -> Option<OsString>,
     ) -> Result<CCompile, NotCacheable> {
+        if self.family == Family::Clang && args.iter().any(|a| a == "-grecord-gcc-switches") {
+            return Err(NotCacheable::TooHard("-grecord-command-line"));
+        }
         parse(args, cwd, env)
     }
 
@@ -524,6 +591,9 @@ pub fn parse(args: &[OsString], cwd: &Path, env: &dyn Fn(&str) -> Option<OsStrin
             return Err(NotCacheable::DependencyEnv);
         }
     }
+    if let Some(reason) = refused_env(env) {
+        return Err(reason);
+    }
     let mut p = State::default();
     let mut i = 0;
     while i < args.len() {
@@ -577,7 +647,7 @@ struct State {
     prefix_maps: Vec<(OsString, OsString)>,
     color: ColorChoice,
     non_source_input: bool,
-    /// The previous -Xclang value was `-include-pch`: the next one names the file.
+    /// The previous -Xclang value was `-include-pch` or `-load`: the next one names the file.
     xclang_pch_next: bool,
 }
 
@@ -692,8 +762,11 @@ impl State {
                         return Err(NotCacheable::MissingInput);
                     }
                     self.extra_inputs.push(p);
-                } else if v == "-include-pch" {
+                } else if v == "-include-pch" || v == "-load" {
+                    // The precompiled header, or the plugin library, is named next.
                     self.xclang_pch_next = true;
+                } else if v.as_bytes().starts_with(b"-fprofile-instrument-use-path=") {
+                    return Err(NotCacheable::TooHard("-Xclang -fprofile-instrument-use-path"));
                 }
             }
             Xpreprocessor => {
@@ -720,6 +793,13 @@ impl State {
                     // gcc reads <dir>/<mangled object path>.gcda: which file is not known here.
                     return Err(NotCacheable::TooHard("profile data directory"));
                 }
+                if !cwd.join(&p).is_file() {
+                    return Err(NotCacheable::MissingInput);
+                }
+                self.extra_inputs.push(p);
+            }
+            DefaultInputFile(name) => {
+                let p = PathBuf::from(name);
                 if !cwd.join(&p).is_file() {
                     return Err(NotCacheable::MissingInput);
                 }
@@ -1021,5 +1101,121 @@ mod tests {
             parse_in(&d, &["-c", "a.c", "-Xclang", "-include-pch", "-Xclang", "gone.pch"]).unwrap_err(),
             NotCacheable::MissingInput
         );
+    }
+
+    /// Every option that makes gcc or clang read a file, in each spelling, with `F` where the file
+    /// goes: a row of the table that reads a file must be here (the walk below), and each
+    /// spelling must key the file by content (it is an extra input, hashed by compile.rs) or be
+    /// refused with a reason. A spelling taken as a plain flag would key only the file's name.
+    const READS_A_FILE: &[&[&str]] = &[
+        &["-fprofile-use=F"],
+        &["-fprofile-instr-use=F"],
+        &["-fprofile-instr-use"],
+        &["-fprofile-sample-use=F"],
+        &["-fmemory-profile-use=F"],
+        &["-fprofile-remapping-file=F"],
+        &["-fprofile-list=F"],
+        &["-fauto-profile=F"],
+        &["-fauto-profile"],
+        &["-fsanitize-blacklist=F"],
+        &["-fsanitize-ignorelist=F"],
+        &["-fsanitize-system-ignorelist=F"],
+        &["-fsanitize-coverage-allowlist=F"],
+        &["-fsanitize-coverage-whitelist=F"],
+        &["-fsanitize-coverage-ignorelist=F"],
+        &["-fsanitize-coverage-blocklist=F"],
+        &["-fsanitize-coverage-blacklist=F"],
+        &["-fxray-attr-list=F"],
+        &["-fxray-always-instrument=F"],
+        &["-fxray-never-instrument=F"],
+        &["-fplugin=F"],
+        &["-fpass-plugin=F"],
+        &["-specs=F"],
+        &["--specs=F"],
+        &["-specs", "F"],
+        &["-include-pch", "F"],
+        &["-Xclang", "-include-pch", "-Xclang", "F"],
+        &["-Xclang", "-load", "-Xclang", "F"],
+        &["-Xclang", "-fprofile-instrument-use-path=F"],
+        &["-fmodule-file=F"],
+        &["-fmodule-map-file=F"],
+        &["-B", "F"],
+        &["-BF"],
+        &["-fprofile-use"],
+    ];
+
+    #[test]
+    fn every_option_that_reads_a_file_keys_its_content_or_is_refused() {
+        let d = dir().join("reads");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("a.c"), "int x;").unwrap();
+        // The file each spelling names, and the default names of the flags without a value.
+        for name in ["F", "default.profdata", "fbdata.afdo"] {
+            std::fs::write(d.join(name), "data").unwrap();
+        }
+        for spelling in READS_A_FILE {
+            let mut args = vec!["-c", "a.c"];
+            args.extend_from_slice(spelling);
+            match parse_in(&d, &args) {
+                Ok(c) => assert!(
+                    c.extra_inputs.iter().any(|p| ["F", "default.profdata", "fbdata.afdo"]
+                        .iter()
+                        .any(|n| p == Path::new(n))),
+                    "{spelling:?}: the file is not keyed by content ({:?})",
+                    c.extra_inputs
+                ),
+                Err(NotCacheable::TooHard(_)) => {}
+                Err(other) => panic!("{spelling:?}: refused without a reason of its own: {other:?}"),
+            }
+        }
+        // The walk: every row that names a file is in the list above.
+        for row in TABLE
+            .iter()
+            .filter(|r| matches!(r.kind, InputFile | DefaultInputFile(_)))
+        {
+            assert!(
+                READS_A_FILE.iter().any(|sp| sp.iter().any(|a| a.starts_with(row.name))),
+                "{} reads a file and has no spelling in READS_A_FILE",
+                row.name
+            );
+        }
+        // clang spells -grecord-command-line -grecord-gcc-switches; gcc's is its default.
+        let args: Vec<OsString> = ["-c", "a.c", "-g", "-grecord-gcc-switches"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert!(matches!(
+            CLANG.parse(&args, &d, &|_| Option::None),
+            Err(NotCacheable::TooHard(_))
+        ));
+        assert!(GCC.parse(&args, &d, &|_| Option::None).is_ok());
+        for flag in [
+            "-grecord-command-line",
+            "-frecord-command-line",
+            "-frecord-gcc-switches",
+        ] {
+            assert!(
+                matches!(parse_in(&d, &["-c", "a.c", flag]), Err(NotCacheable::TooHard(_))),
+                "{flag}"
+            );
+        }
+    }
+
+    #[test]
+    fn environment_that_changes_programs_arguments_or_outputs_is_refused() {
+        let d = dir();
+        let args: Vec<OsString> = ["-c", "a.c"].iter().map(OsString::from).collect();
+        for (var, want) in [
+            ("GCC_EXEC_PREFIX", NotCacheable::TooHard("GCC_EXEC_PREFIX")),
+            ("COMPILER_PATH", NotCacheable::TooHard("COMPILER_PATH")),
+            ("CCC_OVERRIDE_OPTIONS", NotCacheable::TooHard("CCC_OVERRIDE_OPTIONS")),
+            ("CC_PRINT_HEADERS", NotCacheable::ExtraOutputs("CC_PRINT_HEADERS")),
+            ("CC_LOG_DIAGNOSTICS", NotCacheable::ExtraOutputs("CC_LOG_DIAGNOSTICS")),
+            ("DEPENDENCIES_OUTPUT", NotCacheable::DependencyEnv),
+        ] {
+            let env = |v: &str| (v == var).then(|| OsString::from("x"));
+            assert_eq!(parse(&args, &d, &env).unwrap_err(), want, "{var}");
+        }
+        assert!(KEY_ENV.contains(&"SDKROOT") && KEY_ENV.contains(&"GCC_EXTRA_DIAGNOSTIC_OUTPUT"));
     }
 }
