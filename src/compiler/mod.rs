@@ -374,9 +374,12 @@ pub fn identity(family: &dyn CFamily, real: &Path, cfg: &Config) -> std::io::Res
     let driver = real.canonicalize()?;
     let files = match &cfg.compiler_check.value {
         crate::identity::CompilerCheck::Content => {
-            // No coordinator slot: asking the driver where its programs are compiles nothing, and
-            // a hit (the first on a machine, before this is remembered) never waits for one.
-            crate::identity::programs(&cfg.dir.value, &driver, || family.programs(&driver))?
+            crate::identity::programs(&cfg.dir.value, &driver, || {
+                // Asking the driver is a compiler run like any other: it takes a slot. (Once per
+                // compiler and machine: every later call, hits included, finds it remembered.)
+                let _slot = crate::coordinator::slot(cfg);
+                family.programs(&driver)
+            })?
         }
         _ => vec![("driver".to_string(), driver.clone())],
     };
