@@ -437,7 +437,17 @@ impl Call {
             Some(Unlisted::Probes) => {
                 manifest.add(preprocessor_mode_marker());
                 self.put_manifest(store, manifest_key, manifest);
-                return self.count_returning(Outcome::Miss, out.status);
+                // Later calls look this source up in preprocessor mode: store the result under
+                // that key (one preprocessor run, on this first miss only), unless an input was
+                // saved again since the call started (the compile may have seen other content).
+                let status = out.status;
+                if let Ok((key, dump, _)) = self.preprocessed_key(k)
+                    && !self.changed_during_call(k, &includes)
+                {
+                    self.write_debug_dump(&k.req, &[("result key", &key, dump.as_deref())]);
+                    self.store_result(store, &key, k, out);
+                }
+                return self.count_returning(Outcome::Miss, status);
             }
             None => {}
         }
@@ -497,27 +507,10 @@ impl Call {
                 "needs preprocessor mode, which this compiler lacks",
             ));
         }
-        let mut kb = KeyBuilder::new("result", self.ctx.cfg.debug.value);
-        if let Err(reason) = self.add_common_inputs(&mut kb, k) {
-            return self.not_cacheable(reason);
-        }
-        let preprocessed = match self.preprocess(&k.req, &k.remap) {
-            Ok(p) => p,
+        let (key, dump, preprocessed) = match self.preprocessed_key(k) {
+            Ok(x) => x,
             Err(reason) => return self.not_cacheable(reason),
         };
-        if manifest::has_incbin(&preprocessed) {
-            return self.not_cacheable(NotCacheable::Incbin);
-        }
-        if is_assembler(&k.req.language) && manifest::has_asm_include(&preprocessed) {
-            return self.not_cacheable(NotCacheable::TooHard(ASM_INCLUDE));
-        }
-        // Line markers name files by their absolute paths: key them relative under a base.
-        kb.add_digest(
-            "preprocessed source",
-            &sha256_hex(&k.bases.rebase_text(&preprocessed, &k.cwd)),
-        );
-        let (key, dump) = kb.finish();
-        log::debug!(target: "compile", "result key {key}");
         self.write_debug_dump(&k.req, &[("result key", &key, dump.as_deref())]);
         let remember = |this: &mut Call, result_key: &str, bound: bool| {
             if let Some((manifest_key, manifest, _)) = record.clone() {
@@ -863,6 +856,28 @@ impl Call {
             files: self.hash_includes(k, &includes)?,
             dirs: manifest::rewatch(&set.dirs, &k.cwd),
         })
+    }
+
+    /// Preprocessor mode's result key: the common inputs and the preprocessed text (its line
+    /// markers rebased); with the dump and the text.
+    fn preprocessed_key(&mut self, k: &Known) -> Result<(String, Option<String>, Vec<u8>), NotCacheable> {
+        let mut kb = KeyBuilder::new("result", self.ctx.cfg.debug.value);
+        self.add_common_inputs(&mut kb, k)?;
+        let preprocessed = self.preprocess(&k.req, &k.remap)?;
+        if manifest::has_incbin(&preprocessed) {
+            return Err(NotCacheable::Incbin);
+        }
+        if is_assembler(&k.req.language) && manifest::has_asm_include(&preprocessed) {
+            return Err(NotCacheable::TooHard(ASM_INCLUDE));
+        }
+        // Line markers name files by their absolute paths: key them relative under a base.
+        kb.add_digest(
+            "preprocessed source",
+            &sha256_hex(&k.bases.rebase_text(&preprocessed, &k.cwd)),
+        );
+        let (key, dump) = kb.finish();
+        log::debug!(target: "compile", "result key {key}");
+        Ok((key, dump, preprocessed))
     }
 
     /// Whether the compile read what its include set cannot hold: a file of this build (the

@@ -571,8 +571,15 @@ fn header_appears(name: &str, files: &[(&str, &str)], args: &[&str], create: (&s
         let mut all = vec!["gcc", "-c", "m.c", "-o", "m.o"];
         all.extend_from_slice(args);
         assert_eq!(compile_and_run(&env, &all), before);
-        // The same again: cached (a hit of one kind or the other).
+        // The same again: cached (a hit of one kind or the other: the first call stored its
+        // result under the key that the source's later calls look up).
         assert_eq!(compile_and_run(&env, &all), before);
+        assert_eq!(
+            env.stat("hits"),
+            1,
+            "direct {direct}: the second call is a hit: {}",
+            env.stats()
+        );
         env.dir.write(create.0, create.1);
         assert_eq!(
             compile_and_run(&env, &all),
