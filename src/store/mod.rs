@@ -7,6 +7,8 @@ pub mod disk;
 pub mod gcs;
 pub mod http;
 pub mod memcached;
+pub mod reapi;
+mod reapi_proto;
 pub mod redis;
 pub mod remote;
 pub mod s3;

@@ -1,0 +1,803 @@
+//! A Bazel Remote Execution API v2 endpoint (Buildbarn, BuildBuddy, EngFlow, NativeLink, BuildGrid,
+//! bazel-remote) as the remote level, stored the REAPI way so that other REAPI tools can see, share
+//! and evict our entries: the entry bytes are a blob in the CAS, and an ActionResult in the Action
+//! Cache names that blob as its one output file, under an action digest derived from the key.
+//!
+//! Layout of one key `K` (with the remote prefix `P`):
+//! ```text
+//! Command  { arguments: ["cachepot-entry", P K] }                          (in the CAS)
+//! Action   { command_digest, input_root_digest: empty Directory,
+//!            salt: "cachepot reapi v1" }                                   (in the CAS)
+//! AC[digest(Action)] = ActionResult { output_files: [{ path: "cachepot-entry",
+//!                                                      digest: digest(entry bytes) }] }
+//! CAS[digest(entry bytes)] = the entry bytes, exactly what the caller put (signed envelopes too)
+//! ```
+//! Blobs up to [`BATCH_LIMIT`] travel in BatchUpdateBlobs / BatchReadBlobs (one round trip), larger
+//! ones through ByteStream Write / Read in chunks, after FindMissingBlobs says the CAS lacks them.
+//! Every blob read is checked against its digest. There is no delete in the REAPI: `remove` writes
+//! an ActionResult without outputs, which reads as a miss. The salt is the format version: changing
+//! the layout changes the salt, so old and new entries never meet.
+//!
+//! gRPC is tonic's client on a current-thread tokio runtime that this store makes on its first
+//! request, so no other backend (and no local hit) ever starts a runtime.
+//!
+//! Settings (environment, else `[cache.reapi]`):
+//! - `CACHEPOT_REAPI` (`url`): `grpc://host[:port]` or `grpcs://host[:port]` (TLS); selects the backend;
+//! - `CACHEPOT_REAPI_INSTANCE` (`instance`): the instance name (default empty);
+//! - `CACHEPOT_REAPI_CA` (`ca_file`): PEM file of the CA(s) that sign the server's certificate
+//!   (instead of the system's roots);
+//! - `CACHEPOT_REAPI_CLIENT_CERT` + `CACHEPOT_REAPI_CLIENT_KEY` (`client_cert`, `client_key`): PEM
+//!   client certificate and key for mutual TLS;
+//! - `CACHEPOT_REAPI_HEADERS` (`headers`): `name=value` pairs separated by newlines or commas, sent
+//!   with every call (`authorization=Bearer …`, `x-buildbuddy-api-key=…`); the values are secrets.
+
+use super::reapi_proto as pb;
+use super::remote::{Secret, Settings, Timeouts};
+use super::{Storage, StoreError};
+use crate::setting::{ConfigError, Setting, Source};
+use prost::Message as _;
+use std::cell::RefCell;
+use std::path::Path;
+use std::time::Duration;
+
+/// The keys of this backend's `[cache.reapi]` table.
+pub const KEYS: &[&str] = &["url", "instance", "ca_file", "client_cert", "client_key", "headers"];
+
+/// The one output file of our ActionResults.
+const OUTPUT: &str = "cachepot-entry";
+/// The format version of the layout above, as the Action's salt.
+const SALT: &[u8] = b"cachepot reapi v1";
+/// Largest blob sent or read in a batch call; larger ones go through ByteStream. Servers accept
+/// batch requests up to their gRPC message limit, 4 MiB by default; this leaves room for the rest.
+pub const BATCH_LIMIT: usize = 2 << 20;
+/// ByteStream Write chunk size.
+const CHUNK: usize = 1 << 20;
+/// Largest gRPC message we accept (a batch answer of [`BATCH_LIMIT`] bytes plus framing).
+const MAX_MESSAGE: usize = 8 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ReapiConfig {
+    /// As given (`grpc://…` / `grpcs://…`); holds no secret.
+    pub url: Setting<String>,
+    pub instance: Setting<String>,
+    pub ca_file: Option<Setting<String>>,
+    pub client_cert: Option<Setting<String>>,
+    pub client_key: Option<Setting<String>>,
+    /// (lowercase name, value); the values never printed.
+    pub headers: Vec<(String, Secret)>,
+    pub headers_source: Source,
+}
+
+impl ReapiConfig {
+    pub fn load(s: &Settings) -> Result<Option<ReapiConfig>, ConfigError> {
+        s.check_keys(KEYS)?;
+        let Some(url) = s.string("url", "CACHEPOT_REAPI")? else {
+            return Ok(None);
+        };
+        if http_uri(&url.value).is_none() {
+            return Err(ConfigError(format!(
+                "REAPI URL {:?} ({}) is not valid; accepted: grpc://host[:port] or grpcs://host[:port] (TLS)",
+                url.value, url.source
+            )));
+        }
+        let instance = s.string("instance", "CACHEPOT_REAPI_INSTANCE")?.unwrap_or(Setting {
+            value: String::new(),
+            source: Source::Default,
+        });
+        let file = |key: &str, var: &'static str| -> Result<Option<Setting<String>>, ConfigError> {
+            let Some(mut f) = s.string(key, var)? else {
+                return Ok(None);
+            };
+            // A path in the config file is relative to the file, as the signing key's is.
+            if let (Source::File(conf), false) = (&f.source, Path::new(&f.value).is_absolute())
+                && let Some(dir) = conf.parent()
+            {
+                f.value = dir.join(&f.value).display().to_string();
+            }
+            if !Path::new(&f.value).is_file() {
+                return Err(ConfigError(format!(
+                    "{} ({}): no such file; accepted: a PEM file",
+                    f.value, f.source
+                )));
+            }
+            Ok(Some(f))
+        };
+        let ca_file = file("ca_file", "CACHEPOT_REAPI_CA")?;
+        let client_cert = file("client_cert", "CACHEPOT_REAPI_CLIENT_CERT")?;
+        let client_key = file("client_key", "CACHEPOT_REAPI_CLIENT_KEY")?;
+        if client_cert.is_some() != client_key.is_some() {
+            return Err(ConfigError(
+                "a REAPI client certificate needs its key and a key its certificate: set both CACHEPOT_REAPI_CLIENT_CERT and CACHEPOT_REAPI_CLIENT_KEY (client_cert and client_key)".into(),
+            ));
+        }
+        let tls = url.value.starts_with("grpcs://");
+        if !tls && (ca_file.is_some() || client_cert.is_some()) {
+            return Err(ConfigError(format!(
+                "REAPI URL {} ({}) is plain grpc:// but a CA or client certificate is set; accepted: grpcs:// for TLS",
+                url.value, url.source
+            )));
+        }
+        let (headers, headers_source) = match s.string("headers", "CACHEPOT_REAPI_HEADERS")? {
+            None => (Vec::new(), Source::Default),
+            Some(h) => (parse_headers(&h.value, &h.source)?, h.source),
+        };
+        Ok(Some(ReapiConfig {
+            url,
+            instance,
+            ca_file,
+            client_cert,
+            client_key,
+            headers,
+            headers_source,
+        }))
+    }
+
+    pub fn show(&self) -> Vec<(&'static str, String, String)> {
+        let opt = |s: &Option<Setting<String>>| match s {
+            Some(s) => (s.value.clone(), s.source.to_string()),
+            None => ("none".to_string(), "default".to_string()),
+        };
+        let (ca, ca_src) = opt(&self.ca_file);
+        let (cert, cert_src) = opt(&self.client_cert);
+        let headers: Vec<String> = self.headers.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        vec![
+            ("reapi_url", self.url.value.clone(), self.url.source.to_string()),
+            (
+                "reapi_instance",
+                format!("{:?}", self.instance.value),
+                self.instance.source.to_string(),
+            ),
+            ("reapi_ca_file", ca, ca_src),
+            ("reapi_client_cert", cert, cert_src),
+            ("reapi_headers", headers.join(", "), self.headers_source.to_string()),
+        ]
+    }
+}
+
+/// `grpc://h:p` → `http://h:p`, `grpcs://h` → `https://h:443`; `None` when not such a URL.
+fn http_uri(url: &str) -> Option<String> {
+    let (scheme, default_port) = if url.starts_with("grpcs://") {
+        ("https", 443)
+    } else if url.starts_with("grpc://") {
+        ("http", 80)
+    } else {
+        return None;
+    };
+    let parsed = url::Url::parse(url).ok()?;
+    let host = parsed.host_str().filter(|h| !h.is_empty())?;
+    let path_ok = matches!(parsed.path(), "" | "/");
+    if !path_ok || parsed.query().is_some() || !parsed.username().is_empty() || parsed.password().is_some() {
+        return None;
+    }
+    let port = parsed.port().unwrap_or(default_port);
+    Some(format!("{scheme}://{host}:{port}"))
+}
+
+/// `name=value` (or `name: value`) pairs, separated by newlines or commas. A bad pair is named by
+/// its header name only: the value may be a token.
+fn parse_headers(text: &str, source: &Source) -> Result<Vec<(String, Secret)>, ConfigError> {
+    let accepted = "accepted: name=value pairs separated by commas or newlines, names of letters, digits and -_. (not ending in -bin), values of printable ASCII";
+    let mut out = Vec::new();
+    for pair in text.split([',', '\n']).map(str::trim).filter(|p| !p.is_empty()) {
+        let split = pair.find(['=', ':']);
+        let (name, value) = match split {
+            Some(i) => (pair[..i].trim().to_ascii_lowercase(), pair[i + 1..].trim()),
+            None => (pair.to_ascii_lowercase(), ""),
+        };
+        let name_ok = !name.is_empty()
+            && !name.ends_with("-bin")
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        let value_ok = split.is_some() && value.bytes().all(|b| (0x20..0x7f).contains(&b));
+        if !name_ok || !value_ok {
+            // The name is shown, never the value (nor a pair without `=`: it may be a bare token).
+            let shown = if split.is_some() { name.as_str() } else { "without `=`" };
+            return Err(ConfigError(format!(
+                "REAPI header {shown} ({source}) is not valid; {accepted}"
+            )));
+        }
+        out.push((name, Secret(value.to_string())));
+    }
+    Ok(out)
+}
+
+/// The connection, made on the first request: its runtime and the gRPC client.
+struct Client {
+    rt: tokio::runtime::Runtime,
+    grpc: tonic::client::Grpc<tonic::transport::Channel>,
+}
+
+pub struct ReapiStore {
+    cfg: ReapiConfig,
+    prefix: String,
+    timeouts: Timeouts,
+    client: RefCell<Option<Client>>,
+    /// `remote.reapi-bytestream-read` / `-write`: entries too large for a batch call.
+    counters: RefCell<Vec<&'static str>>,
+}
+
+type Codec<Req, Resp> = tonic_prost::ProstCodec<Req, Resp>;
+
+impl ReapiStore {
+    pub fn new(cfg: ReapiConfig, prefix: String, timeouts: Timeouts) -> ReapiStore {
+        ReapiStore {
+            cfg,
+            prefix,
+            timeouts,
+            client: RefCell::new(None),
+            counters: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn connect(&self) -> Result<Client, StoreError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Protocol(format!("cannot start the gRPC runtime: {e}")))?;
+        let uri = http_uri(&self.cfg.url.value)
+            .ok_or_else(|| StoreError::Protocol(format!("bad REAPI URL {}", self.cfg.url.value)))?;
+        let endpoint = tonic::transport::Endpoint::from_shared(uri)
+            .map_err(|e| StoreError::Protocol(format!("REAPI URL {}: {e}", self.cfg.url.value)))?
+            .connect_timeout(self.timeouts.connect)
+            .tcp_nodelay(true);
+        let endpoint = if self.cfg.url.value.starts_with("grpcs://") {
+            endpoint
+                .tls_config(self.tls()?)
+                .map_err(|e| StoreError::Auth(format!("TLS settings: {}", error_chain(&e))))?
+        } else {
+            endpoint
+        };
+        let channel = rt
+            .block_on(endpoint.connect())
+            .map_err(|e| transport_error("connect", &e, self.timeouts.connect))?;
+        let grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_MESSAGE);
+        log::debug!(target: "reapi", "connected to {}", self.describe());
+        Ok(Client { rt, grpc })
+    }
+
+    fn tls(&self) -> Result<tonic::transport::ClientTlsConfig, StoreError> {
+        let read = |s: &Setting<String>| {
+            std::fs::read(&s.value)
+                .map_err(|e| StoreError::Auth(format!("cannot read {} ({}): {e}", s.value, s.source)))
+        };
+        let mut tls = tonic::transport::ClientTlsConfig::new().assume_http2(true);
+        tls = match &self.cfg.ca_file {
+            Some(ca) => tls.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?)),
+            None => tls.with_native_roots(),
+        };
+        if let (Some(cert), Some(key)) = (&self.cfg.client_cert, &self.cfg.client_key) {
+            tls = tls.identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
+        }
+        Ok(tls)
+    }
+
+    /// Run `f` with the (lazily made) client inside its runtime. After a failure the connection is
+    /// dropped: the next call of this process connects again.
+    fn with_client<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut tonic::client::Grpc<tonic::transport::Channel>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut slot = self.client.borrow_mut();
+        let mut client = match slot.take() {
+            Some(c) => c,
+            None => self.connect()?,
+        };
+        let Client { rt, grpc } = &mut client;
+        let result = rt.block_on(f(grpc));
+        if result.is_ok() {
+            *slot = Some(client);
+        }
+        result
+    }
+
+    /// A request with the configured headers and a deadline of the I/O timeout (scaled up for
+    /// `bytes` to move, at a floor of 8 MiB/s, so a large entry is not cut off on a slow link).
+    fn request<T>(&self, msg: T, bytes: usize) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        let extra = Duration::from_secs_f64(bytes as f64 / (8u64 << 20) as f64);
+        req.set_timeout(self.timeouts.io + extra);
+        for (name, value) in &self.cfg.headers {
+            // Both were checked when the configuration was read.
+            if let (Ok(n), Ok(v)) = (
+                name.parse::<tonic::metadata::MetadataKey<tonic::metadata::Ascii>>(),
+                value
+                    .0
+                    .parse::<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>(),
+            ) {
+                req.metadata_mut().insert(n, v);
+            }
+        }
+        req
+    }
+
+    fn instance(&self) -> String {
+        self.cfg.instance.value.clone()
+    }
+
+    /// The Command and Action of `key` (see the module comment), serialized, and the action digest.
+    fn action(&self, key: &str) -> (Vec<u8>, Vec<u8>, pb::Digest) {
+        let command = pb::Command {
+            arguments: vec![OUTPUT.to_string(), format!("{}{key}", self.prefix)],
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let action = pb::Action {
+            command_digest: Some(pb::Digest::of(&command)),
+            input_root_digest: Some(pb::Digest::of(&pb::Directory::default().encode_to_vec())),
+            salt: SALT.to_vec(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let digest = pb::Digest::of(&action);
+        (command, action, digest)
+    }
+
+    fn resource(&self, d: &pb::Digest) -> String {
+        let blobs = format!("blobs/{}/{}", d.hash, d.size_bytes);
+        match self.cfg.instance.value.as_str() {
+            "" => blobs,
+            i => format!("{i}/{blobs}"),
+        }
+    }
+
+    fn upload_resource(&self, d: &pb::Digest) -> String {
+        let mut id = [0u8; 16];
+        // Any unique name will do; should the generator fail, time and pid keep uploads apart.
+        if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id).is_err() {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos();
+            id[..8].copy_from_slice(&(t as u64).to_le_bytes());
+            id[8..12].copy_from_slice(&std::process::id().to_le_bytes());
+        }
+        let h = crate::key::hex(&id);
+        let uuid = format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
+        let rest = format!("uploads/{uuid}/blobs/{}/{}", d.hash, d.size_bytes);
+        match self.cfg.instance.value.as_str() {
+            "" => rest,
+            i => format!("{i}/{rest}"),
+        }
+    }
+
+    /// Upload small blobs in one BatchUpdateBlobs call; every blob must be accepted.
+    async fn batch_upload(
+        &self,
+        grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
+        blobs: Vec<(pb::Digest, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        let size: usize = blobs.iter().map(|b| b.1.len()).sum();
+        let msg = pb::BatchUpdateBlobsRequest {
+            instance_name: self.instance(),
+            requests: blobs
+                .into_iter()
+                .map(|(digest, data)| pb::BlobUpload {
+                    digest: Some(digest),
+                    data,
+                })
+                .collect(),
+        };
+        let resp: pb::BatchUpdateBlobsResponse = unary(
+            grpc,
+            self.request(msg, size),
+            "/build.bazel.remote.execution.v2.ContentAddressableStorage/BatchUpdateBlobs",
+        )
+        .await?;
+        for r in resp.responses {
+            if let Some(s) = r.status.filter(|s| s.code != 0) {
+                return Err(code_error("BatchUpdateBlobs", tonic::Code::from(s.code), &s.message));
+            }
+        }
+        Ok(())
+    }
+
+    /// Upload one large blob through ByteStream Write, unless the CAS has it already.
+    async fn stream_upload(
+        &self,
+        grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
+        digest: &pb::Digest,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let find = pb::FindMissingBlobsRequest {
+            instance_name: self.instance(),
+            blob_digests: vec![digest.clone()],
+        };
+        let missing: pb::FindMissingBlobsResponse = unary(
+            grpc,
+            self.request(find, 0),
+            "/build.bazel.remote.execution.v2.ContentAddressableStorage/FindMissingBlobs",
+        )
+        .await?;
+        if missing.missing_blob_digests.is_empty() {
+            return Ok(());
+        }
+        let name = self.upload_resource(digest);
+        let total = bytes.len();
+        let chunks: Vec<pb::WriteRequest> = bytes
+            .chunks(CHUNK)
+            .enumerate()
+            .map(|(i, c)| pb::WriteRequest {
+                resource_name: if i == 0 { name.clone() } else { String::new() },
+                write_offset: (i * CHUNK) as i64,
+                finish_write: (i * CHUNK + c.len()) == total,
+                data: c.to_vec(),
+            })
+            .collect();
+        let req = self.request(smol::stream::iter(chunks), total);
+        grpc.ready()
+            .await
+            .map_err(|e| transport_error("ByteStream.Write", &e, self.timeouts.io))?;
+        let path = http::uri::PathAndQuery::from_static("/google.bytestream.ByteStream/Write");
+        let resp = grpc
+            .client_streaming::<_, pb::WriteRequest, pb::WriteResponse, _>(req, path, Codec::default())
+            .await
+            .map_err(|s| status_error("ByteStream.Write", s))?
+            .into_inner();
+        // A server that has the blob already may end the write early and report its full size.
+        self.counters.borrow_mut().push("remote.reapi-bytestream-write");
+        if resp.committed_size != total as i64 {
+            return Err(StoreError::Protocol(format!(
+                "ByteStream.Write: the server committed {} of {total} bytes",
+                resp.committed_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Read one blob, through BatchReadBlobs or ByteStream Read by its size; `None` when the CAS
+    /// no longer has it (evicted: the Action Cache entry is stale, which is a miss).
+    async fn download(
+        &self,
+        grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
+        digest: &pb::Digest,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let size = digest.size_bytes as usize;
+        let bytes = if size <= BATCH_LIMIT {
+            let msg = pb::BatchReadBlobsRequest {
+                instance_name: self.instance(),
+                digests: vec![digest.clone()],
+            };
+            let resp: pb::BatchReadBlobsResponse = unary(
+                grpc,
+                self.request(msg, size),
+                "/build.bazel.remote.execution.v2.ContentAddressableStorage/BatchReadBlobs",
+            )
+            .await?;
+            let Some(blob) = resp.responses.into_iter().find(|r| r.digest.as_ref() == Some(digest)) else {
+                return Err(StoreError::Protocol(
+                    "BatchReadBlobs: the answer lacks the blob asked for".into(),
+                ));
+            };
+            match blob.status.map(|s| (tonic::Code::from(s.code), s.message)) {
+                None | Some((tonic::Code::Ok, _)) => blob.data,
+                Some((tonic::Code::NotFound, _)) => return Ok(None),
+                Some((code, message)) => return Err(code_error("BatchReadBlobs", code, &message)),
+            }
+        } else {
+            let msg = pb::ReadRequest {
+                resource_name: self.resource(digest),
+                read_offset: 0,
+                read_limit: 0,
+            };
+            grpc.ready()
+                .await
+                .map_err(|e| transport_error("ByteStream.Read", &e, self.timeouts.io))?;
+            let path = http::uri::PathAndQuery::from_static("/google.bytestream.ByteStream/Read");
+            let stream = grpc
+                .server_streaming::<_, pb::ReadResponse, _>(self.request(msg, size), path, Codec::default())
+                .await;
+            let mut stream = match stream {
+                Ok(s) => s.into_inner(),
+                Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
+                Err(s) => return Err(status_error("ByteStream.Read", s)),
+            };
+            let mut bytes = Vec::with_capacity(size);
+            loop {
+                match stream.message().await {
+                    Ok(Some(chunk)) => {
+                        if bytes.len() + chunk.data.len() > size {
+                            return Err(StoreError::Protocol(format!(
+                                "ByteStream.Read: more than the blob's {size} bytes"
+                            )));
+                        }
+                        bytes.extend_from_slice(&chunk.data);
+                    }
+                    Ok(None) => break,
+                    Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
+                    Err(s) => return Err(status_error("ByteStream.Read", s)),
+                }
+            }
+            self.counters.borrow_mut().push("remote.reapi-bytestream-read");
+            bytes
+        };
+        // Never trust the server: the bytes must be the ones the Action Cache named.
+        if pb::Digest::of(&bytes) != *digest {
+            return Err(StoreError::Protocol(format!(
+                "blob {}/{} does not match its digest",
+                digest.hash, digest.size_bytes
+            )));
+        }
+        Ok(Some(bytes))
+    }
+}
+
+impl Storage for ReapiStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let (_, _, action_digest) = self.action(key);
+        self.with_client(async |grpc| {
+            let msg = pb::GetActionResultRequest {
+                instance_name: self.instance(),
+                action_digest: Some(action_digest),
+                inline_output_files: vec![OUTPUT.to_string()],
+                ..Default::default()
+            };
+            let result: Option<pb::ActionResult> = unary_or_not_found(
+                grpc,
+                self.request(msg, 0),
+                "/build.bazel.remote.execution.v2.ActionCache/GetActionResult",
+            )
+            .await?;
+            let Some(result) = result else {
+                return Ok(None);
+            };
+            let Some(out) = result.output_files.into_iter().find(|f| f.path == OUTPUT) else {
+                return Ok(None); // removed (see `remove`), or not ours
+            };
+            let Some(digest) = out.digest else {
+                return Err(StoreError::Protocol("ActionResult: output without a digest".into()));
+            };
+            if digest.size_bytes < 0 || digest.size_bytes as u64 > crate::limits::ENTRY_FILE {
+                return Err(StoreError::Protocol(format!(
+                    "ActionResult: an output of {} bytes",
+                    digest.size_bytes
+                )));
+            }
+            if !out.contents.is_empty() || digest.size_bytes == 0 {
+                if pb::Digest::of(&out.contents) == digest {
+                    return Ok(Some(out.contents));
+                }
+                log::debug!(target: "reapi", "inlined output does not match its digest; reading the blob");
+            }
+            self.download(grpc, &digest).await
+        })
+    }
+
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let (command, action, action_digest) = self.action(key);
+        let blob = pb::Digest::of(bytes);
+        self.with_client(async |grpc| {
+            let mut small = vec![(pb::Digest::of(&command), command), (pb::Digest::of(&action), action)];
+            if bytes.len() <= BATCH_LIMIT {
+                small.push((blob.clone(), bytes.to_vec()));
+            } else {
+                self.stream_upload(grpc, &blob, bytes).await?;
+            }
+            self.batch_upload(grpc, small).await?;
+            self.update_action_result(grpc, action_digest, vec![blob]).await
+        })
+    }
+
+    fn remove(&self, key: &str) -> Result<(), StoreError> {
+        let (_, _, action_digest) = self.action(key);
+        self.with_client(async |grpc| self.update_action_result(grpc, action_digest, Vec::new()).await)
+    }
+
+    fn take_counters(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.counters.borrow_mut())
+    }
+
+    fn describe(&self) -> String {
+        match self.cfg.instance.value.as_str() {
+            "" => format!("reapi {}", self.cfg.url.value),
+            i => format!("reapi {} instance {i}", self.cfg.url.value),
+        }
+    }
+}
+
+impl ReapiStore {
+    /// Point the action's Action Cache entry at `outputs` (none: the entry reads as a miss).
+    async fn update_action_result(
+        &self,
+        grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
+        action_digest: pb::Digest,
+        outputs: Vec<pb::Digest>,
+    ) -> Result<(), StoreError> {
+        let msg = pb::UpdateActionResultRequest {
+            instance_name: self.instance(),
+            action_digest: Some(action_digest),
+            action_result: Some(pb::ActionResult {
+                output_files: outputs
+                    .into_iter()
+                    .map(|d| pb::OutputFile {
+                        path: OUTPUT.to_string(),
+                        digest: Some(d),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+        };
+        let _: pb::ActionResult = unary(
+            grpc,
+            self.request(msg, 0),
+            "/build.bazel.remote.execution.v2.ActionCache/UpdateActionResult",
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// One unary call that must find what it asks for.
+async fn unary<Req, Resp>(
+    grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
+    req: tonic::Request<Req>,
+    path: &'static str,
+) -> Result<Resp, StoreError>
+where
+    Req: prost::Message + Send + Sync + 'static,
+    Resp: prost::Message + Default + Send + Sync + 'static,
+{
+    unary_or_not_found(grpc, req, path)
+        .await?
+        .ok_or_else(|| StoreError::Protocol(format!("{path}: NotFound")))
+}
+
+/// One unary call; `None` when the server answers NotFound (an Action Cache miss).
+async fn unary_or_not_found<Req, Resp>(
+    grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
+    req: tonic::Request<Req>,
+    path: &'static str,
+) -> Result<Option<Resp>, StoreError>
+where
+    Req: prost::Message + Send + Sync + 'static,
+    Resp: prost::Message + Default + Send + Sync + 'static,
+{
+    let method = path.rsplit('/').next().unwrap_or(path);
+    grpc.ready()
+        .await
+        .map_err(|e| transport_error(method, &e, Duration::ZERO))?;
+    let path = http::uri::PathAndQuery::from_static(path);
+    match grpc.unary(req, path, Codec::<Req, Resp>::default()).await {
+        Ok(r) => Ok(Some(r.into_inner())),
+        Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+        Err(s) => Err(status_error(method, s)),
+    }
+}
+
+/// A gRPC status as one of our kinds (the message names no header value).
+fn status_error(what: &str, s: tonic::Status) -> StoreError {
+    // The transport's own failures (refused, reset, a TLS alert) come with a source error.
+    if let Some(src) = std::error::Error::source(&s) {
+        let text = format!("{what}: {:?}: {}: {}", s.code(), s.message(), error_chain(src));
+        return classify_transport(text);
+    }
+    code_error(what, s.code(), s.message())
+}
+
+fn code_error(what: &str, code: tonic::Code, message: &str) -> StoreError {
+    let text = format!("{what}: {code:?}: {message}");
+    match code {
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => StoreError::Auth(text),
+        tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => StoreError::Timeout(text),
+        tonic::Code::Unavailable => StoreError::Unreachable(text),
+        // Servers answer an unknown instance name with InvalidArgument (BuildGrid) or NotFound.
+        tonic::Code::InvalidArgument if message.to_ascii_lowercase().contains("instance") => {
+            StoreError::MissingBucket(text)
+        }
+        _ => StoreError::Protocol(text),
+    }
+}
+
+/// A failure to connect or to get the channel ready.
+fn transport_error(what: &str, e: &(dyn std::error::Error + 'static), limit: Duration) -> StoreError {
+    let text = format!("{what}: {}", error_chain(e));
+    match classify_transport(text) {
+        StoreError::Timeout(t) => StoreError::Timeout(format!("{t} (limit {})", super::remote::format_duration(limit))),
+        other => other,
+    }
+}
+
+/// A transport failure by its text: TLS refusals (a certificate not trusted, one asked for and not
+/// given) are the credentials' fault; time-outs are time-outs; the rest is an unreachable server.
+fn classify_transport(text: String) -> StoreError {
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("timed out") || lower.contains("elapsed") || lower.contains("deadline") {
+        StoreError::Timeout(text)
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("alert") {
+        StoreError::Auth(text)
+    } else {
+        StoreError::Unreachable(text)
+    }
+}
+
+/// An error and its sources, `: `-joined (tonic's top-level messages say only "transport error").
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        src = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            http_uri("grpc://127.0.0.1:8980").as_deref(),
+            Some("http://127.0.0.1:8980")
+        );
+        assert_eq!(
+            http_uri("grpcs://remote.buildbuddy.io").as_deref(),
+            Some("https://remote.buildbuddy.io:443")
+        );
+        assert_eq!(http_uri("grpcs://h:1/").as_deref(), Some("https://h:1"));
+        assert_eq!(http_uri("http://h:1"), None);
+        assert_eq!(http_uri("grpc://h:1/path"), None);
+        assert_eq!(http_uri("grpc://user:pw@h:1"), None);
+        assert_eq!(http_uri("grpc://"), None);
+    }
+
+    #[test]
+    fn headers() {
+        let src = Source::Env("CACHEPOT_REAPI_HEADERS");
+        let h = parse_headers("Authorization=Bearer abc.def, x-buildbuddy-api-key: k1\n", &src).unwrap();
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].0, "authorization");
+        assert_eq!(h[0].1.0, "Bearer abc.def");
+        assert_eq!(h[1].0, "x-buildbuddy-api-key");
+        assert_eq!(h[1].1.0, "k1");
+        let e = parse_headers("token-bin=secret", &src).unwrap_err();
+        assert!(e.0.contains("token-bin") && !e.0.contains("secret"), "{e}");
+        let e = parse_headers("justatoken", &src).unwrap_err();
+        assert!(
+            e.0.starts_with("REAPI header without `=`") && !e.0.contains("justatoken"),
+            "{e}"
+        );
+        let e = parse_headers("bad name=secret", &src).unwrap_err();
+        assert!(!e.0.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn action_digest_depends_on_key_and_prefix_only() {
+        let cfg = |instance: &str| ReapiConfig {
+            url: Setting {
+                value: "grpc://127.0.0.1:1".into(),
+                source: Source::Default,
+            },
+            instance: Setting {
+                value: instance.into(),
+                source: Source::Default,
+            },
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            headers: Vec::new(),
+            headers_source: Source::Default,
+        };
+        let t = Timeouts {
+            connect: Duration::from_secs(1),
+            io: Duration::from_secs(1),
+        };
+        let a = ReapiStore::new(cfg(""), String::new(), t);
+        let b = ReapiStore::new(cfg("other"), String::new(), t);
+        let c = ReapiStore::new(cfg(""), "team/".into(), t);
+        assert_eq!(a.action("k1").2, b.action("k1").2);
+        assert_ne!(a.action("k1").2, a.action("k2").2);
+        assert_ne!(a.action("k1").2, c.action("k1").2);
+        assert_eq!(
+            a.resource(&pb::Digest::of(b"x")),
+            format!("blobs/{}/1", crate::key::sha256_hex(b"x"))
+        );
+        assert!(b.upload_resource(&pb::Digest::of(b"x")).starts_with("other/uploads/"));
+    }
+}
