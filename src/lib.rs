@@ -19,6 +19,7 @@ pub mod logging;
 pub mod manifest;
 pub mod outputs;
 pub mod paths;
+pub mod remote_exec;
 pub mod rust;
 pub mod setting;
 pub mod shims;

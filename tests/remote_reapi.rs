@@ -4,90 +4,12 @@
 //! call (ByteStream), TLS with a test CA and a client certificate, BuildGrid's own JWT check refusing
 //! a wrong token, and a server killed in the middle of a build.
 mod common;
+mod reapi_support;
 mod remote_support;
 use common::*;
+use reapi_support::*;
 use remote_support::*;
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// What a BuildGrid server checks: nothing, a TLS client certificate, or a JWT bearer token.
-#[derive(Default)]
-struct Options<'a> {
-    tls: Option<&'a TlsFiles>,
-    client_ca: Option<&'a std::path::Path>,
-    jwt_secret: Option<&'a str>,
-}
-
-/// `bgd server start` on a free loopback port, CAS and Action Cache in memory, instance "".
-fn buildgrid(o: Options) -> Server {
-    let bin = require_tool("bgd");
-    let dir = TestDir::new("buildgrid");
-    let port = free_port();
-    let mut channel = format!("  - !channel\n    address: \"127.0.0.1:{port}\"\n");
-    match o.tls {
-        None => channel.push_str("    insecure-mode: true\n"),
-        Some(t) => {
-            channel.push_str(&format!(
-                "    insecure-mode: false\n    credentials:\n      tls-server-key: {}\n      tls-server-cert: {}\n",
-                t.key.display(),
-                t.cert.display()
-            ));
-            if let Some(ca) = o.client_ca {
-                channel.push_str(&format!("      tls-client-certs: {}\n", ca.display()));
-            }
-        }
-    }
-    let auth = match o.jwt_secret {
-        None => String::new(),
-        Some(secret) => {
-            let file = dir.write("jwt.secret", secret);
-            format!(
-                "authorization:\n  method: jwt\n  secret: {}\n  algorithm: hs256\n  allow-localhost-requests: false\n",
-                file.display()
-            )
-        }
-    };
-    let config = format!(
-        "server:\n{channel}{auth}storages:\n  - !lru-storage &cas\n    size: 512MB\ncaches:\n  - !lru-action-cache &ac\n    storage: *cas\n    max-cached-refs: 100000\n    allow-updates: true\ninstances:\n  - name: \"\"\n    services:\n      - !action-cache\n        cache: *ac\n      - !cas\n        storage: *cas\n      - !bytestream\n        storage: *cas\n"
-    );
-    dir.write("bgd.yml", &config);
-    let log = std::fs::File::create(dir.join("bgd.log")).unwrap();
-    let mut child = Command::new(bin)
-        .args(["server", "start", "bgd.yml"])
-        .current_dir(&dir.path)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start bgd");
-    // A Python server: its imports take seconds on a busy machine.
-    let start = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("bgd exited at start-up: {status}\n{}", s(&dir.read("bgd.log")));
-        }
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "bgd did not listen on port {port}:\n{}",
-            s(&dir.read("bgd.log"))
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Server {
-        child: Some(child),
-        port,
-        dir,
-    }
-}
-
-fn env_with(name: &str, server: &Server, scheme: &str) -> Env {
-    let mut env = Env::new(name);
-    env.set("CACHEPOT_REAPI", format!("{scheme}://127.0.0.1:{}", server.port));
-    env
-}
+use std::process::Command;
 
 /// An HS256 JWT (what BuildGrid's `jwt` authorization checks) for `secret`, valid for an hour.
 fn jwt(secret: &str) -> String {
@@ -161,12 +83,6 @@ for arg in sys.argv[2:]:
     blob = cas.BatchReadBlobs(re.BatchReadBlobsRequest(digests=[out.digest])).responses[0].data
     print(key, "same" if blob == open(path, "rb").read() else "differs")
 "#;
-
-/// The Python of the BuildGrid install (its `bgd` script's interpreter), with its protos and grpc.
-fn buildgrid_python() -> std::path::PathBuf {
-    let bgd = std::fs::canonicalize(require_tool("bgd")).unwrap();
-    bgd.parent().unwrap().join("python3")
-}
 
 #[test]
 fn entries_are_stored_the_reapi_way_and_signed_ones_verify() {

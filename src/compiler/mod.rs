@@ -131,6 +131,13 @@ pub trait CFamily: Sync {
         Vec::new()
     }
 
+    /// The arguments that compile this request's preprocessed text (the `-E` output) to the same
+    /// object, without the input and output names: what a remote worker runs (remote_exec.rs).
+    /// `None` when this compiler or request cannot be compiled from its preprocessed text exactly.
+    fn preprocessed_compile_args(&self, _req: &CCompile) -> Option<Vec<OsString>> {
+        None
+    }
+
     /// Precompiled headers the compiler could pick up in place of a header (hashed as inputs).
     fn precompiled_headers(&self, req: &CCompile, cwd: &Path) -> Vec<PathBuf>;
 

@@ -41,7 +41,20 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The keys of this backend's `[cache.reapi]` table.
-pub const KEYS: &[&str] = &["url", "instance", "ca_file", "client_cert", "client_key", "headers"];
+pub const KEYS: &[&str] = &[
+    "url",
+    "instance",
+    "ca_file",
+    "client_cert",
+    "client_key",
+    "headers",
+    "remote_execution",
+    "execution_timeout",
+    "platform",
+];
+
+/// How long a remote compile may take, queueing included, before it is given up and run locally.
+pub const DEFAULT_EXECUTION_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The one output file of our ActionResults.
 const OUTPUT: &str = "cachepot-entry";
@@ -51,7 +64,7 @@ const SALT: &[u8] = b"cachepot reapi v1";
 /// batch requests up to their gRPC message limit, 4 MiB by default; this leaves room for the rest.
 pub const BATCH_LIMIT: usize = 2 << 20;
 /// ByteStream Write chunk size.
-const CHUNK: usize = 1 << 20;
+pub(super) const CHUNK: usize = 1 << 20;
 /// Largest gRPC message we accept (a batch answer of [`BATCH_LIMIT`] bytes plus framing).
 const MAX_MESSAGE: usize = 8 << 20;
 
@@ -66,12 +79,24 @@ pub struct ReapiConfig {
     /// (lowercase name, value); the values never printed.
     pub headers: Vec<(String, Secret)>,
     pub headers_source: Source,
+    /// Compile misses on the engine (remote_exec.rs).
+    pub remote_execution: Setting<bool>,
+    pub execution_timeout: Setting<Duration>,
+    /// Extra platform properties of every remote compile (worker pool, container image).
+    pub platform: Setting<Vec<(String, String)>>,
 }
 
 impl ReapiConfig {
     pub fn load(s: &Settings) -> Result<Option<ReapiConfig>, ConfigError> {
         s.check_keys(KEYS)?;
+        let remote_execution = s.bool("remote_execution", "CACHEPOT_REMOTE_EXECUTION")?;
         let Some(url) = s.string("url", "CACHEPOT_REAPI")? else {
+            if let Some(r) = remote_execution.filter(|r| r.value) {
+                return Err(ConfigError(format!(
+                    "remote execution is on ({}) but no REAPI endpoint is set; accepted: CACHEPOT_REAPI=grpc://host:port (or [cache.reapi] url) with it",
+                    r.source
+                )));
+            }
             return Ok(None);
         };
         if http_uri(&url.value).is_none() {
@@ -121,6 +146,21 @@ impl ReapiConfig {
             None => (Vec::new(), Source::Default),
             Some(h) => (parse_headers(&h.value, &h.source)?, h.source),
         };
+        let platform = match s.string("platform", "CACHEPOT_REAPI_PLATFORM")? {
+            None => Setting {
+                value: Vec::new(),
+                source: Source::Default,
+            },
+            Some(p) => Setting {
+                value: parse_platform(&p.value).ok_or_else(|| {
+                    ConfigError(format!(
+                        "REAPI platform {:?} ({}) is not valid; accepted: name=value pairs separated by commas (e.g. OSFamily=linux,container-image=docker://gcc:12)",
+                        p.value, p.source
+                    ))
+                })?,
+                source: p.source,
+            },
+        };
         Ok(Some(ReapiConfig {
             url,
             instance,
@@ -129,6 +169,17 @@ impl ReapiConfig {
             client_key,
             headers,
             headers_source,
+            remote_execution: remote_execution.unwrap_or(Setting {
+                value: false,
+                source: Source::Default,
+            }),
+            execution_timeout: s
+                .duration("execution_timeout", "CACHEPOT_REMOTE_EXECUTION_TIMEOUT")?
+                .unwrap_or(Setting {
+                    value: DEFAULT_EXECUTION_TIMEOUT,
+                    source: Source::Default,
+                }),
+            platform,
         }))
     }
 
@@ -150,6 +201,26 @@ impl ReapiConfig {
             ("reapi_ca_file", ca, ca_src),
             ("reapi_client_cert", cert, cert_src),
             ("reapi_headers", headers.join(", "), self.headers_source.to_string()),
+            (
+                "remote_execution",
+                self.remote_execution.value.to_string(),
+                self.remote_execution.source.to_string(),
+            ),
+            (
+                "remote_execution_timeout",
+                super::remote::format_duration(self.execution_timeout.value),
+                self.execution_timeout.source.to_string(),
+            ),
+            (
+                "reapi_platform",
+                self.platform
+                    .value
+                    .iter()
+                    .map(|(n, v)| format!("{n}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                self.platform.source.to_string(),
+            ),
         ]
     }
 }
@@ -202,8 +273,30 @@ fn parse_headers(text: &str, source: &Source) -> Result<Vec<(String, Secret)>, C
     Ok(out)
 }
 
+fn rt_run<T>(
+    client: &mut Client,
+    f: &impl AsyncFn(&mut tonic::client::Grpc<tonic::transport::Channel>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let Client { rt, grpc } = client;
+    rt.block_on(f(grpc))
+}
+
+/// `name=value,…` platform properties; `None` when a pair is malformed.
+fn parse_platform(text: &str) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (n, v) = pair.split_once('=')?;
+        let (n, v) = (n.trim(), v.trim());
+        if n.is_empty() || !n.bytes().chain(v.bytes()).all(|b| b.is_ascii_graphic()) {
+            return None;
+        }
+        out.push((n.to_string(), v.to_string()));
+    }
+    Some(out)
+}
+
 /// The connection, made on the first request: its runtime and the gRPC client.
-struct Client {
+pub(super) struct Client {
     rt: tokio::runtime::Runtime,
     grpc: tonic::client::Grpc<tonic::transport::Channel>,
 }
@@ -217,7 +310,7 @@ pub struct ReapiStore {
     counters: RefCell<Vec<&'static str>>,
 }
 
-type Codec<Req, Resp> = tonic_prost::ProstCodec<Req, Resp>;
+pub(super) type Codec<Req, Resp> = tonic_prost::ProstCodec<Req, Resp>;
 
 impl ReapiStore {
     pub fn new(cfg: ReapiConfig, prefix: String, timeouts: Timeouts) -> ReapiStore {
@@ -273,18 +366,23 @@ impl ReapiStore {
     }
 
     /// Run `f` with the (lazily made) client inside its runtime. After a failure the connection is
-    /// dropped: the next call of this process connects again.
-    fn with_client<T>(
+    /// dropped. A connection kept from an earlier call that fails as unreachable (the server
+    /// closed it while idle, e.g. during a long remote compile) is replaced once and `f` retried.
+    pub(super) fn with_client<T>(
         &self,
-        f: impl AsyncFnOnce(&mut tonic::client::Grpc<tonic::transport::Channel>) -> Result<T, StoreError>,
+        f: impl AsyncFn(&mut tonic::client::Grpc<tonic::transport::Channel>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut slot = self.client.borrow_mut();
-        let mut client = match slot.take() {
-            Some(c) => c,
-            None => self.connect()?,
+        let (mut client, reused) = match slot.take() {
+            Some(c) => (c, true),
+            None => (self.connect()?, false),
         };
-        let Client { rt, grpc } = &mut client;
-        let result = rt.block_on(f(grpc));
+        let mut result = rt_run(&mut client, &f);
+        if reused && matches!(result, Err(StoreError::Unreachable(_))) {
+            log::debug!(target: "reapi", "the kept connection failed; connecting again");
+            client = self.connect()?;
+            result = rt_run(&mut client, &f);
+        }
         if result.is_ok() {
             *slot = Some(client);
         }
@@ -293,7 +391,7 @@ impl ReapiStore {
 
     /// A request with the configured headers and a deadline of the I/O timeout (scaled up for
     /// `bytes` to move, at a floor of 8 MiB/s, so a large entry is not cut off on a slow link).
-    fn request<T>(&self, msg: T, bytes: usize) -> tonic::Request<T> {
+    pub(super) fn request<T>(&self, msg: T, bytes: usize) -> tonic::Request<T> {
         let mut req = tonic::Request::new(msg);
         let extra = Duration::from_secs_f64(bytes as f64 / (8u64 << 20) as f64);
         req.set_timeout(self.timeouts.io + extra);
@@ -311,7 +409,7 @@ impl ReapiStore {
         req
     }
 
-    fn instance(&self) -> String {
+    pub(super) fn instance(&self) -> String {
         self.cfg.instance.value.clone()
     }
 
@@ -362,7 +460,7 @@ impl ReapiStore {
     }
 
     /// Upload small blobs in one BatchUpdateBlobs call; every blob must be accepted.
-    async fn batch_upload(
+    pub(super) async fn batch_upload(
         &self,
         grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
         blobs: Vec<(pb::Digest, Vec<u8>)>,
@@ -393,7 +491,7 @@ impl ReapiStore {
     }
 
     /// Upload one large blob through ByteStream Write, unless the CAS has it already.
-    async fn stream_upload(
+    pub(super) async fn stream_upload(
         &self,
         grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
         digest: &pb::Digest,
@@ -447,7 +545,7 @@ impl ReapiStore {
 
     /// Read one blob, through BatchReadBlobs or ByteStream Read by its size; `None` when the CAS
     /// no longer has it (evicted: the Action Cache entry is stale, which is a miss).
-    async fn download(
+    pub(super) async fn download(
         &self,
         grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
         digest: &pb::Digest,
@@ -528,7 +626,7 @@ impl Storage for ReapiStore {
         self.with_client(async |grpc| {
             let msg = pb::GetActionResultRequest {
                 instance_name: self.instance(),
-                action_digest: Some(action_digest),
+                action_digest: Some(action_digest.clone()),
                 inline_output_files: vec![OUTPUT.to_string()],
                 ..Default::default()
             };
@@ -567,20 +665,24 @@ impl Storage for ReapiStore {
         let (command, action, action_digest) = self.action(key);
         let blob = pb::Digest::of(bytes);
         self.with_client(async |grpc| {
-            let mut small = vec![(pb::Digest::of(&command), command), (pb::Digest::of(&action), action)];
+            let mut small = vec![
+                (pb::Digest::of(&command), command.clone()),
+                (pb::Digest::of(&action), action.clone()),
+            ];
             if bytes.len() <= BATCH_LIMIT {
                 small.push((blob.clone(), bytes.to_vec()));
             } else {
                 self.stream_upload(grpc, &blob, bytes).await?;
             }
             self.batch_upload(grpc, small).await?;
-            self.update_action_result(grpc, action_digest, vec![blob]).await
+            self.update_action_result(grpc, action_digest.clone(), vec![blob.clone()])
+                .await
         })
     }
 
     fn remove(&self, key: &str) -> Result<(), StoreError> {
         let (_, _, action_digest) = self.action(key);
-        self.with_client(async |grpc| self.update_action_result(grpc, action_digest, Vec::new()).await)
+        self.with_client(async |grpc| self.update_action_result(grpc, action_digest.clone(), Vec::new()).await)
     }
 
     fn take_counters(&self) -> Vec<&'static str> {
@@ -629,7 +731,7 @@ impl ReapiStore {
 }
 
 /// One unary call that must find what it asks for.
-async fn unary<Req, Resp>(
+pub(super) async fn unary<Req, Resp>(
     grpc: &mut tonic::client::Grpc<tonic::transport::Channel>,
     req: tonic::Request<Req>,
     path: &'static str,
@@ -666,7 +768,7 @@ where
 }
 
 /// A gRPC status as one of our kinds (the message names no header value).
-fn status_error(what: &str, s: tonic::Status) -> StoreError {
+pub(super) fn status_error(what: &str, s: tonic::Status) -> StoreError {
     // The transport's own failures (refused, reset, a TLS alert) come with a source error.
     if let Some(src) = std::error::Error::source(&s) {
         let text = format!("{what}: {:?}: {}: {}", s.code(), s.message(), error_chain(src));
@@ -675,7 +777,7 @@ fn status_error(what: &str, s: tonic::Status) -> StoreError {
     code_error(what, s.code(), s.message())
 }
 
-fn code_error(what: &str, code: tonic::Code, message: &str) -> StoreError {
+pub(super) fn code_error(what: &str, code: tonic::Code, message: &str) -> StoreError {
     let text = format!("{what}: {code:?}: {message}");
     match code {
         tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => StoreError::Auth(text),
@@ -783,6 +885,18 @@ mod tests {
             client_key: None,
             headers: Vec::new(),
             headers_source: Source::Default,
+            remote_execution: Setting {
+                value: false,
+                source: Source::Default,
+            },
+            execution_timeout: Setting {
+                value: DEFAULT_EXECUTION_TIMEOUT,
+                source: Source::Default,
+            },
+            platform: Setting {
+                value: Vec::new(),
+                source: Source::Default,
+            },
         };
         let t = Timeouts {
             connect: Duration::from_secs(1),

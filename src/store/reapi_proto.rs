@@ -269,3 +269,55 @@ pub struct WriteResponse {
     #[prost(int64, tag = "1")]
     pub committed_size: i64,
 }
+
+/// Execution.Execute: run the action (unless its result is cached and `skip_cache_lookup` is off).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExecuteRequest {
+    #[prost(string, tag = "1")]
+    pub instance_name: String,
+    #[prost(bool, tag = "3")]
+    pub skip_cache_lookup: bool,
+    #[prost(message, optional, tag = "6")]
+    pub action_digest: Option<Digest>,
+}
+
+/// google.longrunning.Operation: what Execute streams; `response` holds an ExecuteResponse when done.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Operation {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(bool, tag = "3")]
+    pub done: bool,
+    #[prost(message, optional, tag = "4")]
+    pub error: Option<RpcStatus>,
+    #[prost(message, optional, tag = "5")]
+    pub response: Option<Any>,
+}
+
+/// google.protobuf.Any.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Any {
+    #[prost(string, tag = "1")]
+    pub type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExecuteResponse {
+    #[prost(message, optional, tag = "1")]
+    pub result: Option<ActionResult>,
+    #[prost(bool, tag = "2")]
+    pub cached_result: bool,
+    #[prost(message, optional, tag = "3")]
+    pub status: Option<RpcStatus>,
+    #[prost(string, tag = "5")]
+    pub message: String,
+}
+
+/// Execution.WaitExecution: follow an operation whose stream ended before it was done.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WaitExecutionRequest {
+    #[prost(string, tag = "1")]
+    pub name: String,
+}

@@ -265,12 +265,24 @@ impl RemoteConfig {
         rows
     }
 
-    /// The backend as a store, not yet connected: connections are made on first use.
-    fn open_backend(&self, cache_dir: &Path) -> Box<dyn Storage> {
-        let t = Timeouts {
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
             connect: self.connect_timeout.value,
             io: self.timeout.value,
-        };
+        }
+    }
+
+    /// The REAPI endpoint's settings when misses are to be compiled on it.
+    pub fn remote_execution(&self) -> Option<&super::reapi::ReapiConfig> {
+        match &self.backend {
+            Backend::Reapi(c) if c.remote_execution.value => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The backend as a store, not yet connected: connections are made on first use.
+    fn open_backend(&self, cache_dir: &Path) -> Box<dyn Storage> {
+        let t = self.timeouts();
         let prefix = self.prefix.value.clone();
         match &self.backend {
             Backend::Redis(c) => Box::new(super::redis::RedisStore::new(c.clone(), prefix, t)),

@@ -281,6 +281,39 @@ impl CFamily for Gcc {
         linemarkers::included_files(preprocessed)
     }
 
+    fn preprocessed_compile_args(&self, req: &CCompile) -> Option<Vec<OsString>> {
+        // gcc and clang take their own -E output as `-x <language>-cpp-output`: -D, -I and the
+        // other preprocessor options are then ignored, the object is the same.
+        let language = match req.language.as_str() {
+            "c" => "cpp-output",
+            "c++" => "c++-cpp-output",
+            "objective-c" => "objective-c-cpp-output",
+            "objective-c++" => "objective-c++-cpp-output",
+            _ => return Option::None,
+        };
+        let source = req.source.as_os_str();
+        let at = req.key_args.iter().rposition(|a| a == source)?;
+        let mut args = Vec::with_capacity(req.key_args.len() + 1);
+        let mut it = req.key_args.iter().enumerate();
+        while let Some((i, a)) = it.next() {
+            if i == at {
+                continue;
+            }
+            // The input's language is given anew below.
+            if a == "-x" {
+                it.next();
+                continue;
+            }
+            if a.as_bytes().starts_with(b"-x") {
+                continue;
+            }
+            args.push(a.clone());
+        }
+        args.push(OsString::from("-x"));
+        args.push(OsString::from(language));
+        Some(args)
+    }
+
     fn dependency_args(&self, listing: &Path) -> Vec<OsString> {
         vec![
             OsString::from("-MD"),
@@ -900,6 +933,22 @@ mod tests {
         std::fs::write(d.join("a.c"), "int x;").unwrap();
         std::fs::write(d.join("b.c"), "int y;").unwrap();
         d
+    }
+
+    #[test]
+    fn preprocessed_compile_args_drop_the_input_and_name_the_language() {
+        let d = dir();
+        let req = parse_in(&d, &["-c", "-x", "c", "a.c", "-O2", "-DX=1", "-Iinc", "-o", "out/a.o"]).unwrap();
+        let args: Vec<String> = GCC
+            .preprocessed_compile_args(&req)
+            .unwrap()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(args, ["-c", "-O2", "-DX=1", "-Iinc", "-x", "cpp-output"]);
+        let req = parse_in(&d, &["-c", "-xc++", "a.c"]).unwrap();
+        let args = GCC.preprocessed_compile_args(&req).unwrap();
+        assert_eq!(args, ["-c", "-x", "c++-cpp-output"]);
     }
 
     #[test]
