@@ -55,7 +55,8 @@ pub fn buildgrid(o: Options) -> Server {
         Some(pg) => (
             format!("connections:\n  - !sql-connection &sql\n    connection-string: {}\n", pg.url),
             // cachepot names the toolchain in a platform property; these workers all have it.
-            "schedulers:\n  - !sql-scheduler &sched\n    sql: *sql\n    storage: *cas\n    action-cache: *ac\n    poll-interval: 0.05\n    property-set: !dynamic-property-set\n      wildcard-property-keys: [cachepot-toolchain]\n".to_string(),
+            // Queued jobs are assigned every 20 ms (the default, 1 s, would be most of each compile).
+            "schedulers:\n  - !sql-scheduler &sched\n    sql: *sql\n    storage: *cas\n    action-cache: *ac\n    poll-interval: 0.05\n    property-set: !dynamic-property-set\n      wildcard-property-keys: [cachepot-toolchain]\n    assigners:\n      - !priority-age-assigner\n        interval: 0.02\n".to_string(),
             "      - !execution\n        scheduler: *sched\n      - !bots\n        scheduler: *sched\n".to_string(),
         ),
     };
