@@ -52,6 +52,18 @@ fn another_machine_gets_every_entry_from_the_action_cache_and_cas() {
     assert_eq!(build(&b, &files), objects);
     assert_eq!(other(&b, "remote.hit"), 4 * PER_COMPILE);
 
+    // Preprocessor mode connects ahead (a thread, while the preprocessor runs): hits too.
+    for name in ["reapi-cpp-d", "reapi-cpp-e"] {
+        let mut d = env_with(name, &server, "grpc");
+        d.set("CACHEPOT_DIRECT", "off");
+        write_project(&d.dir, 4);
+        assert_eq!(build(&d, &files), objects);
+        assert_eq!(d.stats()["errors"].as_u64(), Some(0), "{}", d.stats());
+        if name == "reapi-cpp-e" {
+            assert_eq!(d.stat("hits_preprocessed"), 4, "{}", d.stats());
+        }
+    }
+
     // Another instance name is another cache on the same server (BuildGrid refuses an unknown one).
     let mut c = env_with("reapi-c", &server, "grpc");
     c.set("CACHEPOT_REAPI_INSTANCE", "other");

@@ -19,7 +19,9 @@
 //! the layout changes the salt, so old and new entries never meet.
 //!
 //! gRPC is tonic's client on a current-thread tokio runtime that this store makes on its first
-//! request, so no other backend (and no local hit) ever starts a runtime.
+//! request (or, where the remote store connects ahead, on a thread started when it is opened, so
+//! that connecting overlaps the preprocessor run), so no other backend and no local hit ever
+//! starts a runtime.
 //!
 //! Settings (environment, else `[cache.reapi]`):
 //! - `CACHEPOT_REAPI` (`url`): `grpc://host[:port]` or `grpcs://host[:port]` (TLS); selects the backend;
@@ -305,12 +307,19 @@ pub struct ReapiStore {
     cfg: ReapiConfig,
     prefix: String,
     timeouts: Timeouts,
-    client: RefCell<Option<Client>>,
+    client: RefCell<Conn>,
     /// `remote.reapi-bytestream-read` / `-write`: entries too large for a batch call.
     counters: RefCell<Vec<&'static str>>,
 }
 
 pub(super) type Codec<Req, Resp> = tonic_prost::ProstCodec<Req, Resp>;
+
+enum Conn {
+    None,
+    /// Being made by the thread started in `prepare` (runtime and channel are both Send).
+    Pending(std::thread::JoinHandle<Result<Client, StoreError>>),
+    Ready(Box<Client>),
+}
 
 impl ReapiStore {
     pub fn new(cfg: ReapiConfig, prefix: String, timeouts: Timeouts) -> ReapiStore {
@@ -318,48 +327,52 @@ impl ReapiStore {
             cfg,
             prefix,
             timeouts,
-            client: RefCell::new(None),
+            client: RefCell::new(Conn::None),
             counters: RefCell::new(Vec::new()),
         }
     }
 
     fn connect(&self) -> Result<Client, StoreError> {
+        Self::connect_to(&self.cfg, self.timeouts)
+    }
+
+    fn connect_to(cfg: &ReapiConfig, timeouts: Timeouts) -> Result<Client, StoreError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| StoreError::Protocol(format!("cannot start the gRPC runtime: {e}")))?;
-        let uri = http_uri(&self.cfg.url.value)
-            .ok_or_else(|| StoreError::Protocol(format!("bad REAPI URL {}", self.cfg.url.value)))?;
+        let uri =
+            http_uri(&cfg.url.value).ok_or_else(|| StoreError::Protocol(format!("bad REAPI URL {}", cfg.url.value)))?;
         let endpoint = tonic::transport::Endpoint::from_shared(uri)
-            .map_err(|e| StoreError::Protocol(format!("REAPI URL {}: {e}", self.cfg.url.value)))?
-            .connect_timeout(self.timeouts.connect)
+            .map_err(|e| StoreError::Protocol(format!("REAPI URL {}: {e}", cfg.url.value)))?
+            .connect_timeout(timeouts.connect)
             .tcp_nodelay(true);
-        let endpoint = if self.cfg.url.value.starts_with("grpcs://") {
+        let endpoint = if cfg.url.value.starts_with("grpcs://") {
             endpoint
-                .tls_config(self.tls()?)
+                .tls_config(Self::tls(cfg)?)
                 .map_err(|e| StoreError::Auth(format!("TLS settings: {}", error_chain(&e))))?
         } else {
             endpoint
         };
         let channel = rt
             .block_on(endpoint.connect())
-            .map_err(|e| transport_error("connect", &e, self.timeouts.connect))?;
+            .map_err(|e| transport_error("connect", &e, timeouts.connect))?;
         let grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_MESSAGE);
-        log::debug!(target: "reapi", "connected to {}", self.describe());
+        log::debug!(target: "reapi", "connected to {}", cfg.url.value);
         Ok(Client { rt, grpc })
     }
 
-    fn tls(&self) -> Result<tonic::transport::ClientTlsConfig, StoreError> {
+    fn tls(cfg: &ReapiConfig) -> Result<tonic::transport::ClientTlsConfig, StoreError> {
         let read = |s: &Setting<String>| {
             std::fs::read(&s.value)
                 .map_err(|e| StoreError::Auth(format!("cannot read {} ({}): {e}", s.value, s.source)))
         };
         let mut tls = tonic::transport::ClientTlsConfig::new().assume_http2(true);
-        tls = match &self.cfg.ca_file {
+        tls = match &cfg.ca_file {
             Some(ca) => tls.ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?)),
             None => tls.with_native_roots(),
         };
-        if let (Some(cert), Some(key)) = (&self.cfg.client_cert, &self.cfg.client_key) {
+        if let (Some(cert), Some(key)) = (&cfg.client_cert, &cfg.client_key) {
             tls = tls.identity(tonic::transport::Identity::from_pem(read(cert)?, read(key)?));
         }
         Ok(tls)
@@ -373,9 +386,15 @@ impl ReapiStore {
         f: impl AsyncFn(&mut tonic::client::Grpc<tonic::transport::Channel>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut slot = self.client.borrow_mut();
-        let (mut client, reused) = match slot.take() {
-            Some(c) => (c, true),
-            None => (self.connect()?, false),
+        let (mut client, reused) = match std::mem::replace(&mut *slot, Conn::None) {
+            Conn::Ready(c) => (*c, true),
+            Conn::Pending(thread) => (
+                thread
+                    .join()
+                    .unwrap_or_else(|_| Err(StoreError::Protocol("the connecting thread panicked".into())))?,
+                false,
+            ),
+            Conn::None => (self.connect()?, false),
         };
         let mut result = rt_run(&mut client, &f);
         if reused && matches!(result, Err(StoreError::Unreachable(_))) {
@@ -384,7 +403,7 @@ impl ReapiStore {
             result = rt_run(&mut client, &f);
         }
         if result.is_ok() {
-            *slot = Some(client);
+            *slot = Conn::Ready(Box::new(client));
         }
         result
     }
@@ -683,6 +702,17 @@ impl Storage for ReapiStore {
     fn remove(&self, key: &str) -> Result<(), StoreError> {
         let (_, _, action_digest) = self.action(key);
         self.with_client(async |grpc| self.update_action_result(grpc, action_digest.clone(), Vec::new()).await)
+    }
+
+    fn prepare(&self) {
+        let (cfg, timeouts) = (self.cfg.clone(), self.timeouts);
+        // If the thread cannot start, the first request connects instead.
+        if let Ok(thread) = std::thread::Builder::new()
+            .name("reapi-connect".into())
+            .spawn(move || Self::connect_to(&cfg, timeouts))
+        {
+            *self.client.borrow_mut() = Conn::Pending(thread);
+        }
     }
 
     fn take_counters(&self) -> Vec<&'static str> {
