@@ -8,6 +8,7 @@ pub mod gcs;
 pub mod http;
 pub mod memcached;
 pub mod reapi;
+pub mod reapi_config;
 pub mod reapi_exec;
 pub mod reapi_proto;
 pub mod redis;
