@@ -478,7 +478,12 @@ impl Call {
         if let Err(reason) = self.add_common_inputs(&mut kb, k) {
             return self.not_cacheable(reason);
         }
-        let preprocessed = match self.preprocess(&k.req, &k.remap) {
+        // A miss that may compile remotely has its dependency file written by this run.
+        let dep_args = match self.remote_execution_for(&k.req) {
+            Some(_) => self.family.preprocess_dependency_args(&k.req).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let preprocessed = match self.preprocess(&k.req, &k.remap, &dep_args) {
             Ok(p) => p,
             Err(reason) => return self.not_cacheable(reason),
         };
@@ -732,13 +737,14 @@ impl Call {
         Ok(path)
     }
 
-    fn preprocess(&mut self, req: &CCompile, remap: &[OsString]) -> Result<Vec<u8>, NotCacheable> {
+    fn preprocess(&mut self, req: &CCompile, remap: &[OsString], extra: &[OsString]) -> Result<Vec<u8>, NotCacheable> {
         let _slot = crate::coordinator::slot(&self.ctx.cfg);
         let out = self
             .ctx
             .command()
             .args(remap)
             .args(self.family.preprocess_args(req))
+            .args(extra)
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .output()

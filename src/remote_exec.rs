@@ -9,8 +9,9 @@
 //! engine routes it to workers that have that compiler, and its own Action Cache never mixes two
 //! compilers.
 //!
-//! Only requests whose one output is the object and whose object does not record where it was made
-//! go remote: no dependency file, no debug info or coverage (they name the working directory), no
+//! Only requests whose outputs are the object (and a `-MD` dependency file, which the local
+//! preprocessor run writes: `CFamily::preprocess_dependency_args`) and whose object does not record
+//! where it was made go remote: no debug info or coverage (they name the working directory), no
 //! `-include`, no other input files. Everything else, every engine fault (unreachable, refused,
 //! timed out, a worker's error), a compile that fails remotely and one that prints warnings runs
 //! the local compiler instead: the compiler's diagnostics are then its own, source lines quoted
@@ -58,8 +59,14 @@ pub enum Declined {
 
 /// Whether a request may go remote, before anything is preprocessed or sent.
 pub fn eligible(family: &dyn CFamily, req: &CCompile) -> Result<Vec<OsString>, &'static str> {
-    if req.outputs.len() != 1 || req.outputs[0].role != "object" {
-        return Err("other outputs than the object");
+    let dep_by_preprocessor = family.preprocess_dependency_args(req).is_some();
+    let other_outputs = req
+        .outputs
+        .iter()
+        .skip(1)
+        .any(|o| !(o.role == "dep" && dep_by_preprocessor));
+    if req.outputs.first().map(|o| o.role) != Some("object") || other_outputs {
+        return Err("other outputs than the object and a dependency file");
     }
     if req.hash_cwd.is_some() || req.output_path_in_key.is_some() {
         return Err("the object records where it is made");

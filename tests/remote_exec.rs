@@ -1,7 +1,8 @@
 //! Misses compiled remotely (`CACHEPOT_REMOTE_EXECUTION=on`) on a real BuildGrid with its
 //! Execution and Bots services (scheduler on a private PostgreSQL), and test workers
 //! (tests/data/reapi_worker.py) standing in for a worker fleet: a C project built with make -j8
-//! compiles on the workers with objects byte-identical to local compiles; compiler errors and
+//! (with -MD -MP) compiles on the workers with objects and dependency files byte-identical to local
+//! compiles; compiler errors and
 //! warnings read as locally; an engine stopped in the middle of a build leaves the build right.
 mod common;
 mod reapi_support;
@@ -32,7 +33,7 @@ fn c_project(dir: &TestDir) -> Vec<String> {
     dir.write(
         "Makefile",
         format!(
-            "CFLAGS = -O2 -Wall -Iinc\nall: {}\n%.o: %.c\n\t$(CC) $(CFLAGS) -c $< -o $@\n",
+            "CFLAGS = -O2 -Wall -Iinc -MD -MP\nall: {}\n%.o: %.c\n\t$(CC) $(CFLAGS) -c $< -o $@\n",
             objects.join(" ")
         ),
     );
@@ -50,25 +51,36 @@ fn make(env: &Env) -> std::process::Output {
     out
 }
 
-/// What gcc itself makes of each source, without cachepot.
-fn local_objects(env: &Env, names: &[String]) -> Vec<Vec<u8>> {
+/// What gcc itself makes of each source, without cachepot: (object, dependency file), compiled in
+/// a copy of the project (the dependency files name paths relative to the build dir).
+fn local_objects(names: &[String]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let reference = TestDir::new("exec-reference");
+    c_project(&reference);
     names
         .iter()
         .map(|n| {
-            let obj = format!("{n}.ref.o");
+            let obj = n.replace(".c", ".o");
             let out = Command::new(require_tool("gcc"))
-                .args(["-O2", "-Wall", "-Iinc", "-c", n, "-o", &obj])
-                .current_dir(&env.dir.path)
+                .args(["-O2", "-Wall", "-Iinc", "-MD", "-MP", "-c", n, "-o", &obj])
+                .current_dir(&reference.path)
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{}", s(&out.stderr));
-            env.dir.read(&obj)
+            (reference.read(&obj), reference.read(&n.replace(".c", ".d")))
         })
         .collect()
 }
 
-fn objects(env: &Env, names: &[String]) -> Vec<Vec<u8>> {
-    names.iter().map(|n| env.dir.read(&n.replace(".c", ".o"))).collect()
+fn objects(env: &Env, names: &[String]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    names
+        .iter()
+        .map(|n| {
+            (
+                env.dir.read(&n.replace(".c", ".o")),
+                env.dir.read(&n.replace(".c", ".d")),
+            )
+        })
+        .collect()
 }
 
 fn exec_env(name: &str, server: &Server) -> Env {
@@ -90,7 +102,7 @@ fn make_j8_compiles_on_the_workers_and_the_objects_are_the_local_ones() {
     let a = exec_env("exec-make", &server);
     let names = c_project(&a.dir);
     make(&a);
-    assert_eq!(objects(&a, &names), local_objects(&a, &names));
+    assert_eq!(objects(&a, &names), local_objects(&names));
     let stats = a.stats();
     let log = s(&a.dir.read("cachepot.log"));
     assert_eq!(other(&a, "remote_execution.compiled"), FILES as u64, "{stats}\n{log}");
@@ -167,7 +179,7 @@ fn an_engine_stopped_in_the_middle_of_a_build_leaves_the_build_right() {
     server.kill();
     workers.kill();
     make(&env);
-    assert_eq!(objects(&env, &names), local_objects(&env, &names));
+    assert_eq!(objects(&env, &names), local_objects(&names));
     let stats = env.stats();
     assert_eq!(other(&env, "remote_execution.compiled"), half as u64, "{stats}");
     // The first compile after the stop found the engine gone (counted once, then the back-off
