@@ -138,7 +138,8 @@ impl ReapiStore {
 
     /// Run `f` with the (lazily made) client inside its runtime. After a failure the connection is
     /// dropped. A connection kept from an earlier call that fails as unreachable (the server
-    /// closed it while idle, e.g. during a long remote compile) is replaced once and `f` retried.
+    /// closed it while idle, e.g. during a long remote compile) is replaced once and `f` retried;
+    /// a server that is busy (ResourceExhausted) is asked twice more.
     pub(super) fn with_client<T>(
         &self,
         f: impl AsyncFn(&mut tonic::client::Grpc<tonic::transport::Channel>) -> Result<T, StoreError>,
@@ -158,6 +159,16 @@ impl ReapiStore {
         if reused && matches!(result, Err(StoreError::Unreachable(_))) {
             log::debug!(target: "reapi", "the kept connection failed; connecting again");
             client = self.connect()?;
+            result = rt_run(&mut client, &f);
+        }
+        // A busy server (its concurrent-call limit, a quota) says ResourceExhausted: every call
+        // here is idempotent, so try twice more, shortly after, before it counts as a fault.
+        for pause in [50, 200] {
+            if !matches!(&result, Err(StoreError::Protocol(t)) if t.contains(": ResourceExhausted: ")) {
+                break;
+            }
+            log::debug!(target: "reapi", "the server is busy; trying again in {pause} ms");
+            std::thread::sleep(Duration::from_millis(pause));
             result = rt_run(&mut client, &f);
         }
         if result.is_ok() {
