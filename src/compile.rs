@@ -317,6 +317,19 @@ impl Call {
         manifest: &mut Manifest,
         manifest_dump: Option<&str>,
     ) -> i32 {
+        if self
+            .ctx
+            .cfg
+            .remote
+            .as_ref()
+            .and_then(|r| r.remote_execution())
+            .is_some()
+        {
+            // With remote execution on, only a call that cannot go remote compiles here.
+            let mut c = stats::Counters::new();
+            c.insert("remote_execution.not_eligible".to_string(), 1);
+            let _ = stats::add_counters(&self.ctx.cfg.dir.value, &c);
+        }
         // Without the user's own -MD, ask for a dependency file in the cache dir. Only a file we
         // could create there goes on the command line: a cache fault must never reach the compiler.
         // A family that lists on stdout (/showIncludes) needs no file: its listing is taken out of

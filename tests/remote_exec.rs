@@ -147,6 +147,21 @@ fn compiler_warnings_and_errors_read_as_locally() {
             assert_eq!(env.dir.read("out.o"), obj, "{file}");
         }
     }
+    // With debug info the object would record the worker's directory: compiled locally, counted.
+    env.dir.write("dbg.c", "int d(void) { return 4; }\n");
+    let args = ["-g", "-O1", "-c", "dbg.c", "-o", "dbg.o"];
+    let local = Command::new(&gcc)
+        .args(args)
+        .current_dir(&env.dir.path)
+        .output()
+        .unwrap();
+    assert!(local.status.success());
+    let local_obj = env.dir.read("dbg.o");
+    let _ = std::fs::remove_file(env.dir.join("dbg.o"));
+    env.ok(&[&["gcc"][..], &args[..]].concat());
+    assert_eq!(env.dir.read("dbg.o"), local_obj);
+    assert_eq!(other(&env, "remote_execution.not_eligible"), 1, "{}", env.stats());
+
     // Both ran remotely; the warning and the error were then compiled locally, so the compiler
     // shows its own diagnostics, quoting the source lines the worker does not have.
     assert_eq!(other(&env, "remote_execution.diagnostics_local"), 1, "{}", env.stats());
