@@ -205,3 +205,31 @@ fn an_engine_stopped_in_the_middle_of_a_build_leaves_the_build_right() {
         "{stats}"
     );
 }
+
+#[test]
+fn clang_compiles_remotely_too_with_the_local_object() {
+    let pg = postgres();
+    let server = buildgrid(Options {
+        execution: Some(&pg),
+        ..Options::default()
+    });
+    let _workers = workers(&server, 2);
+    let env = exec_env("exec-clang", &server);
+    let names = c_project(&env.dir);
+    let clang = require_tool("clang");
+    for n in &names[..3] {
+        let obj = n.replace(".c", ".o");
+        let args = ["-O2", "-Iinc", "-MD", "-c", n.as_str(), "-o", obj.as_str()];
+        env.ok(&[&["clang"][..], &args[..]].concat());
+        let ours = (env.dir.read(&obj), env.dir.read(&n.replace(".c", ".d")));
+        let local = Command::new(&clang)
+            .args(args)
+            .current_dir(&env.dir.path)
+            .output()
+            .unwrap();
+        assert!(local.status.success(), "{}", s(&local.stderr));
+        assert_eq!(ours, (env.dir.read(&obj), env.dir.read(&n.replace(".c", ".d"))), "{n}");
+    }
+    assert_eq!(other(&env, "remote_execution.compiled"), 3, "{}", env.stats());
+    assert_eq!(env.stats()["errors"].as_u64(), Some(0), "{}", env.stats());
+}

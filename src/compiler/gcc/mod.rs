@@ -324,6 +324,11 @@ impl CFamily for Gcc {
             }
             args.push(a.clone());
         }
+        if self.family == Family::Clang {
+            // The preprocessor's options (-I, -D) are unused on preprocessed input; clang's driver
+            // would say so on stderr, which the compile of the source does not.
+            args.push(OsString::from("-Qunused-arguments"));
+        }
         args.push(OsString::from("-x"));
         args.push(OsString::from(language));
         Some(args)
