@@ -40,3 +40,16 @@ if ! command -v gcp-storage-emulator >/dev/null 2>&1; then
   mkdir -p "$CACHEPOT_CI_TOOLS/bin"
   ln -sf "$CACHEPOT_CI_TOOLS/gcs-venv/bin/gcp-storage-emulator" "$CACHEPOT_CI_TOOLS/bin/gcp-storage-emulator"
 fi
+
+# The Bazel Remote Execution API (tests/remote_reapi.rs, tests/remote_exec.rs): BuildGrid from the
+# Python package index, in its own venv, pinned so every run tests against the same server (CAS,
+# Action Cache, ByteStream, TLS and JWT checks in memory; Execution and Bots with its scheduler on a
+# private PostgreSQL cluster the tests start, hence the [database] extra: psycopg2).
+bgd_venv="$CACHEPOT_CI_TOOLS/buildgrid-venv"
+if ! "$bgd_venv/bin/python3" -c 'import buildgrid, psycopg2' >/dev/null 2>&1; then
+  echo "setup-remote: installing buildgrid (once) into $bgd_venv"
+  python3 -m venv "$bgd_venv"
+  "$bgd_venv/bin/pip" install --quiet 'buildgrid[database]==0.4.4'
+fi
+mkdir -p "$CACHEPOT_CI_TOOLS/bin"
+ln -sf "$bgd_venv/bin/bgd" "$CACHEPOT_CI_TOOLS/bin/bgd"

@@ -263,10 +263,13 @@ impl Call {
             .outputs
             .iter()
             .any(|o| o.role == "dep" && outputs::is_special_output(&o.path));
+        // With remote execution, a miss is compiled from its preprocessed source, which also
+        // gives the include set (line markers).
         if k.req.dep_style == DepStyle::UserWithoutSystem
             || k.pch_in_use
             || dep_elsewhere
             || self.family.listing_source() == ListingSource::Preprocessor
+            || self.remote_execution_for(&k.req).is_some()
         {
             return self.preprocessor_mode(store, k, Some((manifest_key, manifest, manifest_dump)));
         }
@@ -325,6 +328,19 @@ impl Call {
         manifest: &mut Manifest,
         manifest_dump: Option<&str>,
     ) -> i32 {
+        if self
+            .ctx
+            .cfg
+            .remote
+            .as_ref()
+            .and_then(|r| r.remote_execution())
+            .is_some()
+        {
+            // With remote execution on, only a call that cannot go remote compiles here.
+            let mut c = stats::Counters::new();
+            c.insert("remote_execution.not_eligible".to_string(), 1);
+            let _ = stats::add_counters(&self.ctx.cfg.dir.value, &c);
+        }
         // Without the user's own -MD, ask for a dependency file in the cache dir. Only a file we
         // could create there goes on the command line: a cache fault must never reach the compiler.
         // A family that lists on stdout (/showIncludes) needs no file: its listing is taken out of
@@ -441,7 +457,7 @@ impl Call {
                 // that key (one preprocessor run, on this first miss only), unless an input was
                 // saved again since the call started (the compile may have seen other content).
                 let status = out.status;
-                if let Ok((key, dump, _)) = self.preprocessed_key(k)
+                if let Ok((key, dump, _)) = self.preprocessed_key(k, &[])
                     && !self.changed_during_call(k, &includes)
                 {
                     self.write_debug_dump(&k.req, &[("result key", &key, dump.as_deref())]);
@@ -507,7 +523,12 @@ impl Call {
                 "needs preprocessor mode, which this compiler lacks",
             ));
         }
-        let (key, dump, preprocessed) = match self.preprocessed_key(k) {
+        // A miss that may compile remotely has its dependency file written by this run.
+        let dep_args = match self.remote_execution_for(&k.req) {
+            Some(_) => self.family.preprocess_dependency_args(&k.req).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let (key, dump, preprocessed) = match self.preprocessed_key(k, &dep_args) {
             Ok(x) => x,
             Err(reason) => return self.not_cacheable(reason),
         };
@@ -554,9 +575,13 @@ impl Call {
                 return status;
             }
         }
-        let out = match self.run_compiler(&k.req, &k.remap, true) {
-            Ok(o) => o,
-            Err(status) => return status,
+        let remote = self.compile_remotely(k, &preprocessed);
+        let out = match remote {
+            Some(o) => o,
+            None => match self.run_compiler(&k.req, &k.remap, true) {
+                Ok(o) => o,
+                Err(status) => return status,
+            },
         };
         if out.status != 0 {
             return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed), out.status);
@@ -578,6 +603,104 @@ impl Call {
             Stored::No => {}
         }
         self.count_returning(Outcome::Miss, status)
+    }
+
+    /// The REAPI settings and the remote compile arguments when this request's miss is to be
+    /// compiled on the engine (remote_exec.rs says which requests can be).
+    fn remote_execution_for(&self, req: &CCompile) -> Option<(&crate::store::reapi::ReapiConfig, Vec<OsString>)> {
+        let cfg = self.ctx.cfg.remote.as_ref()?.remote_execution()?;
+        match crate::remote_exec::eligible(self.family, req) {
+            Ok(args) => Some((cfg, args)),
+            Err(why) => {
+                log::debug!(target: "compile", "compiling locally: {why}");
+                None
+            }
+        }
+    }
+
+    /// A miss compiled on the REAPI engine: its output replayed and the object written, or `None`
+    /// to compile locally (not eligible, backing off, failed: counted).
+    fn compile_remotely(&mut self, k: &Known, preprocessed: &[u8]) -> Option<Compiled> {
+        let remote = self.ctx.cfg.remote.as_ref()?;
+        let cfg = remote.remote_execution()?;
+        let mut counters = stats::Counters::new();
+        let mut count = |name: &str, n: u64| *counters.entry(name.to_string()).or_default() += n;
+        let backoff = crate::remote_exec::backoff(&self.ctx.cfg.dir.value, cfg, remote.backoff.value);
+        let result = match crate::remote_exec::eligible(self.family, &k.req) {
+            Err(why) => Err(crate::remote_exec::Declined::NotEligible(why)),
+            Ok(_) if backoff.active() => Err(crate::remote_exec::Declined::BackingOff),
+            Ok(mut args) => {
+                if k.req.color == ColorChoice::Auto && std::io::stderr().is_terminal() {
+                    args.push(OsString::from(self.family.color_flag()));
+                }
+                let env: Vec<(&str, String)> = crate::remote_exec::MESSAGE_ENV
+                    .iter()
+                    .filter_map(|n| std::env::var(n).ok().map(|v| (*n, v)))
+                    .collect();
+                let name = self
+                    .ctx
+                    .real
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                crate::remote_exec::compile(
+                    cfg,
+                    remote.timeouts(),
+                    &self.ctx.real,
+                    &name,
+                    &k.identity,
+                    &args,
+                    &env,
+                    preprocessed,
+                    &k.cwd.join(&k.req.outputs[0].path),
+                )
+            }
+        };
+        let out = match result {
+            Ok(done) => {
+                count("remote_execution.compiled", 1);
+                count("remote_execution.uploaded_bytes", done.uploaded);
+                if done.cached {
+                    count("remote_execution.engine_cache_hit", 1);
+                }
+                replay(&done.stdout, &done.stderr, want_color(k.req.color));
+                self.ctx.compiled = Some(0);
+                Some(Compiled {
+                    status: 0,
+                    stdout: done.stdout,
+                    stderr: done.stderr,
+                })
+            }
+            Err(crate::remote_exec::Declined::NotEligible(why)) => {
+                log::debug!(target: "compile", "compiling locally: {why}");
+                count("remote_execution.not_eligible", 1);
+                None
+            }
+            Err(crate::remote_exec::Declined::BackingOff) => {
+                count("remote_execution.skipped_backoff", 1);
+                None
+            }
+            Err(crate::remote_exec::Declined::CompileFailed) => {
+                count("remote_execution.compile_failed", 1);
+                None
+            }
+            Err(crate::remote_exec::Declined::Diagnostics) => {
+                count("remote_execution.diagnostics_local", 1);
+                None
+            }
+            Err(crate::remote_exec::Declined::Fault(e)) => {
+                count("remote_execution.local_fallback", 1);
+                backoff.start();
+                let fault = e.fault();
+                self.fault(&format!("remote execution failed: {e}; compiling locally"), fault);
+                None
+            }
+        };
+        if let Err(e) = stats::add_counters(&self.ctx.cfg.dir.value, &counters) {
+            log::warn!(target: "compile", "could not update statistics: {e}");
+        }
+        out
     }
 
     /// Hash the include files of a new include set; `None` when the set must not be recorded (a
@@ -662,13 +785,14 @@ impl Call {
         Ok(path)
     }
 
-    fn preprocess(&mut self, req: &CCompile, remap: &[OsString]) -> Result<Vec<u8>, NotCacheable> {
+    fn preprocess(&mut self, req: &CCompile, remap: &[OsString], extra: &[OsString]) -> Result<Vec<u8>, NotCacheable> {
         let _slot = crate::coordinator::slot(&self.ctx.cfg);
         let out = self
             .ctx
             .command()
             .args(remap)
             .args(self.family.preprocess_args(req))
+            .args(extra)
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .output()
@@ -860,10 +984,14 @@ impl Call {
 
     /// Preprocessor mode's result key: the common inputs and the preprocessed text (its line
     /// markers rebased); with the dump and the text.
-    fn preprocessed_key(&mut self, k: &Known) -> Result<(String, Option<String>, Vec<u8>), NotCacheable> {
+    fn preprocessed_key(
+        &mut self,
+        k: &Known,
+        dep_args: &[OsString],
+    ) -> Result<(String, Option<String>, Vec<u8>), NotCacheable> {
         let mut kb = KeyBuilder::new("result", self.ctx.cfg.debug.value);
         self.add_common_inputs(&mut kb, k)?;
-        let preprocessed = self.preprocess(&k.req, &k.remap)?;
+        let preprocessed = self.preprocess(&k.req, &k.remap, dep_args)?;
         if manifest::has_incbin(&preprocessed) {
             return Err(NotCacheable::Incbin);
         }

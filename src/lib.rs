@@ -20,6 +20,7 @@ pub mod logging;
 pub mod manifest;
 pub mod outputs;
 pub mod paths;
+pub mod remote_exec;
 pub mod rust;
 pub mod setting;
 pub mod shims;

@@ -413,6 +413,7 @@ impl State {
             output_path_in_key: Option::None,
             color: ColorChoice::Never,
             dep_style: DepStyle::None,
+            dep_args: Vec::new(),
         })
     }
 }

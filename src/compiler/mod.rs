@@ -131,6 +131,19 @@ pub trait CFamily: Sync {
         Vec::new()
     }
 
+    /// The arguments that compile this request's preprocessed text (the `-E` output) to the same
+    /// object, without the input and output names: what a remote worker runs (remote_exec.rs).
+    /// `None` when this compiler or request cannot be compiled from its preprocessed text exactly.
+    fn preprocessed_compile_args(&self, _req: &CCompile) -> Option<Vec<OsString>> {
+        None
+    }
+
+    /// Arguments that make the preprocessor run (`-E`) write the request's dependency file exactly
+    /// as its compile would, when the compile itself runs elsewhere; `None` when it cannot.
+    fn preprocess_dependency_args(&self, _req: &CCompile) -> Option<Vec<OsString>> {
+        None
+    }
+
     /// Precompiled headers the compiler could pick up in place of a header (hashed as inputs).
     fn precompiled_headers(&self, req: &CCompile, cwd: &Path) -> Vec<PathBuf>;
 
@@ -215,6 +228,10 @@ pub struct CCompile {
     pub output_path_in_key: Option<PathBuf>,
     pub color: ColorChoice,
     pub dep_style: DepStyle,
+    /// The user's dependency-output options as given (`-MD`, `-MT x`, `-MQ x`, `-MP`), for a
+    /// preprocessor run that writes the dependency file in the compile's place (remote_exec.rs);
+    /// empty for families that do not say.
+    pub dep_args: Vec<OsString>,
 }
 
 /// Why a call is passed straight to the compiler. Each variant is a statistics counter, named by

@@ -740,6 +740,7 @@ impl State {
             // nvcc has no colour option: replay its output as it was, add no flag.
             color: ColorChoice::Always,
             dep_style: self.dep_gen.unwrap_or_default(),
+            dep_args: Vec::new(),
         })
     }
 }

@@ -13,7 +13,7 @@
 //! connect_timeout = "1s"   # CACHEPOT_REMOTE_CONNECT_TIMEOUT
 //! timeout = "5s"           # CACHEPOT_REMOTE_TIMEOUT: one request's read/write time
 //! backoff = "60s"          # CACHEPOT_REMOTE_BACKOFF: skip a failed remote this long
-//! [cache.redis]            # or [cache.memcached], [cache.s3], …: one backend at a time
+//! [cache.redis]            # or [cache.memcached], [cache.s3], [cache.reapi], …: one backend at a time
 //! ```
 //!
 //! Back-off file grammar (`<cache dir>/remote-backoff`): one line `<unix seconds> <backend id>`,
@@ -29,20 +29,21 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// The `[cache.*]` tables that belong to the remote level (config.rs keeps them raw for us).
-pub const TABLES: &[&str] = &["remote", "redis", "memcached", "s3", "azure", "gcs"];
+pub const TABLES: &[&str] = &["remote", "redis", "memcached", "s3", "azure", "gcs", "reapi"];
 
 /// The keys of `[cache.remote]`, the settings every backend shares.
 pub const COMMON_KEYS: &[&str] = &["read_only", "prefix", "local", "connect_timeout", "timeout", "backoff"];
 
 /// Every key of the remote tables, dotted (`cache.redis.url`), for `config::file_keys`.
 pub fn file_keys() -> Vec<String> {
-    let tables: [(&str, &[&str]); 6] = [
+    let tables: [(&str, &[&str]); 7] = [
         ("remote", COMMON_KEYS),
         ("redis", super::redis::KEYS),
         ("memcached", super::memcached::KEYS),
         ("s3", super::s3::KEYS),
         ("azure", super::azure::KEYS),
         ("gcs", super::gcs::KEYS),
+        ("reapi", super::reapi::KEYS),
     ];
     debug_assert!(tables.iter().map(|t| t.0).eq(TABLES.iter().copied()));
     tables
@@ -87,6 +88,7 @@ pub enum Backend {
     S3(Box<super::s3::S3Config>),
     Azure(Box<super::azure::AzureConfig>),
     Gcs(Box<super::gcs::GcsConfig>),
+    Reapi(Box<super::reapi::ReapiConfig>),
 }
 
 impl Backend {
@@ -97,6 +99,7 @@ impl Backend {
             Backend::S3(_) => "s3",
             Backend::Azure(_) => "azure",
             Backend::Gcs(_) => "gcs",
+            Backend::Reapi(_) => "reapi",
         }
     }
 
@@ -108,6 +111,7 @@ impl Backend {
             Backend::S3(c) => &c.bucket.source,
             Backend::Azure(c) => c.source(),
             Backend::Gcs(c) => &c.bucket.source,
+            Backend::Reapi(c) => &c.url.source,
         }
     }
 
@@ -119,6 +123,7 @@ impl Backend {
             Backend::S3(c) => c.show(),
             Backend::Azure(c) => c.show(),
             Backend::Gcs(c) => c.show(),
+            Backend::Reapi(c) => c.show(),
         }
     }
 }
@@ -156,6 +161,9 @@ impl RemoteConfig {
         }
         if let Some(c) = super::gcs::GcsConfig::load(&settings("gcs"))? {
             found.push(Backend::Gcs(Box::new(c)));
+        }
+        if let Some(c) = super::reapi::ReapiConfig::load(&settings("reapi"))? {
+            found.push(Backend::Reapi(Box::new(c)));
         }
         let common = settings("remote");
         common.check_keys(COMMON_KEYS)?;
@@ -257,12 +265,24 @@ impl RemoteConfig {
         rows
     }
 
-    /// The backend as a store, not yet connected: connections are made on first use.
-    fn open_backend(&self, cache_dir: &Path) -> Box<dyn Storage> {
-        let t = Timeouts {
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
             connect: self.connect_timeout.value,
             io: self.timeout.value,
-        };
+        }
+    }
+
+    /// The REAPI endpoint's settings when misses are to be compiled on it.
+    pub fn remote_execution(&self) -> Option<&super::reapi::ReapiConfig> {
+        match &self.backend {
+            Backend::Reapi(c) if c.remote_execution.value => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The backend as a store, not yet connected: connections are made on first use.
+    fn open_backend(&self, cache_dir: &Path) -> Box<dyn Storage> {
+        let t = self.timeouts();
         let prefix = self.prefix.value.clone();
         match &self.backend {
             Backend::Redis(c) => Box::new(super::redis::RedisStore::new(c.clone(), prefix, t)),
@@ -280,6 +300,7 @@ impl RemoteConfig {
                 t,
                 cache_dir.to_path_buf(),
             )),
+            Backend::Reapi(c) => Box::new(super::reapi::ReapiStore::new((**c).clone(), prefix, t)),
         }
     }
 }

@@ -348,6 +348,91 @@ impl CFamily for Gcc {
         linemarkers::included_files(preprocessed)
     }
 
+    fn preprocessed_compile_args(&self, req: &CCompile) -> Option<Vec<OsString>> {
+        // gcc and clang take their own -E output as `-x <language>-cpp-output`: -D, -I and the
+        // other preprocessor options are then ignored, the object is the same.
+        let language = match req.language.as_str() {
+            "c" => "cpp-output",
+            "c++" => "c++-cpp-output",
+            "objective-c" => "objective-c-cpp-output",
+            "objective-c++" => "objective-c++-cpp-output",
+            _ => return Option::None,
+        };
+        let source = req.source.as_os_str();
+        let at = req.key_args.iter().rposition(|a| a == source)?;
+        let mut args = Vec::with_capacity(req.key_args.len() + 1);
+        let mut it = req.key_args.iter().enumerate();
+        while let Some((i, a)) = it.next() {
+            if i == at {
+                continue;
+            }
+            // The dependency file is written by the local preprocessor run (see
+            // preprocess_dependency_args): no dependency option reaches the remote compile.
+            if a == "<dep target>" || a == "-MT" || a == "-MQ" {
+                it.next();
+                continue;
+            }
+            if a == "-MD"
+                || a == "-MMD"
+                || a == "-MP"
+                || a == "-MG"
+                || a.as_bytes().starts_with(b"-MT")
+                || a.as_bytes().starts_with(b"-MQ")
+            {
+                continue;
+            }
+            // The input's language is given anew below.
+            if a == "-x" {
+                it.next();
+                continue;
+            }
+            if a.as_bytes().starts_with(b"-x") {
+                continue;
+            }
+            args.push(a.clone());
+        }
+        if self.family == Family::Clang {
+            // The preprocessor's options (-I, -D) are unused on preprocessed input; clang's driver
+            // would say so on stderr, which the compile of the source does not.
+            args.push(OsString::from("-Qunused-arguments"));
+        }
+        args.push(OsString::from("-x"));
+        args.push(OsString::from(language));
+        Some(args)
+    }
+
+    fn preprocess_dependency_args(&self, req: &CCompile) -> Option<Vec<OsString>> {
+        // Only -MD's full listing, named by -MD itself (not -Wp,-MD,file), written to a regular file.
+        let dep = req.outputs.iter().find(|o| o.role == "dep")?;
+        if req.dep_style != DepStyle::UserFull || !req.dep_args.iter().any(|a| a == "-MD") {
+            return Option::None;
+        }
+        let object = &req.outputs[0].path;
+        // The compile's default target is the object as written, quoted (the driver passes
+        // `-MQ <object>`); a path that quoting changes is left to the local compile.
+        let plain = |p: &Path| {
+            p.as_os_str()
+                .as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"._/+-".contains(b))
+        };
+        if !plain(object) || !plain(&dep.path) {
+            return Option::None;
+        }
+        let mut args = req.dep_args.clone();
+        args.push(OsString::from("-MF"));
+        args.push(dep.path.clone().into_os_string());
+        if !req
+            .dep_args
+            .iter()
+            .any(|a| a.as_bytes().starts_with(b"-MT") || a.as_bytes().starts_with(b"-MQ"))
+        {
+            args.push(OsString::from("-MQ"));
+            args.push(object.clone().into_os_string());
+        }
+        Some(args)
+    }
+
     fn dependency_args(&self, listing: &Path) -> Vec<OsString> {
         vec![
             OsString::from("-MD"),
@@ -635,6 +720,7 @@ struct State {
     dep_missing_ok: bool,
     dep_file: Option<OsString>,
     dep_target_given: bool,
+    dep_args: Vec<OsString>,
     key_args: Vec<OsString>,
     preprocessor_args: Vec<OsString>,
     extra_inputs: Vec<PathBuf>,
@@ -709,6 +795,7 @@ impl State {
                 self.language = if v == "none" { Option::None } else { Some(v) };
             }
             DepGen => {
+                self.dep_args.extend(raw.iter().cloned());
                 self.dep_gen = true;
                 self.dep_style = if raw[0] == "-MMD" {
                     DepStyle::UserWithoutSystem
@@ -723,10 +810,12 @@ impl State {
                 to_preprocessor = false;
             }
             DepTarget => {
+                self.dep_args.extend(raw.iter().cloned());
                 self.dep_target_given = true;
                 to_preprocessor = false;
             }
             DepOption => {
+                self.dep_args.extend(raw.iter().cloned());
                 if raw[0] == "-MG" {
                     // Missing headers are listed as if generated: the listing is not the set read.
                     self.dep_missing_ok = true;
@@ -951,6 +1040,7 @@ impl State {
             } else {
                 self.dep_style
             },
+            dep_args: self.dep_args,
         })
     }
 }
@@ -980,6 +1070,37 @@ mod tests {
         std::fs::write(d.join("a.c"), "int x;").unwrap();
         std::fs::write(d.join("b.c"), "int y;").unwrap();
         d
+    }
+
+    #[test]
+    fn preprocessed_compile_args_drop_the_input_and_name_the_language() {
+        let d = dir();
+        let req = parse_in(&d, &["-c", "-x", "c", "a.c", "-O2", "-DX=1", "-Iinc", "-o", "out/a.o"]).unwrap();
+        let args: Vec<String> = GCC
+            .preprocessed_compile_args(&req)
+            .unwrap()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(args, ["-c", "-O2", "-DX=1", "-Iinc", "-x", "cpp-output"]);
+        let req = parse_in(&d, &["-c", "-MD", "-MP", "-MT", "t", "a.c", "-o", "a.o"]).unwrap();
+        let args = GCC.preprocessed_compile_args(&req).unwrap();
+        assert_eq!(args, ["-c", "-x", "cpp-output"]);
+        assert_eq!(
+            GCC.preprocess_dependency_args(&req).unwrap(),
+            ["-MD", "-MP", "-MT", "t", "-MF", "a.d"]
+        );
+        let req = parse_in(&d, &["-c", "-MD", "a.c", "-o", "out/a.o"]).unwrap();
+        assert_eq!(GCC.preprocessed_compile_args(&req).unwrap(), ["-c", "-x", "cpp-output"]);
+        assert_eq!(
+            GCC.preprocess_dependency_args(&req).unwrap(),
+            ["-MD", "-MF", "out/a.d", "-MQ", "out/a.o"]
+        );
+        let req = parse_in(&d, &["-c", "-MMD", "a.c"]).unwrap();
+        assert!(GCC.preprocess_dependency_args(&req).is_none());
+        let req = parse_in(&d, &["-c", "-xc++", "a.c"]).unwrap();
+        let args = GCC.preprocessed_compile_args(&req).unwrap();
+        assert_eq!(args, ["-c", "-x", "c++-cpp-output"]);
     }
 
     #[test]

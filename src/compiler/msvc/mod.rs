@@ -607,6 +607,7 @@ impl State {
             output_path_in_key,
             color: self.color,
             dep_style: self.dep_style,
+            dep_args: Vec::new(),
         })
     }
 

@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""REAPI benchmark on loopback, against BuildGrid (the server the tests use; .ci/setup-remote.sh installs
+it, and PostgreSQL for its scheduler):
+
+1. a remote-executed miss (CACHEPOT_REMOTE_EXECUTION=on, BuildGrid + N test workers from
+   tests/data/reapi_worker.py) against plain gcc on the same source: per-call wall time, median and
+   p95, and the bytes each action sent to the CAS (no toolchain is uploaded: workers have the compiler);
+2. a hit through the REAPI backend (BuildGrid's Action Cache + CAS) against a hit through Redis, with
+   no local level (CACHEPOT_LOCAL=off: both the manifest and the entry come from the server).
+
+    python3 bench/reapi.py [--files 20] [--workers 2] [--calls 30]
+
+Every object is checked against plain gcc's. Calls are interleaved between the rows (the machine's
+load drifts). BuildGrid is a Python server: its per-request cost, not the protocol's, dominates the
+REAPI rows; a Go/Rust engine (Buildbarn, NativeLink) answers faster.
+Needs: target/release/cachepot (cargo build --release), bgd and its venv python, PostgreSQL
+(/usr/lib/postgresql/*/bin), redis-server, gcc; run as root (PostgreSQL then runs as `postgres`).
+"""
+import argparse
+import glob
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHEPOT = ROOT / "target" / "release" / "cachepot"
+WORKER = ROOT / "tests" / "data" / "reapi_worker.py"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, what, limit=90):
+    end = time.time() + limit
+    while time.time() < end:
+        if proc.poll() is not None:
+            sys.exit(f"{what} exited at start-up")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"{what} did not listen on {port}")
+
+
+def source(i, salt):
+    body = "\n".join(
+        f"int f{i}_{j}(const char *s) {{ size_t n = strlen(s); char *c = malloc(n + {j}); "
+        f"if (!c) return -1; memcpy(c, s, n); int r = (int)n * {j} + c[0]; free(c); "
+        f'printf("%d\\n", r); return r; }}'
+        for j in range(40)
+    )
+    return f"#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <math.h>\nint salt_{salt};\n{body}\n"
+
+
+def clean_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith("CACHEPOT_")}
+
+
+def as_postgres(args):
+    return (["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []) + args
+
+
+def start_postgres(work):
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        sys.exit("PostgreSQL is missing (apt-get install postgresql)")
+    bindir = Path(bins[-1]).parent
+    d = work / "pg"
+    d.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(d, user="postgres")
+    subprocess.run(as_postgres([str(bindir / "initdb"), "-D", str(d / "data"), "-A", "trust", "-U", "bgd"]),
+                   check=True, capture_output=True)
+    port = free_port()
+    subprocess.run(as_postgres([str(bindir / "pg_ctl"), "-D", str(d / "data"), "-o",
+                                f"-p {port} -k {d} -c listen_addresses=127.0.0.1 -c fsync=off",
+                                "-l", str(d / "log"), "-w", "start"]), check=True, capture_output=True)
+    url = f"postgresql+psycopg2://bgd@127.0.0.1:{port}/postgres"
+    subprocess.run(["bgd", "migrate", "apply", url], check=True, capture_output=True)
+    return url, lambda: subprocess.run(as_postgres([str(bindir / "pg_ctl"), "-D", str(d / "data"), "-m", "immediate", "stop"]),
+                                       capture_output=True)
+
+
+def start_buildgrid(work, name, pg_url=None):
+    port = free_port()
+    d = work / name
+    d.mkdir()
+    conn = sched = svc = ""
+    if pg_url:
+        conn = f"connections:\n  - !sql-connection &sql\n    connection-string: {pg_url}\n"
+        sched = ("schedulers:\n  - !sql-scheduler &sched\n    sql: *sql\n    storage: *cas\n    action-cache: *ac\n"
+                 "    poll-interval: 0.05\n    property-set: !dynamic-property-set\n      wildcard-property-keys: [cachepot-toolchain]\n"
+                 # Assign queued jobs every 20 ms (the default, 1 s, would be most of a remote miss).
+                 "    assigners:\n      - !priority-age-assigner\n        interval: 0.02\n")
+        svc = "      - !execution\n        scheduler: *sched\n      - !bots\n        scheduler: *sched\n"
+    (d / "bgd.yml").write_text(
+        f"server:\n  - !channel\n    address: \"127.0.0.1:{port}\"\n    insecure-mode: true\nthread-pool-size: 100\n{conn}"
+        "storages:\n  - !lru-storage &cas\n    size: 1GB\ncaches:\n  - !lru-action-cache &ac\n    storage: *cas\n"
+        f"    max-cached-refs: 100000\n    allow-updates: true\n{sched}instances:\n  - name: \"\"\n    services:\n"
+        f"      - !action-cache\n        cache: *ac\n      - !cas\n        storage: *cas\n      - !bytestream\n        storage: *cas\n{svc}")
+    proc = subprocess.Popen(["bgd", "server", "start", "bgd.yml"], cwd=d, stdout=subprocess.DEVNULL,
+                            stderr=open(d / "bgd.log", "w"))
+    wait_port(port, proc, "bgd")
+    return port, proc
+
+
+def timed(cmd, cwd, env):
+    t = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - t
+
+
+def stats(env):
+    import json
+    out = subprocess.run([str(CACHEPOT), "--show-stats", "--json"], env=env, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def p95(v):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(round(0.95 * (len(v) - 1))))]
+
+
+def row(name, v):
+    print(f"| {name} | {statistics.median(v) * 1000:.1f} ms | {p95(v) * 1000:.1f} ms | {len(v)} |")
+
+
+def main():
+    global CACHEPOT
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--files", type=int, default=20, help="remote-executed misses (each a new source)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--calls", type=int, default=30, help="hits per backend")
+    ap.add_argument("--cachepot", default=str(CACHEPOT), help="the cachepot binary (default: target/release/cachepot)")
+    a = ap.parse_args()
+    CACHEPOT = Path(a.cachepot)
+    if not CACHEPOT.exists():
+        sys.exit("build cachepot first: cargo build --release")
+    for tool in ("bgd", "redis-server", "gcc"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is missing (.ci/run installs it)")
+    python = Path(os.path.realpath(shutil.which("bgd"))).parent / "python3"
+    work = Path(tempfile.mkdtemp(prefix="cachepot-reapi-bench-"))
+    os.chmod(work, 0o755)  # PostgreSQL runs as its own user below it
+    cleanup = []
+    try:
+        pg_url, stop_pg = start_postgres(work)
+        cleanup.append(stop_pg)
+        exec_port, exec_proc = start_buildgrid(work, "exec", pg_url)
+        cleanup.append(exec_proc.kill)
+        for i in range(a.workers):
+            w = subprocess.Popen([str(python), str(WORKER), f"127.0.0.1:{exec_port}", f"bench-{i}"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cleanup.append(w.kill)
+        gcc = shutil.which("gcc")
+
+        # 1. Remote-executed misses against plain gcc, interleaved; each call a new source.
+        env = clean_env() | {"CACHEPOT_DIR": str(work / "exec-cache"), "CACHEPOT_REAPI": f"grpc://127.0.0.1:{exec_port}",
+                             "CACHEPOT_REMOTE_EXECUTION": "on"}
+        src = work / "src"
+        src.mkdir()
+        # One warm-up call: the first connection and the workers' first lease.
+        (src / "warm.c").write_text(source(0, "warm"))
+        timed([str(CACHEPOT), "gcc", "-O2", "-c", "warm.c", "-o", "warm.o"], src, env)
+        remote, local = [], []
+        for i in range(a.files):
+            (src / f"r{i}.c").write_text(source(i, f"r{i}"))
+            pair = [("r", lambda: remote.append(timed([str(CACHEPOT), "gcc", "-O2", "-c", f"r{i}.c", "-o", f"r{i}.o"], src, env))),
+                    ("l", lambda: local.append(timed([gcc, "-O2", "-c", f"r{i}.c", "-o", f"l{i}.o"], src, env)))]
+            for _, f in (pair if i % 2 == 0 else pair[::-1]):
+                f()
+            if (src / f"r{i}.o").read_bytes() != (src / f"l{i}.o").read_bytes():
+                sys.exit(f"r{i}.o differs from plain gcc's")
+        st = stats(env)
+        compiled = st["other"].get("remote_execution.compiled", 0)
+        if compiled != a.files + 1 or st["errors"]:
+            sys.exit(f"not every miss compiled remotely: {st}")
+        sent = st["other"].get("remote_execution.uploaded_bytes", 0)
+        print(f"\n{a.files} misses, {a.workers} workers, loopback; per call:\n")
+        print("| row | median | p95 | calls |\n|---|---|---|---|")
+        row("plain gcc -O2 -c", local)
+        row("cachepot miss, compiled remotely", remote)
+        print(f"\nbytes sent to the CAS per remote-executed action: {sent / compiled:.0f} (mean of {compiled}; "
+              "no toolchain upload: workers have the compiler)")
+
+        # 2. Hits from an empty local dir: REAPI (BuildGrid AC + CAS) against Redis.
+        cache_port, cache_proc = start_buildgrid(work, "cache")
+        cleanup.append(cache_proc.kill)
+        redis_port = free_port()
+        redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                                  "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        cleanup.append(redis.kill)
+        wait_port(redis_port, redis, "redis-server")
+        backends = {"REAPI (BuildGrid)": {"CACHEPOT_REAPI": f"grpc://127.0.0.1:{cache_port}"},
+                    "Redis": {"CACHEPOT_REDIS": f"redis://127.0.0.1:{redis_port}"}}
+        hsrc = work / "hits"
+        hsrc.mkdir()
+        (hsrc / "h.c").write_text(source(1, "hit"))
+        reference = None
+        envs = {}
+        for n, (name, extra) in enumerate(backends.items()):
+            # No local level: every call's manifest and entry come from the server; the cache dir
+            # (compiler identity, statistics) stays, as on a developer machine.
+            e = clean_env() | extra | {"CACHEPOT_DIR": str(work / f"hit-cache-{n}"), "CACHEPOT_LOCAL": "off"}
+            subprocess.run([str(CACHEPOT), "gcc", "-O2", "-c", "h.c", "-o", "h.o"], cwd=hsrc, env=e, check=True)
+            reference = reference or (hsrc / "h.o").read_bytes()
+            envs[name] = e
+        times = {n: [] for n in backends}
+        for c in range(a.calls):
+            order = list(backends) if c % 2 == 0 else list(backends)[::-1]
+            for name in order:
+                times[name].append(timed([str(CACHEPOT), "gcc", "-O2", "-c", "h.c", "-o", "h.o"], hsrc, envs[name]))
+                if (hsrc / "h.o").read_bytes() != reference:
+                    sys.exit(f"{name}: a wrong object")
+        for name, e in envs.items():
+            st = stats(e)
+            if st["hits"] != a.calls or st["errors"]:
+                sys.exit(f"{name}: not every call was a remote hit: {st}")
+        print("\nA direct-mode hit with no local level (CACHEPOT_LOCAL=off: manifest and entry from the server), one call:\n")
+        print("| row | median | p95 | calls |\n|---|---|---|---|")
+        for name, v in times.items():
+            row(f"cachepot hit through {name}", v)
+    finally:
+        for f in reversed(cleanup):
+            f()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""A stand-in for a REAPI worker fleet, for tests/remote_reapi.rs only (not part of cachepot).
+
+One bot of BuildGrid's Remote Workers API, written with BuildGrid's own generated protos: it opens a
+bot session, takes each lease it is given, fetches the action's command and input root from the
+CAS, runs the command in a fresh directory, uploads the output files and reports the ActionResult.
+
+    python3 reapi_worker.py HOST:PORT BOT_ID
+"""
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import grpc
+from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re
+from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc as re_grpc
+from buildgrid._protos.google.devtools.remoteworkers.v1test2 import bots_pb2, bots_pb2_grpc, worker_pb2
+
+address, bot_id = sys.argv[1], sys.argv[2]
+channel = grpc.insecure_channel(address)
+bots = bots_pb2_grpc.BotsStub(channel)
+cas = re_grpc.ContentAddressableStorageStub(channel)
+
+
+def digest(data):
+    return re.Digest(hash=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+
+
+def read(d):
+    if d.size_bytes == 0:
+        return b""
+    blob = cas.BatchReadBlobs(re.BatchReadBlobsRequest(digests=[d])).responses[0]
+    if blob.status.code != 0 or digest(blob.data) != d:
+        raise RuntimeError(f"blob {d.hash} missing or damaged")
+    return blob.data
+
+
+def fetch_tree(d, into):
+    directory = re.Directory.FromString(read(d))
+    os.makedirs(into, exist_ok=True)
+    for f in directory.files:
+        path = os.path.join(into, f.name)
+        with open(path, "wb") as out:
+            out.write(read(f.digest))
+        if f.is_executable:
+            os.chmod(path, 0o755)
+    for sub in directory.directories:
+        fetch_tree(sub.digest, os.path.join(into, sub.name))
+
+
+def run(action):
+    command = re.Command.FromString(read(action.command_digest))
+    with tempfile.TemporaryDirectory(prefix="reapi-worker-") as root:
+        fetch_tree(action.input_root_digest, root)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        env.update({v.name: v.value for v in command.environment_variables})
+        cwd = os.path.join(root, command.working_directory)
+        proc = subprocess.run(list(command.arguments), cwd=cwd, env=env, capture_output=True)
+        result = re.ActionResult(exit_code=proc.returncode, stdout_raw=proc.stdout, stderr_raw=proc.stderr)
+        uploads = []
+        for path in list(command.output_paths) or list(command.output_files):
+            full = os.path.join(cwd, path)
+            if os.path.isfile(full):
+                with open(full, "rb") as f:
+                    data = f.read()
+                result.output_files.add(path=path, digest=digest(data))
+                uploads.append(re.BatchUpdateBlobsRequest.Request(digest=digest(data), data=data))
+        if uploads:
+            cas.BatchUpdateBlobs(re.BatchUpdateBlobsRequest(requests=uploads))
+        return result
+
+
+worker = worker_pb2.Worker(
+    devices=[worker_pb2.Device(handle=bot_id, properties=[worker_pb2.Device.Property(key="OSFamily", value="linux")])]
+)
+session = bots.CreateBotSession(
+    bots_pb2.CreateBotSessionRequest(
+        parent="", bot_session=bots_pb2.BotSession(bot_id=bot_id, status=bots_pb2.OK, worker=worker)
+    )
+)
+while True:
+    for lease in session.leases:
+        # BuildGrid hands a lease out already ACTIVE; a finished one is reported COMPLETED.
+        if lease.state not in (bots_pb2.LeaseState.PENDING, bots_pb2.LeaseState.ACTIVE):
+            continue
+        action = re.Action()
+        if lease.payload.Is(re.Action.DESCRIPTOR):
+            lease.payload.Unpack(action)
+        else:
+            d = re.Digest()
+            lease.payload.Unpack(d)
+            action = re.Action.FromString(read(d))
+        try:
+            lease.result.Pack(run(action))
+            lease.status.code = 0
+        except Exception as e:  # a worker fault, reported as one (not as the compiler's failure)
+            lease.status.code = 13
+            lease.status.message = str(e)
+        lease.state = bots_pb2.LeaseState.COMPLETED
+    try:
+        session = bots.UpdateBotSession(bots_pb2.UpdateBotSessionRequest(name=session.name, bot_session=session))
+    except grpc.RpcError as e:
+        if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+            sys.exit(0)
+        time.sleep(0.1)
