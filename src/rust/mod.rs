@@ -10,6 +10,7 @@
 //! those absolute paths, so it hits only within the same target dir; such misses are counted under
 //! `rust.target_dir_in_inputs`.
 
+pub mod link;
 pub mod manifest;
 pub mod toolchain;
 
@@ -181,6 +182,14 @@ impl RustCall {
                 }
             }
         }
+        if req.links() {
+            // What the link reads beyond rustc's inputs is learnt on a miss (link.rs); its
+            // programs are known now.
+            if let Some(why) = link::refusal(req) {
+                return Err(NotCacheable::TooHard(why));
+            }
+            link::add_to_key(&mut kb, req, cwd, &self.ctx.real, &self.ctx.cfg).map_err(NotCacheable::TooHard)?;
+        }
         if let Some(spec) = &req.target_spec {
             let d = hashes.digest(&cwd.join(spec)).ok_or(NotCacheable::MissingInput)?;
             kb.add_digest("target spec", &d);
@@ -200,10 +209,11 @@ impl RustCall {
 
     fn try_hit(&mut self, store: &dyn Storage, p: &mut Prepared) -> Option<i32> {
         let manifest = self.load_manifest(store, &p.manifest_key)?;
-        let candidate = manifest
-            .candidates
-            .iter()
-            .find(|c| candidate_matches(c, &p.cwd, &mut p.hashes))?;
+        let profile = link::profile_dir(&p.req.out_dir);
+        let candidate = manifest.candidates.iter().find(|c| {
+            candidate_matches(c, &p.cwd, &mut p.hashes)
+                && link::inputs_match(&c.link, &p.cwd, profile.as_deref(), &mut p.hashes)
+        })?;
         let key = candidate.result_key.clone();
         let out_dir = p.req.out_dir.as_os_str().as_bytes();
         let with_out_dir = |data: &[u8]| replace(data, OUT_DIR_MARK, out_dir);
@@ -216,6 +226,7 @@ impl RustCall {
                 path: p.cwd.join(&o.path),
                 optional: false,
                 rewrite: (o.role == "dep-info").then_some(&with_out_dir as &call::Rewrite<'_>),
+                executable: o.role == "executable" || o.role == "shared-object",
             })
             .collect();
         // rustc creates its out dir; so do we.
@@ -258,12 +269,30 @@ impl RustCall {
             a.push(d);
             cmd.arg(a);
         }
+        let link_deps = req.links().then(|| {
+            let tmp = self.ctx.cfg.dir.value.join("tmp");
+            let _ = std::fs::create_dir_all(&tmp);
+            let nanos = SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .subsec_nanos();
+            tmp.join(format!("link-{}-{nanos}.d", std::process::id()))
+        });
+        if let Some(d) = &link_deps {
+            cmd.arg(link::dep_file_arg(d));
+        }
         let started = SystemTime::now();
         // A machine-wide compile slot when the coordinator is on (cargo's own jobserver token is
         // the one cargo already holds for this call).
         let slot = crate::coordinator::slot(&self.ctx.cfg);
-        let out = run_streaming(cmd);
+        // A link's output is held back until we know the linker took the dependency-file option.
+        let out = run_streaming(cmd, link_deps.is_none());
         drop(slot);
+        let link_text = link_deps.as_ref().map(|d| {
+            let text = crate::limits::read_regular(d, crate::limits::DEP_FILE);
+            let _ = std::fs::remove_file(d);
+            text
+        });
         let out = match out {
             Ok(o) => o,
             Err(e) => {
@@ -271,6 +300,22 @@ impl RustCall {
                 return 127;
             }
         };
+        if let Some(d) = &link_deps {
+            let name = d.file_name().unwrap_or_default().as_bytes();
+            if out.status != 0 && crate::paths::contains(&out.stderr, name) {
+                // The failed link's message shows the option we added (rustc prints the linker's
+                // command line): run again as the user asked, and show only that.
+                if link::rejected_dep_file(&out.stderr) {
+                    log::debug!(target: "rust", "the linker rejected --dependency-file; linking without the cache");
+                    let mut c = stats::Counters::new();
+                    c.insert(link::NO_DEP_FILE_COUNTER.to_string(), 1);
+                    let _ = stats::add_counters(&self.ctx.cfg.dir.value, &c);
+                }
+                return self.not_cacheable(NotCacheable::TooHard("a link that failed (run again as given)"));
+            }
+            let _ = std::io::stdout().write_all(&out.stdout);
+            let _ = std::io::stderr().write_all(&out.stderr);
+        }
         self.ctx.compiled = Some(out.status);
         if out.status != 0 {
             return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed), out.status);
@@ -332,6 +377,32 @@ impl RustCall {
             .collect();
         for (name, digest) in &candidate.env {
             kb.add_str(&format!("env-dep {name}"), digest.as_deref().unwrap_or("<unset>"));
+        }
+        if let Some(text) = link_text {
+            let profile = link::profile_dir(&req.out_dir);
+            let inputs = text
+                .map_err(|e| format!("cannot read the linker's dependency file: {e}"))
+                .and_then(|t| link::read_inputs(&String::from_utf8_lossy(&t), &p.cwd, profile.as_deref()));
+            let inputs = match inputs {
+                Ok(i) => i,
+                Err(why) => {
+                    log::debug!(target: "rust", "crate {}: {why}; not storing", req.crate_name);
+                    return self.count_returning(Outcome::Miss, out.status);
+                }
+            };
+            for input in inputs {
+                let changed = std::fs::metadata(&input.path)
+                    .and_then(|m| m.modified())
+                    .map(|t| t >= started)
+                    .unwrap_or(true);
+                let Some(digest) = p.hashes.digest(&input.path).filter(|_| !changed) else {
+                    log::debug!(target: "rust", "linker input {} changed during the link; not storing", input.path.display());
+                    return self.count_returning(Outcome::Miss, out.status);
+                };
+                kb.add_os("link input path", input.recorded.as_os_str());
+                kb.add_digest("link input", &digest);
+                candidate.link.push((input.recorded, digest));
+            }
         }
         let (result_key, dump) = kb.finish();
         if let Some(dump) = dump {
@@ -520,8 +591,8 @@ struct Captured {
 }
 
 /// Run rustc, passing its stderr on as it comes (cargo acts on artifact lines at once) while
-/// keeping a copy of stdout and stderr for the entry.
-fn run_streaming(mut cmd: Command) -> std::io::Result<Captured> {
+/// keeping a copy of stdout and stderr for the entry; with `live` false, only keeping it.
+fn run_streaming(mut cmd: Command, live: bool) -> std::io::Result<Captured> {
     cmd.env(locate::GUARD_VAR, locate::guard_value())
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
@@ -541,7 +612,9 @@ fn run_streaming(mut cmd: Command) -> std::io::Result<Captured> {
         match child_err.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                let _ = own.write_all(&buf[..n]);
+                if live {
+                    let _ = own.write_all(&buf[..n]);
+                }
                 stderr.extend_from_slice(&buf[..n]);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -550,7 +623,9 @@ fn run_streaming(mut cmd: Command) -> std::io::Result<Captured> {
     }
     let status = child.wait()?;
     let stdout = reader.join().unwrap_or_default();
-    let _ = std::io::stdout().write_all(&stdout);
+    if live {
+        let _ = std::io::stdout().write_all(&stdout);
+    }
     let status = call::exit_code(status);
     Ok(Captured { status, stdout, stderr })
 }
