@@ -513,3 +513,114 @@ fn links_whose_inputs_cannot_be_known_pass_through() {
     call(&[]);
     assert_eq!(counts(&env), (1, 0));
 }
+
+/// A linker that does not know `--dependency-file` (GNU ld before 2.35, gold), and a link that
+/// fails: the build gets exactly what rustc says without cachepot, never the option we added.
+#[test]
+fn a_linker_without_dependency_files_still_links() {
+    let cc = require_tool("cc");
+    let mut env = Env::new("rust-old-linker");
+    env.set(
+        "RUSTUP_TOOLCHAIN",
+        std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_else(|_| "stable".to_string()),
+    );
+    let d = &env.dir;
+    d.write("main.rs", "fn main() { println!(\"linked\"); }\n");
+    d.write(
+        "old-cc.sh",
+        format!(
+            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in *--dependency-file*) \
+             echo \"ld: unrecognized option '${{a#-Wl,}}'\" >&2; exit 1;; esac; done\nexec {} \"$@\"\n",
+            cc.display()
+        ),
+    );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.join("old-cc.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    let args = [
+        "rustc",
+        "--crate-name",
+        "m",
+        "--crate-type",
+        "bin",
+        "--emit=link",
+        "--out-dir",
+        "out",
+        "-C",
+        "linker=./old-cc.sh",
+        "main.rs",
+    ];
+    for _ in 0..2 {
+        let out = env.cachepot(&args);
+        assert!(out.status.success(), "{}", s(&out.stderr));
+        assert!(!s(&out.stderr).contains("dependency-file"), "{}", s(&out.stderr));
+        assert_eq!(run(d.join("out/m"), &[]), "linked\n");
+    }
+    let st = env.stats();
+    assert_eq!(
+        st["other"]["rust.linker_without_dependency_file"].as_u64(),
+        Some(2),
+        "{st}"
+    );
+    assert_eq!(st["misses"].as_u64(), Some(0), "{st}");
+
+    // A link that fails (an undefined symbol): the same stderr as rustc's own.
+    d.write(
+        "bad.rs",
+        "extern \"C\" { fn not_defined_anywhere(); }\nfn main() { unsafe { not_defined_anywhere() } }\n",
+    );
+    let bad = [
+        "--crate-name",
+        "bad",
+        "--crate-type",
+        "bin",
+        "--out-dir",
+        "out",
+        "bad.rs",
+    ];
+    let cached = env.cachepot(&[&["rustc"], &bad[..]].concat());
+    let plain = Command::new("rustc")
+        .current_dir(&d.path)
+        .env("RUSTUP_TOOLCHAIN", env.extra_env[0].1.clone())
+        .args(bad)
+        .output()
+        .unwrap();
+    assert!(!cached.status.success() && !plain.status.success());
+    assert_eq!(cached.status.code(), plain.status.code());
+    let scrub = |b: &[u8]| {
+        // rustc's temp dir has a random name.
+        let t = s(b);
+        t.split(['"', ' ', '\n'])
+            .filter(|w| !w.contains("/rustc"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(
+        s(&cached.stderr).contains("not_defined_anywhere"),
+        "{}",
+        s(&cached.stderr)
+    );
+    assert!(!s(&cached.stderr).contains("dependency-file"), "{}", s(&cached.stderr));
+    assert_eq!(scrub(&cached.stderr), scrub(&plain.stderr));
+
+    // Without --emit (rustc's default is link): the program is written, then restored.
+    let plain_call = [
+        "rustc",
+        "--crate-name",
+        "noemit",
+        "--crate-type",
+        "bin",
+        "--out-dir",
+        "out",
+        "main.rs",
+    ];
+    for _ in 0..2 {
+        std::fs::remove_file(d.join("out/noemit")).ok();
+        let out = env.cachepot(&plain_call);
+        assert!(out.status.success(), "{}", s(&out.stderr));
+        assert_eq!(run(d.join("out/noemit"), &[]), "linked\n");
+    }
+    assert_eq!(counts(&env), (1, 1));
+}

@@ -54,6 +54,23 @@ pub fn refusal(req: &RustcCompile) -> Option<&'static str> {
     {
         return Some("rustc -C linker-flavor that is not a cc driver");
     }
+    // rustc picks the flavor from the linker's name too: `ld`, `x-ld`, `ld.lld`, `rust-lld`,
+    // `link`, `emcc`… get arguments for that linker, not a cc driver's `-Wl,`.
+    if let Some(stem) = req
+        .linker
+        .as_deref()
+        .and_then(Path::file_stem)
+        .map(|s| s.to_string_lossy())
+        && (stem == "ld"
+            || stem.ends_with("-ld")
+            || stem.starts_with("ld.")
+            || stem.contains("lld")
+            || stem == "link"
+            || stem == "emcc"
+            || stem.ends_with("linker"))
+    {
+        return Some("rustc -C linker that is not a cc driver");
+    }
     for a in &req.link_args {
         if a.starts_with('@') || a.contains(",@") || a.contains("-Wl,@") {
             return Some("rustc -C link-arg naming a response file");

@@ -268,6 +268,11 @@ impl RustCall {
             let mut a = OsString::from("--emit=dep-info=");
             a.push(d);
             cmd.arg(a);
+            if req.emit.link {
+                // Any --emit replaces rustc's default (link): say it again, or a call without
+                // --emit would write nothing but our dep-info.
+                cmd.arg("--emit=link");
+            }
         }
         let link_deps = req.links().then(|| {
             let tmp = self.ctx.cfg.dir.value.join("tmp");
