@@ -211,12 +211,13 @@ pub struct LinkInput {
 
 /// The files a linker's dependency file lists, less rustc's own intermediate objects. `Err` when a
 /// listed file is gone and is not one of those (its content cannot be recorded).
-pub fn read_inputs(text: &str, cwd: &Path, profile: Option<&Path>) -> Result<Vec<LinkInput>, String> {
+pub fn read_inputs(text: &str, cwd: &Path, out_dir: &Path, profile: Option<&Path>) -> Result<Vec<LinkInput>, String> {
+    let out_dir = cwd.join(out_dir);
     let mut out = Vec::new();
     for listed in prerequisites(text)? {
         let path = cwd.join(&listed);
         if !path.exists() {
-            if is_rustc_intermediate(&path) {
+            if is_rustc_intermediate(&path, &out_dir) {
                 continue;
             }
             return Err(format!("the linker read {}, which is gone", listed.display()));
@@ -278,15 +279,18 @@ fn prerequisites(text: &str) -> Result<Vec<PathBuf>, String> {
         .collect())
 }
 
-/// rustc's codegen units (`<crate>.<hash>-cgu.0.rcgu.o`, `<crate>.<hash>.rcgu.o`) and the files of
-/// its temp dir (`/tmp/rustcXXXXXX/symbols.o`), which it removes before it exits.
-fn is_rustc_intermediate(path: &Path) -> bool {
-    path.file_name()
-        .is_some_and(|n| n.to_string_lossy().ends_with(".rcgu.o"))
-        || path
-            .parent()
-            .and_then(Path::file_name)
-            .is_some_and(|d| d.to_string_lossy().starts_with("rustc"))
+/// rustc's codegen units in the out dir (`<crate>.<hash>-cgu.0.rcgu.o`) and the files of its temp
+/// dir there (`<out dir>/rustcXXXXXX/symbols.o`), which it removes before it exits.
+fn is_rustc_intermediate(path: &Path, out_dir: &Path) -> bool {
+    let Some(dir) = path.parent() else { return false };
+    (dir == out_dir
+        && path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().ends_with(".rcgu.o")))
+        || (dir.parent() == Some(out_dir)
+            && dir
+                .file_name()
+                .is_some_and(|d| d.to_string_lossy().starts_with("rustc")))
 }
 
 fn record(listed: &Path, profile: Option<&Path>) -> PathBuf {
@@ -356,9 +360,19 @@ mod tests {
 
     #[test]
     fn intermediates_are_rustcs_own() {
-        assert!(is_rustc_intermediate(Path::new("/tmp/rustcAb12/symbols.o")));
-        assert!(is_rustc_intermediate(Path::new("t/deps/app-1.app.9f-cgu.0.rcgu.o")));
-        assert!(!is_rustc_intermediate(Path::new("/usr/lib/libz.a")));
+        let out = Path::new("/w/t/deps");
+        assert!(is_rustc_intermediate(Path::new("/w/t/deps/rustcAb12/symbols.o"), out));
+        assert!(is_rustc_intermediate(
+            Path::new("/w/t/deps/app-1.app.9f-cgu.0.rcgu.o"),
+            out
+        ));
+        assert!(is_rustc_intermediate(
+            Path::new("/w/./t/deps/x.rcgu.o"),
+            Path::new("/w/t/deps/.")
+        ));
+        assert!(!is_rustc_intermediate(Path::new("/w/lib/x.rcgu.o"), out));
+        assert!(!is_rustc_intermediate(Path::new("/tmp/rustcAb12/symbols.o"), out));
+        assert!(!is_rustc_intermediate(Path::new("/usr/lib/libz.a"), out));
     }
 
     #[test]

@@ -315,8 +315,9 @@ impl RustCall {
                     let mut c = stats::Counters::new();
                     c.insert(link::NO_DEP_FILE_COUNTER.to_string(), 1);
                     let _ = stats::add_counters(&self.ctx.cfg.dir.value, &c);
+                    return self.not_cacheable(NotCacheable::TooHard("a linker without --dependency-file"));
                 }
-                return self.not_cacheable(NotCacheable::TooHard("a link that failed (run again as given)"));
+                return self.not_cacheable(NotCacheable::CompileFailed);
             }
             let _ = std::io::stdout().write_all(&out.stdout);
             let _ = std::io::stderr().write_all(&out.stderr);
@@ -387,7 +388,9 @@ impl RustCall {
             let profile = link::profile_dir(&req.out_dir);
             let inputs = text
                 .map_err(|e| format!("cannot read the linker's dependency file: {e}"))
-                .and_then(|t| link::read_inputs(&String::from_utf8_lossy(&t), &p.cwd, profile.as_deref()));
+                .and_then(|t| {
+                    link::read_inputs(&String::from_utf8_lossy(&t), &p.cwd, &req.out_dir, profile.as_deref())
+                });
             let inputs = match inputs {
                 Ok(i) => i,
                 Err(why) => {
