@@ -297,6 +297,32 @@ fn linked_crates_hit_in_a_fresh_target_dir() {
     for (name, bytes) in &restored {
         assert!(plain[name] == *bytes, "{name} differs from plain cargo's");
     }
+    // Another target dir path: the rlibs a link reads are recorded relative to the profile dir, so
+    // bins, proc-macros, build scripts and the cdylib hit there too (those of this graph that do not
+    // build on serde or thiserror, whose rlibs embed their OUT_DIR path).
+    // `-p` gives shared dependencies (syn) other features than the whole workspace does: a first
+    // build stores those in t3, and t2 is the one that must hit.
+    let (t2, t3) = (env.dir.join("t2"), env.dir.join("t3"));
+    let some = |t: &Path| {
+        cargo(
+            &env,
+            &ws,
+            true,
+            &["build", "-p", "tool", "-p", "cdy", "--target-dir", t.to_str().unwrap()],
+        )
+    };
+    some(&t3);
+    env.ok(&["--zero-stats"]);
+    some(&t2);
+    let elsewhere = env.stats();
+    assert_eq!(elsewhere["misses"].as_u64(), Some(0), "{elsewhere}");
+    assert!(elsewhere["hits"].as_u64().unwrap() >= 10, "{elsewhere}");
+    assert_eq!(
+        run(t2.join("debug/tool"), &["--name", "t2"]),
+        "Tool v1 says hello to t2\n"
+    );
+    assert!(linked_files(&t2)["libcdy.so"] == plain["libcdy.so"]);
+
     // The test harnesses too: the second `cargo test` compiles nothing.
     env.ok(&["--zero-stats"]);
     let out = cargo(&env, &ws, true, &["test", "--target-dir", t1s]);
