@@ -118,11 +118,13 @@ pub fn add_to_key(
     };
     let driver = driver.canonicalize().map_err(|_| "the linker is not found")?;
     let mut files = match &cfg.compiler_check.value {
-        crate::identity::CompilerCheck::Content => crate::identity::programs(&cfg.dir.value, &driver, || {
-            let _slot = crate::coordinator::slot(cfg);
-            Ok(driver_programs(&driver))
-        })
-        .map_err(|_| "cannot ask the linker which programs it runs")?,
+        crate::identity::CompilerCheck::Content => {
+            crate::identity::programs_for(&cfg.dir.value, "linker", &driver, || {
+                let _slot = crate::coordinator::slot(cfg);
+                Ok(driver_programs(&driver))
+            })
+            .map_err(|_| "cannot ask the linker which programs it runs")?
+        }
         _ => vec![("linker driver".to_string(), driver.clone())],
     };
     // rustc's own linker, used through `-fuse-ld=lld` and its gcc-ld directory.
