@@ -535,6 +535,34 @@ fn links_whose_inputs_cannot_be_known_pass_through() {
         env.not_cacheable_detail("rustc -C link-arg naming a linker program or plugin"),
         1
     );
+    // A verbose link prints the linker's command line (ours has one more option): passed through,
+    // so the messages are rustc's own.
+    let verbose = rustc(
+        &env,
+        &[
+            "--crate-name",
+            "v",
+            "--crate-type",
+            "bin",
+            "--out-dir",
+            "out",
+            "-C",
+            "link-arg=-v",
+            "-W",
+            "linker-messages",
+            "main.rs",
+        ],
+    );
+    assert!(s(&verbose.stderr).contains("COLLECT_GCC"), "{}", s(&verbose.stderr));
+    assert!(
+        !s(&verbose.stderr).contains("dependency-file"),
+        "{}",
+        s(&verbose.stderr)
+    );
+    assert_eq!(
+        env.not_cacheable_detail("a link whose messages show its command line"),
+        1
+    );
     // The same crate without them is cached.
     call(&[]);
     assert_eq!(counts(&env), (1, 0));

@@ -307,9 +307,13 @@ impl RustCall {
         };
         if let Some(d) = &link_deps {
             let name = d.file_name().unwrap_or_default().as_bytes();
-            if out.status != 0 && crate::paths::contains(&out.stderr, name) {
-                // The failed link's message shows the option we added (rustc prints the linker's
-                // command line): run again as the user asked, and show only that.
+            if crate::paths::contains(&out.stderr, name) || crate::paths::contains(&out.stdout, name) {
+                // The output shows the option we added (rustc prints the linker's command line when
+                // a link fails; a verbose linker prints its own): run again as the user asked, and
+                // show only that.
+                if out.status == 0 {
+                    return self.not_cacheable(NotCacheable::TooHard("a link whose messages show its command line"));
+                }
                 if link::rejected_dep_file(&out.stderr) {
                     log::debug!(target: "rust", "the linker rejected --dependency-file; linking without the cache");
                     let mut c = stats::Counters::new();
