@@ -678,3 +678,33 @@ fn a_linker_without_dependency_files_still_links() {
     }
     assert_eq!(counts(&env), (1, 1));
 }
+
+/// No temp dir in the cache dir for the linker's list: the crate is built, not cached, the fault
+/// counted.
+#[test]
+fn no_room_for_the_linkers_list_still_links() {
+    let mut env = Env::new("rust-link-no-tmp");
+    env.set(
+        "RUSTUP_TOOLCHAIN",
+        std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_else(|_| "stable".to_string()),
+    );
+    env.dir.write("main.rs", "fn main() { println!(\"ok\"); }\n");
+    std::fs::create_dir_all(env.dir.join("out")).unwrap();
+    std::fs::create_dir_all(&env.cache).unwrap();
+    std::fs::write(env.cache.join("tmp"), "a file where the temp dir goes").unwrap();
+    rustc(
+        &env,
+        &[
+            "--crate-name",
+            "m",
+            "--crate-type",
+            "bin",
+            "--out-dir",
+            "out",
+            "main.rs",
+        ],
+    );
+    assert_eq!(run(env.dir.join("out/m"), &[]), "ok\n");
+    assert_eq!(env.error_kind("write_failed"), 1);
+    assert_eq!(env.stats()["misses"].as_u64(), Some(0));
+}

@@ -274,9 +274,16 @@ impl RustCall {
                 cmd.arg("--emit=link");
             }
         }
+        let tmp = self.ctx.cfg.dir.value.join("tmp");
+        if req.links()
+            && let Err(e) = std::fs::create_dir_all(&tmp)
+        {
+            // Without the linker's list the entry would lack what the link read: do not cache.
+            self.ctx
+                .fault(&format!("cannot create {}: {e}", tmp.display()), Fault::WriteFailed);
+            return self.not_cacheable(NotCacheable::TooHard("no temp dir for the linker's dependency file"));
+        }
         let link_deps = req.links().then(|| {
-            let tmp = self.ctx.cfg.dir.value.join("tmp");
-            let _ = std::fs::create_dir_all(&tmp);
             let nanos = SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default()
