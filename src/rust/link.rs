@@ -54,6 +54,16 @@ pub fn refusal(req: &RustcCompile) -> Option<&'static str> {
     {
         return Some("rustc -C linker-flavor that is not a cc driver");
     }
+    // Cross-crate LTO: rustc itself reads the dependency crates' code from their rlibs and hands the
+    // linker one object, so the linker's list no longer names them (the `--extern` crates are keyed,
+    // but not the ones found through `-L dependency=`).
+    let lto = req.key_args.iter().find_map(|a| {
+        let v = a.strip_prefix("-C lto")?;
+        Some(v.strip_prefix('=').unwrap_or("fat").to_string())
+    });
+    if lto.is_some_and(|v| !matches!(v.as_str(), "off" | "no" | "n" | "false")) {
+        return Some("rustc -C lto (rustc, not the linker, reads the dependency crates)");
+    }
     // rustc picks the flavor from the linker's name too: `ld`, `x-ld`, `ld.lld`, `rust-lld`,
     // `link`, `emcc`… get arguments for that linker, not a cc driver's `-Wl,`.
     if let Some(stem) = req
@@ -358,6 +368,26 @@ mod tests {
             ["s.ld", "v.map", "/lib/x86_64-linux-gnu/libc.so.6"].map(PathBuf::from)
         );
         assert!(prerequisites("").is_err());
+    }
+
+    #[test]
+    fn refusals() {
+        let req = |s: &str| {
+            let args: Vec<OsString> = s.split(' ').map(OsString::from).collect();
+            crate::compiler::rustc::parse(&args).unwrap()
+        };
+        let why = |s: &str| refusal(&req(&format!("--crate-name a --crate-type bin {s} a.rs")));
+        assert_eq!(
+            why("-C lto=fat").unwrap(),
+            "rustc -C lto (rustc, not the linker, reads the dependency crates)"
+        );
+        assert!(why("-C lto").is_some() && why("-C lto=thin").is_some());
+        assert_eq!(why("-C lto=off"), None);
+        assert_eq!(why("-C opt-level=3 -C linker-plugin-lto"), None);
+        assert!(why("-C linker=/usr/bin/ld.lld").is_some() && why("-C linker=x86_64-linux-gnu-ld").is_some());
+        assert_eq!(why("-C linker=x86_64-linux-gnu-gcc"), None);
+        assert!(why("--target aarch64-apple-darwin").is_some());
+        assert!(why("-C link-arg=-Wl,@rsp").is_some() && why("-C link-arg=-fuse-ld=/opt/ld").is_some());
     }
 
     #[test]
