@@ -292,17 +292,16 @@ fn prerequisites(text: &str) -> Result<Vec<PathBuf>, String> {
 }
 
 /// rustc's codegen units in the out dir (`<crate>.<hash>-cgu.0.rcgu.o`) and the files of its temp
-/// dir there (`<out dir>/rustcXXXXXX/symbols.o`), which it removes before it exits.
+/// dir there (`<out dir>/rustcXXXXXX/symbols.o`, `…/raw-dylibs/…`), which it removes before it exits.
 fn is_rustc_intermediate(path: &Path, out_dir: &Path) -> bool {
     let Some(dir) = path.parent() else { return false };
-    (dir == out_dir
-        && path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().ends_with(".rcgu.o")))
-        || (dir.parent() == Some(out_dir)
-            && dir
-                .file_name()
-                .is_some_and(|d| d.to_string_lossy().starts_with("rustc")))
+    let is_cgu = path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(".rcgu.o"));
+    (dir == out_dir && is_cgu)
+        || dir.ancestors().any(|a| {
+            a.parent() == Some(out_dir) && a.file_name().is_some_and(|d| d.to_string_lossy().starts_with("rustc"))
+        })
 }
 
 fn record(listed: &Path, profile: Option<&Path>) -> PathBuf {
@@ -401,6 +400,10 @@ mod tests {
         assert!(is_rustc_intermediate(
             Path::new("/w/./t/deps/x.rcgu.o"),
             Path::new("/w/t/deps/.")
+        ));
+        assert!(is_rustc_intermediate(
+            Path::new("/w/t/deps/rustcAb12/raw-dylibs/libx.so"),
+            out
         ));
         assert!(!is_rustc_intermediate(Path::new("/w/lib/x.rcgu.o"), out));
         assert!(!is_rustc_intermediate(Path::new("/tmp/rustcAb12/symbols.o"), out));
