@@ -12,13 +12,15 @@
 //! so a fresh target dir of the same checkout can hit; rustc's own intermediate objects (the
 //! crate's `.rcgu.o` files and its `rustc*` temp dir, gone once rustc exits) are products of the
 //! keyed compile and are left out. A linker that rejects the option makes the call run again
-//! without it, uncached (`rust.linker_without_dependency_file`).
+//! without it, uncached (`rust.linker_without_dependency_file`); so does any output that shows the
+//! option (a failed link, whose command line rustc prints; a verbose link).
 //!
 //! The linker's identity is by content (identity.rs): the driver (`-C linker`, else `cc` on PATH),
 //! the programs it says it runs (collect2, ld and its variants, lto-wrapper, the LTO plugin), and
 //! the toolchain's own rust-lld. A link whose inputs cannot be known is refused with a reason: a
-//! linker flavor that is not a cc driver, a response file or a plugin path in the link arguments,
-//! a target that is not Linux.
+//! linker flavor that is not a cc driver (also as rustc infers it from the linker's name), a
+//! response file or a linker program or plugin in the link arguments, cross-crate LTO (rustc, not
+//! the linker, then reads the dependency crates), a target that is not Linux.
 //!
 //! Not seen: a library that would be found *earlier* in the search path if it appeared there
 //! (a negative dependency, as with headers in direct mode) — the `-L` directories are keyed by
