@@ -89,6 +89,8 @@ pub struct Wanted<'a> {
     pub path: PathBuf,
     pub optional: bool,
     pub rewrite: Option<&'a Rewrite<'a>>,
+    /// An executable or shared object: restored with execute permission where read is allowed.
+    pub executable: bool,
 }
 
 /// A change to a restored file's bytes.
@@ -191,6 +193,11 @@ impl CallCtx {
                 return Ok(None);
             };
             let (p, file) = PendingOutput::create(&w.path, &spare)?;
+            if w.executable {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = crate::outputs::new_file_mode();
+                file.set_permissions(std::fs::Permissions::from_mode(mode | ((mode & 0o444) >> 2)))?;
+            }
             if w.rewrite.is_some() {
                 let buf = SharedBuf::default();
                 pending.push((p, Some((file, buf.clone(), i))));

@@ -819,6 +819,7 @@ impl Call {
                 path: o.path.clone(),
                 optional: o.optional,
                 rewrite: (o.role == "dep").then_some(&with_bases as &call::Rewrite<'_>),
+                executable: false,
             })
             .collect();
         let r = self.ctx.restore(store, key, &wanted)?;

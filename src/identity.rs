@@ -106,6 +106,17 @@ pub fn programs(
     driver: &Path,
     probe: impl FnOnce() -> std::io::Result<Vec<(String, PathBuf)>>,
 ) -> std::io::Result<Vec<(String, PathBuf)>> {
+    programs_for(cache_dir, "", driver, probe)
+}
+
+/// `programs` for another use of the same driver (`purpose`: "linker" for the programs gcc runs to
+/// link, rust/link.rs), remembered apart: one list must never stand for the other.
+pub fn programs_for(
+    cache_dir: &Path,
+    purpose: &str,
+    driver: &Path,
+    probe: impl FnOnce() -> std::io::Result<Vec<(String, PathBuf)>>,
+) -> std::io::Result<Vec<(String, PathBuf)>> {
     let m = std::fs::metadata(driver)?;
     let k = StatKey::of(&m);
     let stamp = format!(
@@ -120,7 +131,10 @@ pub fn programs(
         hex(driver.as_os_str().as_bytes())
     );
     let name = hex(&xxhash_rust::xxh3::xxh3_128(driver.as_os_str().as_bytes()).to_le_bytes());
-    let file = cache_dir.join("identity").join(format!("programs-{name}"));
+    let file = match purpose {
+        "" => cache_dir.join("identity").join(format!("programs-{name}")),
+        p => cache_dir.join("identity").join(format!("programs-{p}-{name}")),
+    };
     let mut text = String::new();
     if let Ok(f) = std::fs::File::open(&file) {
         let _ = f.take(MAX_MEMO).read_to_string(&mut text);
@@ -403,6 +417,23 @@ impl Memo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drivers_compiler_and_linker_programs_are_remembered_apart() {
+        let d = std::env::temp_dir().join(format!("cachepot-progs-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let driver = d.join("gcc");
+        std::fs::write(&driver, "x").unwrap();
+        let list = |role: &str| vec![(role.to_string(), d.join(role))];
+        let cc1 = programs(&d, &driver, || Ok(list("cc1"))).unwrap();
+        let ld = programs_for(&d, "linker", &driver, || Ok(list("ld"))).unwrap();
+        assert_eq!((cc1, ld), (list("cc1"), list("ld")));
+        // Remembered: the probes are not asked again.
+        let again = programs(&d, &driver, || panic!("probed again")).unwrap();
+        let ld_again = programs_for(&d, "linker", &driver, || panic!("probed again")).unwrap();
+        assert_eq!((again, ld_again), (list("cc1"), list("ld")));
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 
     #[test]
     fn same_bytes_same_identity_any_path_or_mtime() {

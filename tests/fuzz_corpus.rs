@@ -125,6 +125,7 @@ fn write_seed_corpus() {
             result_key: "cd".repeat(32),
             sources: vec![("src/lib.rs".into(), "ef".repeat(32))],
             env: vec![("CARGO_PKG_NAME".into(), Some("x".into())), ("OUT_DIR".into(), None)],
+            ..Default::default()
         });
         v.push(("rust_manifest", "sample", rm.encode()));
         v.push((

@@ -27,6 +27,8 @@ enum Kind {
     LinkLib,
     Codegen,
     Target,
+    /// `--test`: a test harness binary.
+    Test,
     /// `-vV`, `--print`, `--help`, `--explain`: a question, not a compile.
     Query,
     Uncacheable(&'static str),
@@ -77,7 +79,7 @@ const TABLE: &[Flag<Kind>] = flags![
     ("--verbose", Bare, Kind::Key),
     ("-o", Jos, Kind::Uncacheable("rustc -o (explicit output file)")),
     ("--sysroot", Jos, Kind::Uncacheable("rustc --sysroot")),
-    ("--test", Bare, Kind::Uncacheable("rustc --test (builds a test binary)")),
+    ("--test", Bare, Kind::Test),
     ("-Z", Jos, Kind::Uncacheable("rustc -Z (unstable option)")),
     ("--print", Jos, Kind::Query),
     ("-V", Bare, Kind::Query),
@@ -122,6 +124,16 @@ pub struct RustcCompile {
     /// `rlib` (from `lib`/`rlib`) and/or `staticlib`.
     pub rlib: bool,
     pub staticlib: bool,
+    /// An executable: `bin`, or a `--test` harness.
+    pub bin: bool,
+    /// A shared object: `proc-macro`, `dylib` or `cdylib`.
+    pub shared: bool,
+    /// `--target`, as written.
+    pub target: Option<String>,
+    /// `-C linker`, `-C linker-flavor`, and every `-C link-arg`/`-C link-args` word, in order.
+    pub linker: Option<PathBuf>,
+    pub linker_flavor: Option<String>,
+    pub link_args: Vec<String>,
     /// Where outputs go, as given (cwd when absent).
     pub out_dir: PathBuf,
     pub externs: Vec<Extern>,
@@ -144,6 +156,7 @@ pub struct RustOutput {
 impl RustcCompile {
     /// The files rustc writes for this request, named as rustc names them.
     pub fn outputs(&self) -> Vec<RustOutput> {
+        // (Linux names: `link::refusal` refuses linking for other targets.)
         let stem = format!("{}{}", self.crate_name, self.extra_filename);
         let mut out = Vec::new();
         let mut add = |role, name: String| {
@@ -158,6 +171,12 @@ impl RustcCompile {
         if self.emit.link && self.staticlib {
             add("staticlib", format!("lib{stem}.a"));
         }
+        if self.emit.link && self.bin {
+            add("executable", stem.clone());
+        }
+        if self.emit.link && self.shared {
+            add("shared-object", format!("lib{stem}.so"));
+        }
         if self.emit.metadata {
             add("rmeta", format!("lib{stem}.rmeta"));
         }
@@ -165,6 +184,11 @@ impl RustcCompile {
             add("dep-info", format!("{stem}.d"));
         }
         out
+    }
+
+    /// Does this compile run the linker?
+    pub fn links(&self) -> bool {
+        self.emit.link && (self.bin || self.shared)
     }
 }
 
@@ -197,6 +221,11 @@ pub fn parse(args: &[OsString]) -> Result<RustcCompile, Refusal> {
     let mut native_libs = Vec::new();
     let mut target_spec = None;
     let mut extra_filename = String::new();
+    let mut test = false;
+    let mut target = None;
+    let mut linker = None;
+    let mut linker_flavor = None;
+    let mut link_args = Vec::new();
     // Key arguments that mention paths are finished once the out dir is known.
     let mut key_args: Vec<KeyArg> = Vec::new();
     let mut stdin = false;
@@ -315,11 +344,25 @@ pub fn parse(args: &[OsString]) -> Result<RustcCompile, Refusal> {
                     "extra-filename" => extra_filename = v.to_string(),
                     // Split debug info writes .dwo/.dwp files beside the outputs that we do not restore.
                     "split-debuginfo" if v != "off" => return Err(too_hard("rustc -C split-debuginfo")),
+                    "linker" => linker = Some(PathBuf::from(v)),
+                    "linker-flavor" => linker_flavor = Some(v.to_string()),
+                    "link-arg" => link_args.push(v.to_string()),
+                    "link-args" => link_args.extend(v.split_whitespace().map(str::to_string)),
+                    "linker-plugin-lto"
+                        if !matches!(v, "" | "y" | "yes" | "on" | "true" | "n" | "no" | "off" | "false") =>
+                    {
+                        return Err(too_hard("rustc -C linker-plugin-lto with a plugin path"));
+                    }
                     _ => {}
                 }
                 key_args.push(KeyArg::Plain(format!("-C {value}")));
             }
+            Kind::Test => {
+                test = true;
+                key_args.push(KeyArg::Plain("--test".into()));
+            }
             Kind::Target => {
+                target = Some(value.clone());
                 if value.ends_with(".json") {
                     target_spec = Some(PathBuf::from(&value));
                     key_args.push(KeyArg::Plain("--target <spec file>".into()));
@@ -336,20 +379,22 @@ pub fn parse(args: &[OsString]) -> Result<RustcCompile, Refusal> {
         return Err(Refusal::NotCacheable(NotCacheable::NoSource));
     };
     let crate_name = crate_name.ok_or(too_hard("rustc without --crate-name"))?;
-    if crate_types.is_empty() {
+    if crate_types.is_empty() && !test {
         return Err(too_hard("rustc without --crate-type"));
     }
-    let (mut rlib, mut staticlib) = (false, false);
+    let (mut rlib, mut staticlib, mut bin, mut shared) = (false, false, false, false);
     for t in &crate_types {
         match t.as_str() {
             "lib" | "rlib" => rlib = true,
             "staticlib" => staticlib = true,
-            "bin" => return Err(too_hard("crate type bin (links)")),
-            "proc-macro" => return Err(too_hard("crate type proc-macro (links)")),
-            "dylib" => return Err(too_hard("crate type dylib (links)")),
-            "cdylib" => return Err(too_hard("crate type cdylib (links)")),
+            "bin" => bin = true,
+            "proc-macro" | "dylib" | "cdylib" => shared = true,
             _ => return Err(Refusal::NotCacheable(NotCacheable::UnsupportedOption)),
         }
+    }
+    if test {
+        // A test harness is one executable whatever the crate types say.
+        (rlib, staticlib, bin, shared) = (false, false, true, false);
     }
     if !(emit.link || emit.metadata || emit.dep_info) {
         // rustc's default is `--emit=link`.
@@ -376,6 +421,12 @@ pub fn parse(args: &[OsString]) -> Result<RustcCompile, Refusal> {
         emit,
         rlib,
         staticlib,
+        bin,
+        shared,
+        target,
+        linker,
+        linker_flavor,
+        link_args,
         out_dir,
         externs,
         native_dirs,
@@ -563,10 +614,9 @@ mod tests {
             Refusal::NotCacheable(NotCacheable::StdinInput)
         );
         assert_eq!(parse(&args("--print sysroot")).unwrap_err(), Refusal::Query);
-        assert_eq!(nc("--crate-name a --crate-type bin a.rs"), "crate type bin (links)");
         assert_eq!(
-            nc("--crate-name a --crate-type proc-macro a.rs"),
-            "crate type proc-macro (links)"
+            nc("--crate-name a --crate-type bin -C linker-plugin-lto=/p/plugin.so a.rs"),
+            "rustc -C linker-plugin-lto with a plugin path"
         );
         assert_eq!(
             nc("--crate-name a --crate-type lib -C incremental=/t/inc a.rs"),
@@ -582,6 +632,41 @@ mod tests {
             nc("--crate-name a --crate-type lib -C split-debuginfo=unpacked a.rs"),
             "rustc -C split-debuginfo"
         );
+    }
+
+    #[test]
+    fn linked_crate_types() {
+        let outs = |s: &str| {
+            let r = parse(&args(s)).unwrap();
+            let o: Vec<_> = r.outputs().into_iter().map(|o| (o.role, o.path)).collect();
+            (r.links(), o)
+        };
+        let d = "--emit=dep-info,link -C extra-filename=-9 --out-dir o a.rs";
+        assert_eq!(
+            outs(&format!("--crate-name app --crate-type bin {d}")),
+            (
+                true,
+                vec![
+                    ("executable", PathBuf::from("o/app-9")),
+                    ("dep-info", PathBuf::from("o/app-9.d"))
+                ]
+            )
+        );
+        for t in ["proc-macro", "dylib", "cdylib"] {
+            let (links, o) = outs(&format!("--crate-name m --crate-type {t} {d}"));
+            assert!(links);
+            assert_eq!(o[0], ("shared-object", PathBuf::from("o/libm-9.so")));
+        }
+        // A test harness is an executable whatever the crate type; `cargo check` of a bin links nothing.
+        let (links, o) = outs(&format!("--crate-name lib --crate-type lib --test {d}"));
+        assert!(links && o[0] == ("executable", PathBuf::from("o/lib-9")) && o.len() == 2);
+        let (links, o) = outs("--crate-name app --crate-type bin --emit=dep-info,metadata --out-dir o a.rs");
+        assert!(!links && o[0] == ("rmeta", PathBuf::from("o/libapp.rmeta")));
+        let mut a = args("--crate-name a --crate-type bin -C linker=/x/cc -C link-arg=-Tl.ld -C");
+        a.extend(["link-args=-a -b".into(), "a.rs".into()]);
+        let r = parse(&a).unwrap();
+        assert_eq!(r.linker, Some(PathBuf::from("/x/cc")));
+        assert_eq!(r.link_args, ["-Tl.ld", "-a", "-b"]);
     }
 
     #[test]

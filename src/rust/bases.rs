@@ -24,14 +24,15 @@ use std::path::{Path, PathBuf};
 
 const CARGO_HOME: &str = "$CARGO_HOME";
 const PROFILE: &str = "$TARGET_PROFILE";
+const SYSROOT: &str = "$RUST_SYSROOT";
 
 #[derive(Debug, Clone)]
 struct Base {
     dir: PathBuf,
     /// `$CARGO_HOME` or `$TARGET_PROFILE`; none for a configured base (named relative to the cwd).
     name: Option<&'static str>,
-    /// What rustc writes in its place.
-    remap_to: OsString,
+    /// What rustc writes in its place (none: not remapped).
+    remap_to: Option<OsString>,
 }
 
 /// The bases in force for one rustc call.
@@ -53,7 +54,7 @@ impl RustBases {
             .filter(|d| d.is_absolute() && d.parent().is_some())
             .map(|d| {
                 let dir = normalize(d);
-                let remap_to = relative(cwd, &dir).into_os_string();
+                let remap_to = Some(relative(cwd, &dir).into_os_string());
                 Base {
                     dir,
                     name: None,
@@ -66,7 +67,7 @@ impl RustBases {
                 bases.push(Base {
                     dir: normalize(&home),
                     name: Some(CARGO_HOME),
-                    remap_to: CARGO_HOME.into(),
+                    remap_to: Some(CARGO_HOME.into()),
                 });
             }
             if let Some(profile) = crate::compiler::rustc::profile_dir(&cwd.join(out_dir))
@@ -77,7 +78,7 @@ impl RustBases {
                 bases.push(Base {
                     dir: profile,
                     name: Some(PROFILE),
-                    remap_to,
+                    remap_to: Some(remap_to),
                 });
             }
         }
@@ -89,6 +90,22 @@ impl RustBases {
             bases,
             cwd_remapped,
         }
+    }
+
+    /// The toolchain's sysroot as a base too: the standard library a link reads is named by it
+    /// (its content is the toolchain's identity). rustc already records its own sources as
+    /// `/rustc/<hash>`: no remapping.
+    pub fn with_sysroot(mut self, sysroot: &Path) -> RustBases {
+        if sysroot.is_absolute() && sysroot.parent().is_some() {
+            self.bases.push(Base {
+                dir: normalize(sysroot),
+                name: Some(SYSROOT),
+                remap_to: None,
+            });
+            self.bases.sort_by_key(|b| std::cmp::Reverse(b.dir.as_os_str().len()));
+            self.bases.dedup_by(|a, b| a.dir == b.dir);
+        }
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -106,12 +123,12 @@ impl RustBases {
         let mut r: Vec<(&Path, &OsStr, &str)> = self
             .bases
             .iter()
-            .map(|b| {
-                (
+            .filter_map(|b| {
+                Some((
                     b.dir.as_path(),
-                    b.remap_to.as_os_str(),
+                    b.remap_to.as_deref()?,
                     b.name.unwrap_or("<configured>"),
-                )
+                ))
             })
             .collect();
         if self.cwd_remapped && !self.bases.iter().any(|b| b.dir == self.cwd) {
@@ -238,12 +255,12 @@ mod tests {
         b.bases.push(Base {
             dir: "/home/u/.cargo".into(),
             name: Some(CARGO_HOME),
-            remap_to: CARGO_HOME.into(),
+            remap_to: Some(CARGO_HOME.into()),
         });
         b.bases.push(Base {
             dir: "/ws/target/debug".into(),
             name: Some(PROFILE),
-            remap_to: "target/debug".into(),
+            remap_to: Some("target/debug".into()),
         });
         b.bases.sort_by_key(|b| std::cmp::Reverse(b.dir.as_os_str().len()));
         b

@@ -10,10 +10,13 @@
 //! candidate <result key>
 //! src <sha256 hex> <path, hex of its bytes>
 //! env <name> <hex of the value's sha256 hex digest> | env <name> -
+//! lnk <sha256 hex> <path, hex of its bytes; may start with rust/link.rs's profile mark>
 //! end
 //! ```
 //! Version history: 1: first version (the framing's version byte). Since rust key version 2 the
-//! env field holds the value's digest, not the value.
+//! env field holds the value's digest, not the value. `lnk` lines (what a link read, rust/link.rs)
+//! came with linked crate types; a reader that predates them refuses the manifest as malformed,
+//! so it is compiled anew, never misread.
 //!
 //! The hash cache keeps, for one compile's files, (device, inode, size, mtime, ctime) → digest in a
 //! local file, so unchanged files are not read again. It is local only: stat data means nothing on
@@ -37,6 +40,8 @@ pub struct Candidate {
     pub result_key: String,
     pub sources: Vec<(PathBuf, String)>,
     pub env: Vec<(String, Option<String>)>,
+    /// Files the linker read (linked crate types only).
+    pub link: Vec<(PathBuf, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -51,6 +56,9 @@ impl Manifest {
             t.push_str(&format!("candidate {}\n", c.result_key));
             for (p, d) in &c.sources {
                 t.push_str(&format!("src {d} {}\n", hex(p.as_os_str().as_bytes())));
+            }
+            for (p, d) in &c.link {
+                t.push_str(&format!("lnk {d} {}\n", hex(p.as_os_str().as_bytes())));
             }
             for (n, v) in &c.env {
                 match v {
@@ -87,6 +95,11 @@ impl Manifest {
                     c.sources
                         .push((PathBuf::from(std::ffi::OsString::from_vec(p)), d.to_string()));
                 }
+                (Some("lnk"), Some(d), Some(p), Some(c)) => {
+                    let p = unhex(p).ok_or(EntryError::Malformed("bad rust manifest"))?;
+                    c.link
+                        .push((PathBuf::from(std::ffi::OsString::from_vec(p)), d.to_string()));
+                }
                 (Some("env"), Some(n), Some(v), Some(c)) => {
                     let v = match v {
                         "-" => None,
@@ -110,7 +123,7 @@ impl Manifest {
     /// Put `c` first, dropping an older candidate with the same inputs and the oldest beyond the cap.
     pub fn add(&mut self, c: Candidate) {
         self.candidates
-            .retain(|o| o.result_key != c.result_key && (o.sources != c.sources || o.env != c.env));
+            .retain(|o| o.result_key != c.result_key && (o.sources != c.sources || o.env != c.env || o.link != c.link));
         self.candidates.insert(0, c);
         self.candidates.truncate(MAX_CANDIDATES);
     }
@@ -239,6 +252,7 @@ mod tests {
                 result_key: format!("{i:064x}"),
                 sources: vec![(PathBuf::from(format!("src/a b{i}.rs")), "ab".repeat(32))],
                 env: vec![("X".into(), Some("1\n2".into())), ("Y".into(), None)],
+                link: vec![(PathBuf::from("\0profile/deps/liba.rlib"), "cd".repeat(32))],
             });
         }
         assert_eq!(m.candidates.len(), MAX_CANDIDATES);

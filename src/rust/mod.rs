@@ -15,6 +15,7 @@
 //! `rust.target_dir_in_inputs`.
 
 pub mod bases;
+pub mod link;
 pub mod manifest;
 pub mod toolchain;
 
@@ -105,12 +106,15 @@ impl RustCall {
             return self.not_cacheable(NotCacheable::TooHard("rustc out dir with quotes or escapes"));
         }
         let mut hashes = HashCache::load(Some(self.hash_cache_file(&req, &cwd)));
-        let bases = RustBases::new(
+        let mut bases = RustBases::new(
             &self.ctx.cfg.basedirs.value,
             self.ctx.cfg.rust_implicit_basedirs.value,
             &cwd,
             &req.out_dir,
         );
+        if let Some(sysroot) = tc.rustc.parent().and_then(Path::parent) {
+            bases = bases.with_sysroot(sysroot);
+        }
         let manifest_key = match self.manifest_key(&req, &cwd, &bases, &tc.identity, &mut hashes) {
             Ok(k) => k,
             Err(r) => return self.not_cacheable(r),
@@ -210,6 +214,14 @@ impl RustCall {
                 }
             }
         }
+        if req.links() {
+            // What the link reads beyond rustc's inputs is learnt on a miss (link.rs); its
+            // programs are known now.
+            if let Some(why) = link::refusal(req) {
+                return Err(NotCacheable::TooHard(why));
+            }
+            link::add_to_key(&mut kb, req, cwd, &self.ctx.real, &self.ctx.cfg).map_err(NotCacheable::TooHard)?;
+        }
         if let Some(spec) = &req.target_spec {
             let d = hashes.digest(&cwd.join(spec)).ok_or(NotCacheable::MissingInput)?;
             kb.add_digest("target spec", &d);
@@ -236,12 +248,16 @@ impl RustCall {
 
     fn try_hit(&mut self, store: &dyn Storage, p: &mut Prepared) -> Option<i32> {
         let bound_key = format!("{}.manifest", p.bound(&p.manifest_key));
+        let profile = link::profile_dir(&p.req.out_dir);
         let key = [p.manifest_key.clone(), bound_key].iter().find_map(|mkey| {
             let manifest = self.load_manifest(store, mkey)?;
             manifest
                 .candidates
                 .iter()
-                .find(|c| candidate_matches(c, &p.cwd, &p.bases, &mut p.hashes))
+                .find(|c| {
+                    candidate_matches(c, &p.cwd, &p.bases, &mut p.hashes)
+                        && link::inputs_match(&c.link, &p.cwd, &p.bases, profile.as_deref(), &mut p.hashes)
+                })
                 .map(|c| c.result_key.clone())
         })?;
         let out_dir = p.req.out_dir.as_os_str().as_bytes();
@@ -256,6 +272,7 @@ impl RustCall {
                 path: p.cwd.join(&o.path),
                 optional: false,
                 rewrite: (o.role == "dep-info").then_some(&with_out_dir as &call::Rewrite<'_>),
+                executable: o.role == "executable" || o.role == "shared-object",
             })
             .collect();
         // rustc creates its out dir; so do we.
@@ -302,18 +319,43 @@ impl RustCall {
             let mut a = OsString::from("--emit=dep-info=");
             a.push(d);
             cmd.arg(a);
-            if !req.key_args.iter().any(|k| k.starts_with("--emit ")) {
-                // Any --emit replaces rustc's default (`link`): ask for it too, or the call
-                // would write no library at all.
+            if req.emit.link {
+                // Any --emit replaces rustc's default (link): say it again, or a call without
+                // --emit would write nothing but our dep-info.
                 cmd.arg("--emit=link");
             }
+        }
+        let tmp = self.ctx.cfg.dir.value.join("tmp");
+        if req.links()
+            && let Err(e) = std::fs::create_dir_all(&tmp)
+        {
+            // Without the linker's list the entry would lack what the link read: do not cache.
+            self.ctx
+                .fault(&format!("cannot create {}: {e}", tmp.display()), Fault::WriteFailed);
+            return self.not_cacheable(NotCacheable::TooHard("no temp dir for the linker's dependency file"));
+        }
+        let link_deps = req.links().then(|| {
+            let nanos = SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .subsec_nanos();
+            tmp.join(format!("link-{}-{nanos}.d", std::process::id()))
+        });
+        if let Some(d) = &link_deps {
+            cmd.arg(link::dep_file_arg(d));
         }
         let started = SystemTime::now();
         // A machine-wide compile slot when the coordinator is on (cargo's own jobserver token is
         // the one cargo already holds for this call).
         let slot = crate::coordinator::slot(&self.ctx.cfg);
-        let out = run_streaming(cmd);
+        // A link's output is held back until we know the linker took the dependency-file option.
+        let out = run_streaming(cmd, link_deps.is_none());
         drop(slot);
+        let link_text = link_deps.as_ref().map(|d| {
+            let text = crate::limits::read_regular(d, crate::limits::DEP_FILE);
+            let _ = std::fs::remove_file(d);
+            text
+        });
         let out = match out {
             Ok(o) => o,
             Err(e) => {
@@ -321,6 +363,27 @@ impl RustCall {
                 return 127;
             }
         };
+        if let Some(d) = &link_deps {
+            let name = d.file_name().unwrap_or_default().as_bytes();
+            if crate::paths::contains(&out.stderr, name) || crate::paths::contains(&out.stdout, name) {
+                // The output shows the option we added (rustc prints the linker's command line when
+                // a link fails; a verbose linker prints its own): run again as the user asked, and
+                // show only that.
+                if out.status == 0 {
+                    return self.not_cacheable(NotCacheable::TooHard("a link whose messages show its command line"));
+                }
+                if link::rejected_dep_file(&out.stderr) {
+                    log::debug!(target: "rust", "the linker rejected --dependency-file; linking without the cache");
+                    let mut c = stats::Counters::new();
+                    c.insert(link::NO_DEP_FILE_COUNTER.to_string(), 1);
+                    let _ = stats::add_counters(&self.ctx.cfg.dir.value, &c);
+                    return self.not_cacheable(NotCacheable::TooHard("a linker without --dependency-file"));
+                }
+                return self.not_cacheable(NotCacheable::CompileFailed);
+            }
+            let _ = std::io::stdout().write_all(&out.stdout);
+            let _ = std::io::stderr().write_all(&out.stderr);
+        }
         self.ctx.compiled = Some(out.status);
         if out.status != 0 {
             return self.count_returning(Outcome::NotCacheable(NotCacheable::CompileFailed), out.status);
@@ -386,6 +449,37 @@ impl RustCall {
             .collect();
         for (name, digest) in &candidate.env {
             kb.add_str(&format!("env-dep {name}"), digest.as_deref().unwrap_or("<unset>"));
+        }
+        if let Some(text) = link_text {
+            let profile = link::profile_dir(&req.out_dir);
+            let inputs = text
+                .map_err(|e| format!("cannot read the linker's dependency file: {e}"))
+                .and_then(|t| {
+                    link::read_inputs(&String::from_utf8_lossy(&t), &p.cwd, &req.out_dir, profile.as_deref())
+                });
+            let inputs = match inputs {
+                Ok(i) => i,
+                Err(why) => {
+                    log::debug!(target: "rust", "crate {}: {why}; not storing", req.crate_name);
+                    return self.count_returning(Outcome::Miss, out.status);
+                }
+            };
+            for input in inputs {
+                let changed = std::fs::metadata(&input.path)
+                    .and_then(|m| m.modified())
+                    .map(|t| t >= started)
+                    .unwrap_or(true);
+                let Some(digest) = p.hashes.digest(&input.path).filter(|_| !changed) else {
+                    log::debug!(target: "rust", "linker input {} changed during the link; not storing", input.path.display());
+                    return self.count_returning(Outcome::Miss, out.status);
+                };
+                // Outside the profile dir (the toolchain's, a registry crate's), named by base.
+                let recorded = input.recorded.as_os_str().as_bytes();
+                kb.add_os("link input path", OsStr::from_bytes(&p.bases.key_text(recorded)));
+                kb.add_digest("link input", &digest);
+                let stored = p.bases.store_text(recorded);
+                candidate.link.push((PathBuf::from(OsStr::from_bytes(&stored)), digest));
+            }
         }
         let (mut result_key, dump) = kb.finish();
         if let Some(dump) = dump {
@@ -644,8 +738,8 @@ struct Captured {
 }
 
 /// Run rustc, passing its stderr on as it comes (cargo acts on artifact lines at once) while
-/// keeping a copy of stdout and stderr for the entry.
-fn run_streaming(mut cmd: Command) -> std::io::Result<Captured> {
+/// keeping a copy of stdout and stderr for the entry; with `live` false, only keeping it.
+fn run_streaming(mut cmd: Command, live: bool) -> std::io::Result<Captured> {
     cmd.env(locate::GUARD_VAR, locate::guard_value())
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
@@ -665,7 +759,9 @@ fn run_streaming(mut cmd: Command) -> std::io::Result<Captured> {
         match child_err.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                let _ = own.write_all(&buf[..n]);
+                if live {
+                    let _ = own.write_all(&buf[..n]);
+                }
                 stderr.extend_from_slice(&buf[..n]);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -674,7 +770,9 @@ fn run_streaming(mut cmd: Command) -> std::io::Result<Captured> {
     }
     let status = child.wait()?;
     let stdout = reader.join().unwrap_or_default();
-    let _ = std::io::stdout().write_all(&stdout);
+    if live {
+        let _ = std::io::stdout().write_all(&stdout);
+    }
     let status = call::exit_code(status);
     Ok(Captured { status, stdout, stderr })
 }
