@@ -272,7 +272,7 @@ impl Call {
     ) -> Option<i32> {
         {
             for (i, set) in manifest.results.iter().enumerate() {
-                let check = set.check(&k.cwd);
+                let check = set.check(&k.cwd, k.start);
                 if check == Check::Fails {
                     continue;
                 }
@@ -285,17 +285,12 @@ impl Call {
                         ("result key", &set.result_key, None),
                     ],
                 );
-                if check == Check::HoldsAfterReading {
-                    // Record fresh stats so the next hit need not read these files.
-                    if let Some(fresh) = self.record_set(
-                        k,
-                        &set.result_key,
-                        &set.files.iter().map(|f| f.path.clone()).collect::<Vec<_>>(),
-                    ) {
-                        let mut m = manifest.clone();
-                        m.add(fresh);
-                        self.put_manifest(store, manifest_key, &m);
-                    }
+                if let Check::HoldsRefreshed(fresh) = check {
+                    // Record the stats learned again so the next hit need not read these files or
+                    // list these directories.
+                    let mut m = manifest.clone();
+                    m.add(fresh);
+                    self.put_manifest(store, manifest_key, &m);
                 }
                 self.ctx.count(Outcome::HitDirect);
                 return Some(status);
@@ -596,7 +591,7 @@ impl Call {
             return Vec::new();
         };
         let absent: Vec<PathBuf> = absent.iter().map(|a| k.bases.key_path(a, &k.cwd)).collect();
-        manifest::watch_dirs(&absent, &k.cwd)
+        manifest::watch_dirs(&absent, &k.cwd, k.start)
     }
 
     fn load_manifest(&mut self, store: &dyn Storage, key: &str) -> Manifest {

@@ -14,9 +14,14 @@
 //! ```
 //! `digest` is xxh3-128 of the file's content. `stat` is a fingerprint of (device, inode, size,
 //! mtime, ctime), recorded only for files older than `STAT_TRUST_AGE` when recorded; a file whose
-//! stat still matches is not read again (0 = always read). `state` fingerprints a directory
-//! (device, inode, mtime; 1 = the directory did not exist): while it is unchanged, no file can have
-//! appeared in it, so its `absent` paths need no check. Version history: 1: first version.
+//! stat still matches is not read again (0 = always read). A `dir` is the deepest directory that
+//! existed on the way to each of its `absent` paths (`a/sys/h.h` is watched in `a` while `a/sys`
+//! does not exist), and `state` fingerprints it (device, inode, mtime, ctime; 1 = it did not exist;
+//! 0 = it changed too recently to be trusted): while it is unchanged, no entry can have appeared in
+//! it, so no absent path beneath it can exist, and a hit costs one `stat` per watched directory.
+//! When it changed, the directory is listed once and only an absent path whose first component is
+//! listed is looked up. Version history: 1: first version (the same bytes; before the deepest
+//! existing directory was watched, each absent path's parent was: still valid under this reading).
 
 use crate::entry::{EntryError, Reader, decode_framed, encode_framed};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -63,11 +68,11 @@ pub struct Manifest {
 pub enum Check {
     /// Every file has its recorded content and no shadowing file appeared.
     Holds,
-    /// As `Holds`, but some files had to be read (their stat changed): worth re-recording.
-    HoldsAfterReading,
+    /// As `Holds`, and some stats were learned again (a file read, a directory listed) that can be
+    /// trusted from now on: the set with them, worth recording so the next check is cheaper.
+    HoldsRefreshed(ResultSet),
     Fails,
 }
-
 impl Manifest {
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::new();
@@ -140,10 +145,11 @@ impl Manifest {
 }
 
 impl ResultSet {
-    /// Does this include set still describe what the compiler would read, relative to `cwd`?
-    pub fn check(&self, cwd: &Path) -> Check {
-        let mut read_any = false;
-        for f in &self.files {
+    /// Does this include set still describe what the compiler would read, relative to `cwd`? Stats
+    /// learned again are trusted only when older than `STAT_TRUST_AGE` before `start`.
+    pub fn check(&self, cwd: &Path, start: SystemTime) -> Check {
+        let mut fresh: Option<ResultSet> = None;
+        for (i, f) in self.files.iter().enumerate() {
             let path = cwd.join(&f.path);
             let Ok(meta) = std::fs::metadata(&path) else {
                 return Check::Fails;
@@ -152,23 +158,84 @@ impl ResultSet {
                 continue;
             }
             match crate::limits::read_regular(&path, crate::limits::INPUT_FILE) {
-                Ok(data) if content_digest(&data) == f.digest => read_any = true,
+                Ok(data) if content_digest(&data) == f.digest => {
+                    let stat = trusted_stat(&meta, start);
+                    if stat != 0 {
+                        fresh.get_or_insert_with(|| self.clone()).files[i].stat = stat;
+                    }
+                }
                 _ => return Check::Fails,
             }
         }
-        for d in &self.dirs {
-            if dir_state(&cwd.join(&d.path)) == d.state {
+        for (i, d) in self.dirs.iter().enumerate() {
+            let dir = cwd.join(&d.path);
+            // Stat before listing: an entry made after the stat changes the state recorded below.
+            let meta = std::fs::metadata(&dir).ok().filter(|m| m.is_dir());
+            let now = meta.as_ref().map_or(DIR_MISSING, dir_fingerprint);
+            if d.state != 0 && now == d.state {
                 continue;
             }
-            if d.absent.iter().any(|a| cwd.join(a).symlink_metadata().is_ok()) {
+            let mut listing = None;
+            if meta.is_some()
+                && d.absent
+                    .iter()
+                    .any(|a| !still_absent(&dir, &d.path, a, cwd, &mut listing))
+            {
                 return Check::Fails;
             }
+            // Gone (or no longer a directory): nothing beneath it can be found.
+            let state = meta.as_ref().map_or(DIR_MISSING, |m| trusted_dir_state(m, start));
+            if state != 0 && state != d.state {
+                fresh.get_or_insert_with(|| self.clone()).dirs[i].state = state;
+            }
         }
-        if read_any {
-            Check::HoldsAfterReading
-        } else {
-            Check::Holds
+        match fresh {
+            Some(set) => Check::HoldsRefreshed(set),
+            None => Check::Holds,
         }
+    }
+}
+
+/// Is `absent` (beneath the watched directory `watched`, which exists at `dir`) still absent? The
+/// directory is listed once per check (`listing`, filled on first use), not looked up once per
+/// path; only a path whose first component below it may be listed is looked up.
+fn still_absent(dir: &Path, watched: &Path, absent: &Path, cwd: &Path, listing: &mut Option<Option<Listing>>) -> bool {
+    let first = match absent.strip_prefix(watched).ok().and_then(|r| r.components().next()) {
+        Some(std::path::Component::Normal(name)) => name.as_bytes(),
+        _ => return cwd.join(absent).symlink_metadata().is_err(),
+    };
+    let may_be_listed = match listing.get_or_insert_with(|| Listing::read(dir)) {
+        Some(l) => l.may_hold(first),
+        None => true,
+    };
+    !may_be_listed || cwd.join(absent).symlink_metadata().is_err()
+}
+
+/// A directory's entry names, lower-cased, to tell which names it cannot hold. Case-insensitive
+/// so that a case-folding directory (ext4 `+F`) is never read as lacking a name its lookup finds;
+/// a directory with a non-ASCII name may fold it onto anything, so it is taken to hold every name.
+struct Listing {
+    names: std::collections::HashSet<Vec<u8>>,
+    non_ascii: bool,
+}
+
+impl Listing {
+    fn read(dir: &Path) -> Option<Listing> {
+        let mut l = Listing {
+            names: std::collections::HashSet::new(),
+            non_ascii: false,
+        };
+        for e in std::fs::read_dir(dir).ok()? {
+            let name = e.ok()?.file_name();
+            let b = name.as_bytes();
+            l.non_ascii |= !b.is_ascii();
+            l.names.insert(b.to_ascii_lowercase());
+        }
+        Some(l)
+    }
+
+    fn may_hold(&self, name: &[u8]) -> bool {
+        self.non_ascii || !name.is_ascii() || self.names.contains(&name.to_ascii_lowercase())
     }
 }
 
@@ -214,35 +281,70 @@ fn stat_fingerprint(m: &std::fs::Metadata) -> u64 {
 }
 
 /// A directory's state: changes whenever an entry is added to, removed from or renamed in it.
-pub fn dir_state(path: &Path) -> u64 {
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            let mut b = [0u8; 32];
-            for (i, v) in [m.dev(), m.ino(), m.mtime() as u64, m.mtime_nsec() as u64]
-                .iter()
-                .enumerate()
-            {
-                b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-            }
-            xxhash_rust::xxh3::xxh3_64(&b).max(2)
-        }
-        _ => DIR_MISSING,
+fn dir_fingerprint(m: &std::fs::Metadata) -> u64 {
+    let mut b = [0u8; 48];
+    for (i, v) in [
+        m.dev(),
+        m.ino(),
+        m.mtime() as u64,
+        m.mtime_nsec() as u64,
+        m.ctime() as u64,
+        m.ctime_nsec() as u64,
+    ]
+    .iter()
+    .enumerate()
+    {
+        b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    xxhash_rust::xxh3::xxh3_64(&b).max(2)
+}
+
+/// A directory's state, or 0 when it changed too recently before `start` to be trusted: an entry
+/// made in the same timestamp tick as the last change would leave the state as recorded.
+fn trusted_dir_state(m: &std::fs::Metadata, start: SystemTime) -> u64 {
+    let limit = start.checked_sub(STAT_TRUST_AGE).unwrap_or(SystemTime::UNIX_EPOCH);
+    if modified_or_changed_after(m, limit) {
+        0
+    } else {
+        dir_fingerprint(m)
     }
 }
 
-/// Group must-be-absent paths by their directory, with each directory's current state.
-pub fn watch_dirs(absent: &[PathBuf], cwd: &Path) -> Vec<WatchedDir> {
+/// Group must-be-absent paths (relative to `cwd` or absolute) by the deepest directory that exists
+/// on the way to each, with that directory's state (0 when it changed after `start` less
+/// `STAT_TRUST_AGE`). Candidates under a missing `sys/` are then covered by one stat of the
+/// directory that would have to hold it, not one failing stat per path.
+pub fn watch_dirs(absent: &[PathBuf], cwd: &Path, start: SystemTime) -> Vec<WatchedDir> {
     let mut dirs: Vec<WatchedDir> = Vec::new();
     let mut index: std::collections::HashMap<PathBuf, usize> = std::collections::HashMap::new();
+    // Directory (as recorded) → its metadata when it exists as a directory.
+    let mut seen: std::collections::HashMap<PathBuf, Option<std::fs::Metadata>> = std::collections::HashMap::new();
+    let mut lookup = |p: &Path| -> Option<std::fs::Metadata> {
+        seen.entry(p.to_path_buf())
+            .or_insert_with(|| std::fs::metadata(cwd.join(p)).ok().filter(|m| m.is_dir()))
+            .clone()
+    };
     for a in absent {
         let parent = a.parent().map(Path::to_path_buf).unwrap_or_default();
-        match index.get(&parent) {
+        let mut watched = parent.clone();
+        let mut state = DIR_MISSING;
+        let mut at = Some(parent.as_path());
+        while let Some(p) = at {
+            if let Some(m) = lookup(p) {
+                watched = p.to_path_buf();
+                state = trusted_dir_state(&m, start);
+                break;
+            }
+            // "" is the working directory itself; above it there is nothing to walk to.
+            at = p.parent().filter(|_| !p.as_os_str().is_empty());
+        }
+        match index.get(&watched) {
             Some(&i) => dirs[i].absent.push(a.clone()),
             None => {
-                index.insert(parent.clone(), dirs.len());
+                index.insert(watched.clone(), dirs.len());
                 dirs.push(WatchedDir {
-                    state: dir_state(&cwd.join(&parent)),
-                    path: parent,
+                    state,
+                    path: watched,
                     absent: vec![a.clone()],
                 });
             }
@@ -319,21 +421,105 @@ mod tests {
         assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
     }
 
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cachepot-man-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A start time that makes everything on disk old enough to be trusted, as if the files had
+    /// been written long before the call.
+    fn later() -> SystemTime {
+        SystemTime::now() + Duration::from_secs(10)
+    }
+
     #[test]
     fn check_detects_changes_and_shadowing() {
-        let d = std::env::temp_dir().join(format!("cachepot-man-{}", std::process::id()));
+        let d = temp_dir("check");
         std::fs::create_dir_all(d.join("inc")).unwrap();
         std::fs::create_dir_all(d.join("a")).unwrap();
         std::fs::write(d.join("inc/h.h"), "x").unwrap();
+        let now = SystemTime::now();
         let mut s = set('0');
         s.files[0].digest = content_digest(b"x");
-        s.dirs = watch_dirs(&[PathBuf::from("a/h.h")], &d);
-        assert_eq!(s.check(&d), Check::HoldsAfterReading);
+        s.dirs = watch_dirs(&[PathBuf::from("a/h.h")], &d, now);
+        assert_eq!(s.dirs[0].state, 0, "a directory made just now is not trusted");
+        // Read and listed again, but nothing is old enough to record.
+        assert_eq!(s.check(&d, now), Check::Holds);
         std::fs::write(d.join("a/h.h"), "shadow").unwrap();
-        assert_eq!(s.check(&d), Check::Fails);
+        assert_eq!(s.check(&d, now), Check::Fails);
         std::fs::remove_file(d.join("a/h.h")).unwrap();
         std::fs::write(d.join("inc/h.h"), "y").unwrap();
-        assert_eq!(s.check(&d), Check::Fails);
+        assert_eq!(s.check(&d, now), Check::Fails);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_header_in_a_new_subdirectory_of_a_watched_directory_fails() {
+        let d = temp_dir("nested");
+        std::fs::create_dir_all(d.join("early")).unwrap();
+        std::fs::create_dir_all(d.join("late/sys")).unwrap();
+        std::fs::write(d.join("late/sys/h.h"), "x").unwrap();
+        let s = ResultSet {
+            result_key: "0".repeat(64),
+            files: Vec::new(),
+            dirs: watch_dirs(
+                &[PathBuf::from("early/sys/h.h"), PathBuf::from("early/h2.h")],
+                &d,
+                later(),
+            ),
+        };
+        // `early/sys` does not exist: `early` is watched for both paths, with one trusted state.
+        assert_eq!(s.dirs.len(), 1);
+        assert_eq!(s.dirs[0].path, Path::new("early"));
+        assert!(s.dirs[0].state > 1);
+        assert_eq!(s.check(&d, later()), Check::Holds);
+        // An unrelated entry: listed, still absent, and the new state is learned.
+        std::fs::write(d.join("early/other.h"), "").unwrap();
+        let Check::HoldsRefreshed(fresh) = s.check(&d, later()) else {
+            panic!("expected a refreshed set")
+        };
+        assert_ne!(fresh.dirs[0].state, s.dirs[0].state);
+        assert_eq!(fresh.check(&d, later()), Check::Holds);
+        // `sys/` with another header in it: still absent.
+        std::fs::create_dir_all(d.join("early/sys")).unwrap();
+        std::fs::write(d.join("early/sys/other.h"), "").unwrap();
+        assert!(matches!(fresh.check(&d, later()), Check::HoldsRefreshed(_)));
+        // Then the header itself, in the subdirectory, as `sys/h.h` in front of `late/sys/h.h`.
+        std::fs::write(d.join("early/sys/h.h"), "shadow").unwrap();
+        assert_eq!(fresh.check(&d, later()), Check::Fails);
+        assert_eq!(s.check(&d, later()), Check::Fails);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_replaced_or_removed_directory_is_not_mistaken_for_the_recorded_one() {
+        let d = temp_dir("replaced");
+        std::fs::create_dir_all(d.join("early")).unwrap();
+        let s = ResultSet {
+            result_key: "0".repeat(64),
+            files: Vec::new(),
+            dirs: watch_dirs(&[PathBuf::from("early/h.h")], &d, later()),
+        };
+        std::fs::remove_dir_all(d.join("early")).unwrap();
+        // Gone: nothing beneath it can be found.
+        assert!(matches!(s.check(&d, later()), Check::HoldsRefreshed(_)));
+        std::fs::create_dir_all(d.join("early")).unwrap();
+        std::fs::write(d.join("early/h.h"), "shadow").unwrap();
+        assert_eq!(s.check(&d, later()), Check::Fails);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn listing_is_case_insensitive() {
+        let d = temp_dir("case");
+        std::fs::create_dir_all(d.join("early")).unwrap();
+        std::fs::write(d.join("early/H.h"), "").unwrap();
+        let l = Listing::read(&d.join("early")).unwrap();
+        assert!(l.may_hold(b"h.h") && l.may_hold(b"H.H") && !l.may_hold(b"g.h"));
+        std::fs::write(d.join("early/\u{e9}.h"), "").unwrap();
+        assert!(Listing::read(&d.join("early")).unwrap().may_hold(b"g.h"));
         std::fs::remove_dir_all(&d).unwrap();
     }
 
