@@ -409,7 +409,12 @@ impl Call {
             log::debug!(target: "compile", "dependency output does not list the source; not storing");
             return self.count_returning(Outcome::Miss, out.status);
         }
-        let includes: Vec<PathBuf> = listed.into_iter().filter(|p| k.cwd.join(p) != source_abs).collect();
+        // gcc lists a header once per time it is entered: a set records each file once.
+        let mut seen = std::collections::HashSet::new();
+        let includes: Vec<PathBuf> = listed
+            .into_iter()
+            .filter(|p| k.cwd.join(p) != source_abs && seen.insert(p.clone()))
+            .collect();
         let Some(set_files) = self.hash_includes(k, &includes) else {
             return self.count_returning(Outcome::Miss, out.status);
         };
