@@ -219,6 +219,7 @@ impl Call {
     /// possible (-MMD, time macros).
     fn direct_mode(&mut self, store: &dyn Storage, k: &Known) -> i32 {
         let mut kb = KeyBuilder::new("manifest", self.ctx.cfg.debug.value);
+        kb.add_str("manifest format", &manifest::FORMAT.to_string());
         if let Err(reason) = self.add_common_inputs(&mut kb, k) {
             return self.not_cacheable(reason);
         }

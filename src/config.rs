@@ -711,7 +711,9 @@ impl CoordinatorConfig {
     /// The number of compile slots: as set, else the CPUs this process may run on.
     pub fn jobs(&self) -> u32 {
         match self.jobs.value {
-            0 => std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
             n => n,
         }
     }
