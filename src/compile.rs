@@ -286,7 +286,9 @@ impl Call {
                         ("result key", &set.result_key, None),
                     ],
                 );
-                if let Check::HoldsRefreshed(fresh) = check {
+                if let Check::HoldsRefreshed(fresh, cost) = check
+                    && cost.worth_recording()
+                {
                     // Record the stats learned again so the next hit need not read these files or
                     // list these directories.
                     let mut m = manifest.clone();

@@ -76,9 +76,27 @@ pub enum Check {
     /// Every file has its recorded content and no shadowing file appeared.
     Holds,
     /// As `Holds`, and some stats were learned again (a file read, a directory listed) that can be
-    /// trusted from now on: the set with them, worth recording so the next check is cheaper.
-    HoldsRefreshed(ResultSet),
+    /// trusted from now on: the set with them, and what learning them cost this time.
+    HoldsRefreshed(ResultSet, Relearned),
     Fails,
+}
+
+/// What a check had to do beyond one stat per file and directory.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Relearned {
+    pub files: usize,
+    pub bytes: u64,
+    pub dirs: usize,
+}
+
+impl Relearned {
+    /// Is recording the refreshed set (rewriting the manifest: compress, write, rename, and the
+    /// old file's blocks freed) cheaper than doing this again on the next hits? Not for one small
+    /// generated header in a fresh build dir, which CI sees once per build dir; yes after a
+    /// checkout or `touch` that changed many headers' stats.
+    pub fn worth_recording(&self) -> bool {
+        self.files + self.dirs >= 8 || self.bytes >= 256 * 1024
+    }
 }
 impl Manifest {
     pub fn encode(&self) -> Vec<u8> {
@@ -161,6 +179,7 @@ impl ResultSet {
     /// learned again are trusted only when older than `STAT_TRUST_AGE` before `start`.
     pub fn check(&self, cwd: &Path, start: SystemTime) -> Check {
         let mut fresh: Option<ResultSet> = None;
+        let mut cost = Relearned::default();
         for (i, f) in self.files.iter().enumerate() {
             let path = cwd.join(&f.path);
             let Ok(meta) = std::fs::metadata(&path) else {
@@ -171,6 +190,8 @@ impl ResultSet {
             }
             match crate::limits::read_regular(&path, crate::limits::INPUT_FILE) {
                 Ok(data) if content_digest(&data) == f.digest => {
+                    cost.files += 1;
+                    cost.bytes += data.len() as u64;
                     let stat = trusted_stat(&meta, start);
                     if stat != 0 {
                         fresh.get_or_insert_with(|| self.clone()).files[i].stat = stat;
@@ -190,6 +211,7 @@ impl ResultSet {
             if meta.is_some() && !all_absent(&dir, &d.names) {
                 return Check::Fails;
             }
+            cost.dirs += 1;
             // Gone (or no longer a directory): nothing beneath it can be found.
             let state = meta.as_ref().map_or(DIR_MISSING, |m| trusted_dir_state(m, start));
             if state != 0 && state != d.state {
@@ -197,7 +219,7 @@ impl ResultSet {
             }
         }
         match fresh {
-            Some(set) => Check::HoldsRefreshed(set),
+            Some(set) => Check::HoldsRefreshed(set, cost),
             None => Check::Holds,
         }
     }
@@ -493,7 +515,7 @@ mod tests {
         assert_eq!(s.check(&d, later()), Check::Holds);
         // An unrelated entry: listed, still absent, and the new state is learned.
         std::fs::write(d.join("early/other.h"), "").unwrap();
-        let Check::HoldsRefreshed(fresh) = s.check(&d, later()) else {
+        let Check::HoldsRefreshed(fresh, _) = s.check(&d, later()) else {
             panic!("expected a refreshed set")
         };
         assert_ne!(fresh.dirs[0].state, s.dirs[0].state);
@@ -527,11 +549,37 @@ mod tests {
         };
         std::fs::remove_dir_all(d.join("early")).unwrap();
         // Gone: nothing beneath it can be found.
-        assert!(matches!(s.check(&d, later()), Check::HoldsRefreshed(_)));
+        assert!(matches!(s.check(&d, later()), Check::HoldsRefreshed(..)));
         std::fs::create_dir_all(d.join("early")).unwrap();
         std::fs::write(d.join("early/h.h"), "shadow").unwrap();
         assert_eq!(s.check(&d, later()), Check::Fails);
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn refreshing_is_recorded_when_it_saves_work() {
+        let one = Relearned {
+            files: 1,
+            bytes: 2000,
+            dirs: 1,
+        };
+        assert!(!one.worth_recording());
+        assert!(
+            Relearned {
+                files: 6,
+                bytes: 0,
+                dirs: 2
+            }
+            .worth_recording()
+        );
+        assert!(
+            Relearned {
+                files: 1,
+                bytes: 1 << 20,
+                dirs: 0
+            }
+            .worth_recording()
+        );
     }
 
     #[test]

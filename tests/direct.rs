@@ -226,27 +226,34 @@ fn fresh_build_dirs_hit_and_a_later_shadowing_header_misses() {
     };
     compile("build-one");
     assert_eq!((env.stat("misses"), env.stat("hits_direct")), (1, 0));
+    // The miss recorded build-one's directories with trusted fingerprints: a hit checks them with
+    // one stat each, and a header made in `early` changes its fingerprint.
+    compile("build-one");
+    assert_eq!(env.stat("hits_direct"), 1);
+    w("build-one/early/plain.h", "#define PLAIN 20\n");
+    compile("build-one");
+    assert_eq!(env.stat("hits_direct"), 1, "stale hit after early/plain.h appeared in build-one");
     compile("build-two");
-    assert_eq!(env.stat("hits_direct"), 1, "no hit in a fresh build dir");
+    assert_eq!(env.stat("hits_direct"), 2, "no hit in a fresh build dir");
     // A header in a new subdirectory of an earlier directory: `early/sys/demo.h` is found first now.
     w("build-two/early/sys/demo.h", "#define DEMO 10\n");
     compile("build-two");
-    assert_eq!(env.stat("hits_direct"), 1, "stale hit after early/sys/demo.h appeared");
-    // Trusted fingerprints: the first hit learns build-three's directories, the second checks
-    // them with one stat each; then a header appears directly in `early`.
+    assert_eq!(env.stat("hits_direct"), 2, "stale hit after early/sys/demo.h appeared");
+    // Directories old enough to trust, but new to the manifest (each hit lists them; a refresh is
+    // recorded only when it saves more than this); then a header appears directly in `early`.
     compile("build-three");
     compile("build-three");
-    assert_eq!(env.stat("hits_direct"), 3);
-    w("build-three/early/plain.h", "#define PLAIN 20\n");
+    assert_eq!(env.stat("hits_direct"), 4);
+    w("build-three/early/plain.h", "#define PLAIN 21\n");
     compile("build-three");
-    assert_eq!(env.stat("hits_direct"), 3, "stale hit after early/plain.h appeared");
+    assert_eq!(env.stat("hits_direct"), 4, "stale hit after early/plain.h appeared");
     // A build dir made just now (too new to trust): hits, and a later header still misses.
     make_build_dir("build-four");
     compile("build-four");
-    assert_eq!(env.stat("hits_direct"), 4);
+    assert_eq!(env.stat("hits_direct"), 5);
     w("build-four/early/sys/demo.h", "#define DEMO 30\n");
     compile("build-four");
-    assert_eq!(env.stat("hits_direct"), 4, "stale hit in a new build dir");
+    assert_eq!(env.stat("hits_direct"), 5, "stale hit in a new build dir");
 }
 
 #[test]
