@@ -379,7 +379,7 @@ fn settings(cfg: &Config) -> Vec<Row> {
             json!(cfg.coordinator.mode.value.to_string()),
             &cfg.coordinator.mode.source,
         ),
-        row("jobs", json!(cfg.coordinator.jobs.value), &cfg.coordinator.jobs.source),
+        row("jobs", json!(cfg.coordinator.jobs()), &cfg.coordinator.jobs.source),
         row(
             "idle_timeout",
             json!(cfg.coordinator.idle_timeout.value),

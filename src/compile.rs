@@ -226,6 +226,7 @@ impl Call {
     /// possible (-MMD, time macros).
     fn direct_mode(&mut self, store: &dyn Storage, k: &Known) -> i32 {
         let mut kb = KeyBuilder::new("manifest", self.ctx.cfg.debug.value);
+        kb.add_str("manifest format", &manifest::FORMAT.to_string());
         if let Err(reason) = self.add_common_inputs(&mut kb, k) {
             return self.not_cacheable(reason);
         }
@@ -290,7 +291,7 @@ impl Call {
                 if set.result_key == manifest::PREPROCESSOR_MODE {
                     return Some(self.preprocessor_mode(store, k, None));
                 }
-                let check = set.check(&k.cwd);
+                let check = set.check(&k.cwd, k.start);
                 if check == Check::Fails {
                     continue;
                 }
@@ -303,13 +304,14 @@ impl Call {
                         ("result key", &set.result_key, None),
                     ],
                 );
-                if check == Check::HoldsAfterReading {
-                    // Record fresh stats so the next hit need not read these files.
-                    if let Some(fresh) = self.refreshed_set(k, set) {
-                        let mut m = manifest.clone();
-                        m.add(fresh);
-                        self.put_manifest(store, manifest_key, &m);
-                    }
+                if let Check::HoldsRefreshed(fresh, cost) = check
+                    && cost.worth_recording()
+                {
+                    // Record the stats learned again so the next hit need not read these files or
+                    // list these directories.
+                    let mut m = manifest.clone();
+                    m.add(fresh);
+                    self.put_manifest(store, manifest_key, &m);
                 }
                 self.ctx.count(Outcome::HitDirect);
                 return Some(status);
@@ -445,7 +447,12 @@ impl Call {
             log::debug!(target: "compile", "dependency output does not list the source; not storing");
             return self.count_returning(Outcome::Miss, out.status);
         }
-        let includes: Vec<PathBuf> = listed.into_iter().filter(|p| k.cwd.join(p) != source_abs).collect();
+        // gcc lists a header once per time it is entered: a set records each file once.
+        let mut seen = std::collections::HashSet::new();
+        let includes: Vec<PathBuf> = listed
+            .into_iter()
+            .filter(|p| k.cwd.join(p) != source_abs && seen.insert(p.clone()))
+            .collect();
         match self.unlisted_reads(k, &includes) {
             Some(Unlisted::AsmInclude) => {
                 return self.count_returning(Outcome::NotCacheable(NotCacheable::TooHard(ASM_INCLUDE)), out.status);
@@ -754,7 +761,7 @@ impl Call {
             return Vec::new();
         };
         let absent: Vec<PathBuf> = absent.iter().map(|a| k.bases.key_path(a, &k.cwd)).collect();
-        manifest::watch_dirs(&absent, &k.cwd)
+        manifest::watch_dirs(&absent, &k.cwd, k.start)
     }
 
     fn load_manifest(&mut self, store: &dyn Storage, key: &str) -> Manifest {
@@ -967,20 +974,6 @@ impl Call {
             log::debug!(target: "compile", "{} changed while this call ran; not storing", f.display());
         }
         changed.is_some()
-    }
-
-    /// A set that held after reading its files, with fresh stats so the next hit need not read
-    /// them. Its watched directories stay the set's own (states taken now): learning them anew
-    /// would ask the compiler for its include directories (`cc -E -v`), and a hit starts no
-    /// process — on a machine whose cache dir holds only what a remote served, every first hit
-    /// is such a hit.
-    fn refreshed_set(&mut self, k: &Known, set: &ResultSet) -> Option<ResultSet> {
-        let includes: Vec<PathBuf> = set.files.iter().map(|f| f.path.clone()).collect();
-        Some(ResultSet {
-            result_key: set.result_key.clone(),
-            files: self.hash_includes(k, &includes)?,
-            dirs: manifest::rewatch(&set.dirs, &k.cwd),
-        })
     }
 
     /// Preprocessor mode's result key: the common inputs and the preprocessed text (its line

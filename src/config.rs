@@ -770,7 +770,8 @@ impl fmt::Display for CoordinatorMode {
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
     pub mode: Setting<CoordinatorMode>,
-    /// Machine-wide compile slots.
+    /// Machine-wide compile slots; 0 (the default) = the CPUs this process may run on, read by
+    /// `jobs()` when the coordinator starts, so that a compile call never probes CPUs and cgroups.
     pub jobs: Setting<u32>,
     /// Seconds without any connection before the coordinator exits; 0 = never.
     pub idle_timeout: Setting<u64>,
@@ -787,12 +788,9 @@ pub struct CoordinatorConfig {
 
 impl Default for CoordinatorConfig {
     fn default() -> Self {
-        let cpus = std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1);
         CoordinatorConfig {
             mode: Setting::default(CoordinatorMode::Off),
-            jobs: Setting::default(cpus),
+            jobs: Setting::default(0),
             idle_timeout: Setting::default(600),
             max_wait: Setting::default(300),
             start_server: false,
@@ -804,6 +802,16 @@ impl Default for CoordinatorConfig {
 }
 
 impl CoordinatorConfig {
+    /// The number of compile slots: as set, else the CPUs this process may run on.
+    pub fn jobs(&self) -> u32 {
+        match self.jobs.value {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
+            n => n,
+        }
+    }
+
     fn apply_table(&mut self, value: &toml::Value, path: &Path) -> Result<(), ConfigError> {
         let bad =
             |key: &str, what: &str| ConfigError(format!("config file {}: `coordinator.{key}` {what}", path.display()));
@@ -951,7 +959,7 @@ mod coordinator_tests {
         let c = load(&[("HOME", "/h")]).unwrap().coordinator;
         assert_eq!(c.mode.value, CoordinatorMode::Off);
         assert_eq!(c.idle_timeout.value, 600);
-        assert!(c.jobs.value >= 1);
+        assert!(c.jobs() >= 1);
         assert!(
             c.dir.to_str().unwrap().starts_with("/tmp/cachepot-"),
             "{}",

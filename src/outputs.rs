@@ -49,10 +49,7 @@ pub fn write_output(path: &Path, data: &[u8]) -> std::io::Result<()> {
         // The umask applied at open already; set it explicitly in case the temp file pre-existed.
         f.set_permissions(fs::Permissions::from_mode(new_file_mode()))?;
         drop(f);
-        // rename() onto a symlink replaces the link itself, where the compiler would have written
-        // through it; resolve it first.
-        let dest = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        fs::rename(&tmp, dest)
+        fs::rename(&tmp, rename_target(path))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -106,15 +103,27 @@ impl PendingOutput {
         let result = if self.special {
             fs::read(&self.tmp).and_then(|data| write_through(&self.dest, &data))
         } else {
-            let dest = fs::canonicalize(&self.dest).unwrap_or_else(|_| self.dest.clone());
-            fs::rename(&self.tmp, dest)
+            fs::rename(&self.tmp, rename_target(&self.dest))
         };
-        let _ = fs::remove_file(&self.tmp);
+        if self.special || result.is_err() {
+            let _ = fs::remove_file(&self.tmp);
+        }
         result
     }
 
     pub fn abort(self) {
         let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+/// Where to rename a new output to put it at `path`. rename() onto a symlink replaces the link
+/// itself, where the compiler would have written through it: a symlink is resolved first. Only the
+/// last component matters (a rename through a linked directory lands where an open would), so a
+/// plain file costs one `lstat`, not a `readlink` per component.
+fn rename_target(path: &Path) -> PathBuf {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+        _ => path.to_path_buf(),
     }
 }
 
@@ -207,6 +216,28 @@ mod tests {
         assert!(is_special(Path::new("/dev/stdout")).unwrap());
         assert!(is_special(Path::new("/proc/self/fd/1")).unwrap());
         assert!(!is_special(&p).unwrap());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_symlinked_output_is_written_through_the_link() {
+        let d = std::env::temp_dir().join(format!("cachepot-out-link-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("real")).unwrap();
+        fs::write(d.join("real/a.o"), "old").unwrap();
+        std::os::unix::fs::symlink(d.join("real/a.o"), d.join("a.o")).unwrap();
+        write_output(&d.join("a.o"), b"one").unwrap();
+        let (pending, mut f) = PendingOutput::create(&d.join("a.o"), &d.join("spare")).unwrap();
+        f.write_all(b"two").unwrap();
+        drop(f);
+        pending.commit().unwrap();
+        assert!(fs::symlink_metadata(d.join("a.o")).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read(d.join("real/a.o")).unwrap(), b"two");
+        // Nothing left behind but the two files.
+        assert_eq!(
+            fs::read_dir(&d).unwrap().count() + fs::read_dir(d.join("real")).unwrap().count(),
+            3
+        );
         fs::remove_dir_all(&d).unwrap();
     }
 }

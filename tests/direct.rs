@@ -158,6 +158,108 @@ fn new_header_in_an_earlier_include_dir_misses() {
     );
 }
 
+/// The CI case: a warm cache and a build dir created afresh (its generated-header and include
+/// directories are new). Hits must not re-probe every header in every directory, but a header that
+/// appears later in an earlier -I directory, directly or in a new `sys/` subdirectory, must miss —
+/// whether the directory is old enough for its fingerprint to be trusted or was made just now.
+#[test]
+fn fresh_build_dirs_hit_and_a_later_shadowing_header_misses() {
+    let mut env = Env::new("fresh-build-dir");
+    let root = env.dir.join("ws");
+    let w = |rel: &str, text: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w(
+        "src/a.c",
+        "#include \"gen.h\"\n#include <sys/demo.h>\n#include <plain.h>\n#include <stddef.h>\nint f(void) { return GEN + DEMO + PLAIN + (int)sizeof(size_t); }\n",
+    );
+    w("late/sys/demo.h", "#define DEMO 1\n");
+    w("late/plain.h", "#define PLAIN 2\n");
+    let make_build_dir = |name: &str| {
+        w(&format!("{name}/gen/gen.h"), "#define GEN 4\n");
+        std::fs::create_dir_all(root.join(name).join("early")).unwrap();
+    };
+    for b in ["build-one", "build-two", "build-three"] {
+        make_build_dir(b);
+    }
+    // Old enough (manifest.rs: STAT_TRUST_AGE) that the directories' fingerprints are trusted.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    env.set("CACHEPOT_BASEDIRS", root.to_str().unwrap());
+    let args = |b: &str| -> Vec<String> {
+        let bd = root.join(b);
+        vec![
+            "gcc".into(),
+            "-c".into(),
+            root.join("src/a.c").display().to_string(),
+            format!("-I{}", bd.join("gen").display()),
+            format!("-I{}", bd.join("early").display()),
+            format!("-I{}", root.join("late").display()),
+            "-o".into(),
+            "a.o".into(),
+        ]
+    };
+    let compile = |b: &str| -> Vec<u8> {
+        let a = args(b);
+        let out = env
+            .cmd(cachepot_bin())
+            .current_dir(root.join(b))
+            .args(&a)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", s(&out.stderr));
+        let plain = std::process::Command::new("gcc")
+            .current_dir(root.join(b))
+            .args(&a[1..a.len() - 1])
+            .arg("plain.o")
+            .output()
+            .unwrap();
+        assert!(plain.status.success(), "{}", s(&plain.stderr));
+        let obj = std::fs::read(root.join(b).join("a.o")).unwrap();
+        assert_eq!(
+            obj,
+            std::fs::read(root.join(b).join("plain.o")).unwrap(),
+            "{b}: not the compiler's object"
+        );
+        obj
+    };
+    compile("build-one");
+    assert_eq!((env.stat("misses"), env.stat("hits_direct")), (1, 0));
+    // The miss recorded build-one's directories with trusted fingerprints: a hit checks them with
+    // one stat each, and a header made in `early` changes its fingerprint.
+    compile("build-one");
+    assert_eq!(env.stat("hits_direct"), 1);
+    w("build-one/early/plain.h", "#define PLAIN 20\n");
+    compile("build-one");
+    assert_eq!(
+        env.stat("hits_direct"),
+        1,
+        "stale hit after early/plain.h appeared in build-one"
+    );
+    compile("build-two");
+    assert_eq!(env.stat("hits_direct"), 2, "no hit in a fresh build dir");
+    // A header in a new subdirectory of an earlier directory: `early/sys/demo.h` is found first now.
+    w("build-two/early/sys/demo.h", "#define DEMO 10\n");
+    compile("build-two");
+    assert_eq!(env.stat("hits_direct"), 2, "stale hit after early/sys/demo.h appeared");
+    // Directories old enough to trust, but new to the manifest (each hit lists them; a refresh is
+    // recorded only when it saves more than this); then a header appears directly in `early`.
+    compile("build-three");
+    compile("build-three");
+    assert_eq!(env.stat("hits_direct"), 4);
+    w("build-three/early/plain.h", "#define PLAIN 21\n");
+    compile("build-three");
+    assert_eq!(env.stat("hits_direct"), 4, "stale hit after early/plain.h appeared");
+    // A build dir made just now (too new to trust): hits, and a later header still misses.
+    make_build_dir("build-four");
+    compile("build-four");
+    assert_eq!(env.stat("hits_direct"), 5);
+    w("build-four/early/sys/demo.h", "#define DEMO 30\n");
+    compile("build-four");
+    assert_eq!(env.stat("hits_direct"), 5, "stale hit in a new build dir");
+}
+
 #[test]
 fn include_and_profile_files_are_inputs() {
     let env = Env::new("inputs");

@@ -116,7 +116,7 @@ fn write_seed_corpus() {
             dirs: vec![cachepot::manifest::WatchedDir {
                 path: "a".into(),
                 state: 1,
-                absent: vec!["a/h.h".into()],
+                names: vec!["h.h".into()],
             }],
         });
         v.push(("manifest", "sample", m.encode()));

@@ -40,7 +40,7 @@ pub fn run(cfg: &CoordinatorConfig) -> io::Result<()> {
         target: "coordinator",
         "listening on {} with {} compile slots, idle timeout {}",
         sock.display(),
-        cfg.jobs.value,
+        cfg.jobs(),
         if cfg.idle_timeout.value == 0 { "never".to_string() } else { format!("{} s", cfg.idle_timeout.value) }
     );
     let result = serve(listener, cfg);
@@ -144,8 +144,8 @@ fn serve(listener: UnixListener, cfg: &CoordinatorConfig) -> io::Result<()> {
     let ex = LocalExecutor::new();
     let (stop_tx, stop_rx) = smol::channel::bounded::<()>(1);
     let state = Rc::new(State {
-        slots: cfg.jobs.value,
-        permits: Arc::new(Semaphore::new(cfg.jobs.value as usize)),
+        slots: cfg.jobs(),
+        permits: Arc::new(Semaphore::new(cfg.jobs() as usize)),
         started: Instant::now(),
         idle_timeout: Duration::from_secs(cfg.idle_timeout.value),
         last_activity: Cell::new(Instant::now()),

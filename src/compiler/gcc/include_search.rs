@@ -133,6 +133,10 @@ pub fn must_be_absent(includes: &[PathBuf], chain: &[PathBuf], cwd: &Path) -> Ve
             current_dirs.push(p.to_path_buf());
         }
     }
+    let mut probe = Probe {
+        cwd,
+        dirs: std::collections::HashMap::new(),
+    };
     let mut out: Vec<PathBuf> = Vec::new();
     // Candidates repeat across includes: dedupe by hash, not by scanning `out` (quadratic).
     let mut seen: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
@@ -145,7 +149,7 @@ pub fn must_be_absent(includes: &[PathBuf], chain: &[PathBuf], cwd: &Path) -> Ve
             let earlier = current_dirs.iter().filter(|d| *d != dir).chain(chain[..i].iter());
             let candidates: Vec<PathBuf> = earlier.map(|d| d.join(rel)).filter(|c| c != inc).collect();
             // Only an interpretation consistent with what the compiler found counts.
-            if candidates.iter().all(|c| !cwd.join(c).exists()) {
+            if candidates.iter().all(|c| !probe.exists(c)) {
                 for c in candidates {
                     if seen.insert(c.clone()) {
                         out.push(c);
@@ -155,6 +159,36 @@ pub fn must_be_absent(includes: &[PathBuf], chain: &[PathBuf], cwd: &Path) -> Ve
         }
     }
     out
+}
+
+/// Existence checks that remember directories: most candidates (`D/sys/x.h`, `D/bits/y.h` for
+/// every earlier directory `D`) lie in a directory that does not exist, known after one lookup.
+struct Probe<'a> {
+    cwd: &'a Path,
+    dirs: std::collections::HashMap<PathBuf, bool>,
+}
+
+impl Probe<'_> {
+    /// Does `p` exist (following symlinks, as the compiler's open would)?
+    fn exists(&mut self, p: &Path) -> bool {
+        match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() && !self.is_dir(d) => false,
+            _ => self.cwd.join(p).exists(),
+        }
+    }
+
+    /// Is `d` a directory (a path beneath anything else cannot be opened)?
+    fn is_dir(&mut self, d: &Path) -> bool {
+        if let Some(&known) = self.dirs.get(d) {
+            return known;
+        }
+        let known = match d.parent() {
+            Some(up) if !up.as_os_str().is_empty() && !self.is_dir(up) => false,
+            _ => self.cwd.join(d).is_dir(),
+        };
+        self.dirs.insert(d.to_path_buf(), known);
+        known
+    }
 }
 
 /// Precompiled headers (`*.gch`, `*.pch`) in the directories the compiler looks in for quoted and
@@ -216,6 +250,24 @@ mod tests {
         let chain = vec![d.join("a"), d.join("b")];
         let absent = must_be_absent(&[d.join("b/h.h")], &chain, &d);
         assert!(absent.contains(&d.join("a/h.h")), "{absent:?}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn shadowing_candidates_in_missing_and_present_subdirectories() {
+        let d = std::env::temp_dir().join(format!("cachepot-inc-sub-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("a")).unwrap();
+        std::fs::create_dir_all(d.join("b/sys")).unwrap();
+        let chain = vec![d.join("a"), d.join("b")];
+        // `a/sys` does not exist: `a/sys/h.h` must stay absent.
+        let absent = must_be_absent(&[d.join("b/sys/h.h")], &chain, &d);
+        assert!(absent.contains(&d.join("a/sys/h.h")), "{absent:?}");
+        // `a/sys/h.h` exists, so the compiler cannot have found `b/sys/h.h` through `b`: that
+        // reading is dropped, and with it the candidate.
+        std::fs::create_dir_all(d.join("a/sys")).unwrap();
+        std::fs::write(d.join("a/sys/h.h"), "").unwrap();
+        let absent = must_be_absent(&[d.join("b/sys/h.h")], &chain, &d);
+        assert!(!absent.contains(&d.join("a/sys/h.h")), "{absent:?}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 }
