@@ -232,7 +232,11 @@ fn fresh_build_dirs_hit_and_a_later_shadowing_header_misses() {
     assert_eq!(env.stat("hits_direct"), 1);
     w("build-one/early/plain.h", "#define PLAIN 20\n");
     compile("build-one");
-    assert_eq!(env.stat("hits_direct"), 1, "stale hit after early/plain.h appeared in build-one");
+    assert_eq!(
+        env.stat("hits_direct"),
+        1,
+        "stale hit after early/plain.h appeared in build-one"
+    );
     compile("build-two");
     assert_eq!(env.stat("hits_direct"), 2, "no hit in a fresh build dir");
     // A header in a new subdirectory of an earlier directory: `early/sys/demo.h` is found first now.
