@@ -89,17 +89,21 @@ pub struct Relearned {
     pub files: usize,
     pub bytes: u64,
     pub dirs: usize,
+    /// Entries of the directories listed.
+    pub entries: usize,
 }
 
 impl Relearned {
     /// Is recording the refreshed set (rewriting the manifest: compress, write, rename, and the
     /// old file's blocks freed) cheaper than doing this again on the next hits? Not for one small
     /// generated header in a fresh build dir, which CI sees once per build dir; yes after a
-    /// checkout or `touch` that changed many headers' stats.
+    /// checkout or `touch` that changed many headers' stats, or a big directory (`/usr/include`
+    /// after a package upgrade) that every hit would list again.
     pub fn worth_recording(&self) -> bool {
-        self.files + self.dirs >= 8 || self.bytes >= 256 * 1024
+        self.files + self.dirs >= 8 || self.bytes >= 256 * 1024 || self.entries >= 512
     }
 }
+
 impl Manifest {
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::new();
@@ -210,7 +214,7 @@ impl ResultSet {
             if d.state != 0 && now == d.state {
                 continue;
             }
-            if meta.is_some() && !all_absent(&dir, &d.names) {
+            if meta.is_some() && !all_absent(&dir, &d.names, &mut cost) {
                 return Check::Fails;
             }
             cost.dirs += 1;
@@ -229,8 +233,9 @@ impl ResultSet {
 
 /// Are all `names` still absent from the directory `dir`? It is listed once, and only a name the
 /// listing may hold is looked up (the lookup is the truth; the listing saves one per name).
-fn all_absent(dir: &Path, names: &[std::ffi::OsString]) -> bool {
+fn all_absent(dir: &Path, names: &[std::ffi::OsString], cost: &mut Relearned) -> bool {
     let listing = Listing::read(dir);
+    cost.entries += listing.as_ref().map_or(0, |l| l.names.len());
     names.iter().all(|n| {
         let maybe = listing.as_ref().is_none_or(|l| l.may_hold(n.as_bytes()));
         !maybe || dir.join(n).symlink_metadata().is_err()
@@ -593,28 +598,21 @@ mod tests {
 
     #[test]
     fn refreshing_is_recorded_when_it_saves_work() {
-        let one = Relearned {
+        let base = || Relearned {
             files: 1,
             bytes: 2000,
             dirs: 1,
+            entries: 4,
         };
-        assert!(!one.worth_recording());
-        assert!(
-            Relearned {
-                files: 6,
-                bytes: 0,
-                dirs: 2
-            }
-            .worth_recording()
-        );
-        assert!(
-            Relearned {
-                files: 1,
-                bytes: 1 << 20,
-                dirs: 0
-            }
-            .worth_recording()
-        );
+        assert!(!base().worth_recording());
+        let with = |f: fn(&mut Relearned)| {
+            let mut r = base();
+            f(&mut r);
+            r.worth_recording()
+        };
+        assert!(with(|r| r.files = 7));
+        assert!(with(|r| r.bytes = 1 << 20));
+        assert!(with(|r| r.entries = 1500));
     }
 
     #[test]
