@@ -8,9 +8,9 @@
 //! with magic `CPOTRMF`; one item a line, newest candidate first, at most `MAX_CANDIDATES`):
 //! ```text
 //! candidate <result key>
-//! src <sha256 hex> <path, hex of its bytes>
+//! src <xxh3-128 hex> <path, hex of its bytes>
 //! env <name> <hex of the value's sha256 hex digest> | env <name> -
-//! lnk <sha256 hex> <path, hex of its bytes; may start with rust/link.rs's profile mark>
+//! lnk <xxh3-128 hex> <path, hex of its bytes; may start with rust/link.rs's profile mark>
 //! end
 //! ```
 //! Version history: 1: first version (the framing's version byte). Since rust key version 2 the
@@ -24,7 +24,7 @@
 //! move on the next change).
 
 use crate::entry::{EntryError, decode_framed, encode_framed};
-use crate::key::{hex, sha256_hex, unhex};
+use crate::key::{hex, unhex};
 use std::collections::HashMap;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
@@ -131,6 +131,13 @@ impl Manifest {
 
 type Stat = (u64, u64, u64, i64, i64, i64, i64);
 
+/// Hex digits of a file digest (XXH3-128).
+const FILE_DIGEST_HEX: usize = 32;
+
+fn file_digest(data: &[u8]) -> String {
+    hex(&xxhash_rust::xxh3::xxh3_128(data).to_be_bytes())
+}
+
 fn stat_of(m: &std::fs::Metadata) -> Stat {
     (
         m.dev(),
@@ -174,6 +181,10 @@ impl HashCache {
                 else {
                     continue;
                 };
+                // Digests of earlier versions (SHA-256, 64 digits) are not this version's.
+                if f[7].len() != FILE_DIGEST_HEX {
+                    continue;
+                }
                 let Some(path) = unhex(f[8]) else { continue };
                 known.insert(
                     PathBuf::from(std::ffi::OsString::from_vec(path)),
@@ -194,7 +205,11 @@ impl HashCache {
         }
     }
 
-    /// SHA-256 of the file at `path` (hex), or `None` when it cannot be read.
+    /// XXH3-128 of the file at `path` (hex), or `None` when it cannot be read. The files are this
+    /// machine's (sources, the crates and libraries a link reads — up to hundreds of MB for a bin):
+    /// as for compilers (identity.rs) and C headers, a crafted collision would need someone who can
+    /// already write them, and XXH3 reads at memory speed where SHA-256 made every link of a cold
+    /// build hash its dependencies several times slower.
     pub fn digest(&mut self, path: &Path) -> Option<String> {
         let meta = std::fs::metadata(path).ok()?;
         let stat = stat_of(&meta);
@@ -205,7 +220,7 @@ impl HashCache {
             return Some(d.clone());
         }
         let data = crate::limits::read_regular(path, crate::limits::INPUT_FILE).ok()?;
-        let digest = sha256_hex(&data);
+        let digest = file_digest(&data);
         // Compare the stat again: a file that changed while we read it is not remembered.
         let after = std::fs::metadata(path).ok().map(|m| stat_of(&m));
         let settled = stat.3.max(stat.5) < self.now - RACY_SECS;
@@ -269,7 +284,7 @@ mod tests {
         let cache_file = d.join("cache");
         let mut hc = HashCache::load(Some(cache_file.clone()));
         let fresh = hc.digest(&f).unwrap();
-        assert_eq!(fresh, sha256_hex(b"fn a() {}"));
+        assert_eq!(fresh, file_digest(b"fn a() {}"));
         // Just written: not settled, so not remembered.
         assert!(hc.known.is_empty());
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(100);

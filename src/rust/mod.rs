@@ -41,7 +41,8 @@ const OUT_DIR_MARK: &[u8] = b"\0cachepot-out-dir\0";
 /// Bump when what this flow feeds into keys changes.
 /// 2: environment values keyed and stored as digests; an allow-list of cargo's variables.
 /// 3: base directories (paths named by base, rustc given remappings, marks in stored text).
-const RUST_KEY_VERSION: &str = "3";
+/// 4: file digests are XXH3-128 (manifest.rs).
+const RUST_KEY_VERSION: &str = "4";
 /// Counter for misses of crates whose inputs name the target dir.
 const TARGET_DIR_COUNTER: &str = "rust.target_dir_in_inputs";
 
