@@ -26,6 +26,15 @@ fn main() {
             }
             _ => {
                 let strs: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+                // A report piped into `head` (or a pager quit early) ends quietly, as any Unix tool's
+                // does, instead of a panic on the broken pipe. Not for the coordinator (it writes to
+                // clients that may go away) nor for compile calls (Rust's default: EPIPE, no signal).
+                if !strs.iter().any(|a| a.contains("coordinator") || a.contains("server")) {
+                    // SAFETY: sets a signal disposition before any thread is started.
+                    unsafe {
+                        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                    }
+                }
                 let refs: Vec<&str> = strs.iter().map(String::as_str).collect();
                 match <cli::Cli as argh::FromArgs>::from_args(&["cachepot"], &refs[1..]) {
                     Ok(c) => cli::run(c),

@@ -220,3 +220,34 @@ fn help_is_short_and_points_at_the_man_page_and_version_names_features() {
         assert!(features.split(' ').any(|w| w == f), "{version}");
     }
 }
+
+/// `cachepot --show-stats | head -1` and a pager quit early: the reader is gone before cachepot
+/// writes. It ends as any Unix tool does (SIGPIPE), never with a panic on stderr.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let env = Env::new("closed-pipe");
+    for args in [
+        &["--show-stats"][..],
+        &["--show-stats", "--json"],
+        &["--show-config"],
+        &["--help"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = env
+            .cmd(cachepot_bin())
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let err = s(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            out.status.success() || out.status.signal() == Some(13),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}
