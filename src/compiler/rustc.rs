@@ -535,6 +535,15 @@ mod tests {
             Some(PathBuf::from("/t/release"))
         );
         assert_eq!(profile_dir(Path::new("/t/out")), None);
+        assert_eq!(
+            profile_dir(Path::new("/w/t/debug/build/foo-12ab")),
+            Some(PathBuf::from("/w/t/debug"))
+        );
+        assert_eq!(
+            profile_dir(Path::new("/w/t/debug/deps")),
+            Some(PathBuf::from("/w/t/debug"))
+        );
+        assert_eq!(profile_dir(Path::new("out")), None);
     }
 
     fn args(s: &str) -> Vec<OsString> {

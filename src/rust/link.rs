@@ -104,16 +104,6 @@ pub fn dep_file_arg(file: &Path) -> OsString {
     a
 }
 
-/// The build's profile dir for an out dir: `target/debug` for `target/debug/deps` and for a build
-/// script's `target/debug/build/<pkg>-<hash>`.
-pub fn profile_dir(out_dir: &Path) -> Option<PathBuf> {
-    if let Some(p) = crate::compiler::rustc::profile_dir(out_dir) {
-        return Some(p);
-    }
-    let parent = out_dir.parent()?;
-    (parent.file_name()? == "build").then(|| parent.parent().map(Path::to_path_buf))?
-}
-
 /// Feed the linker's identity into the manifest key: the driver and the programs it runs, by
 /// content, and the variables they read.
 pub fn add_to_key(
@@ -437,14 +427,5 @@ mod tests {
             locate(&sys, Path::new("/w"), Some(p)),
             Some(PathBuf::from("/usr/lib/libc.so"))
         );
-        assert_eq!(
-            profile_dir(Path::new("/w/t/debug/build/foo-12ab")),
-            Some(PathBuf::from("/w/t/debug"))
-        );
-        assert_eq!(
-            profile_dir(Path::new("/w/t/debug/deps")),
-            Some(PathBuf::from("/w/t/debug"))
-        );
-        assert_eq!(profile_dir(Path::new("out")), None);
     }
 }

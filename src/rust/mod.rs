@@ -107,12 +107,7 @@ impl RustCall {
             return self.not_cacheable(NotCacheable::TooHard("rustc out dir with quotes or escapes"));
         }
         let mut hashes = HashCache::load(Some(self.hash_cache_file(&req, &cwd)));
-        let mut bases = RustBases::new(
-            &self.ctx.cfg.basedirs.value,
-            self.ctx.cfg.rust_implicit_basedirs.value,
-            &cwd,
-            &req.out_dir,
-        );
+        let mut bases = self.bases(&cwd, &req.out_dir);
         if let Some(sysroot) = tc.rustc.parent().and_then(Path::parent) {
             bases = bases.with_sysroot(sysroot);
         }
@@ -249,7 +244,7 @@ impl RustCall {
 
     fn try_hit(&mut self, store: &dyn Storage, p: &mut Prepared) -> Option<i32> {
         let bound_key = format!("{}.manifest", p.bound(&p.manifest_key));
-        let profile = link::profile_dir(&p.req.out_dir);
+        let profile = rustc::profile_dir(&p.req.out_dir);
         let key = [p.manifest_key.clone(), bound_key].iter().find_map(|mkey| {
             let manifest = self.load_manifest(store, mkey)?;
             manifest
@@ -452,7 +447,7 @@ impl RustCall {
             kb.add_str(&format!("env-dep {name}"), digest.as_deref().unwrap_or("<unset>"));
         }
         if let Some(text) = link_text {
-            let profile = link::profile_dir(&req.out_dir);
+            let profile = rustc::profile_dir(&req.out_dir);
             let inputs = text
                 .map_err(|e| format!("cannot read the linker's dependency file: {e}"))
                 .and_then(|t| {
@@ -565,17 +560,18 @@ impl RustCall {
         self.ctx.count_returning(outcome, status)
     }
 
+    /// The base directories this call's settings put in force for `out_dir`.
+    fn bases(&self, cwd: &Path, out_dir: &Path) -> RustBases {
+        let cfg = &self.ctx.cfg;
+        RustBases::new(&cfg.basedirs.value, cfg.rust_implicit_basedirs.value, cwd, out_dir)
+    }
+
     /// A compile we do not cache (a crate that links, say) still records paths as cached crates
     /// do: its output then is the same on every machine, and so are the keys of the crates built
     /// on it (a proc macro's bytes key every crate that uses it).
     fn uncached_compile(&mut self, reason: NotCacheable) -> i32 {
         if let (Some(out_dir), Ok(cwd)) = (out_dir_arg(&self.ctx.args), std::env::current_dir()) {
-            let bases = RustBases::new(
-                &self.ctx.cfg.basedirs.value,
-                self.ctx.cfg.rust_implicit_basedirs.value,
-                &cwd,
-                &out_dir,
-            );
+            let bases = self.bases(&cwd, &out_dir);
             let mut args = bases.remap_args();
             args.append(&mut self.ctx.args);
             self.ctx.args = args;
