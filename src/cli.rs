@@ -153,6 +153,10 @@ fn run_inner(cli: Cli) -> Result<(), String> {
         cfg = Config::load().map_err(|e| e.to_string())?;
     }
     let store = DiskStore::new(&cfg.dir.value, cfg.max_size.value);
+    if cli.clear_cache || cli.zero_stats || cli.show_stats || cli.cleanup || age.is_some() {
+        // Stores still finishing in the background (background.rs) count when they end.
+        crate::background::wait_for_all(&cfg.dir.value);
+    }
     if cli.clear_cache {
         store
             .clear()
@@ -368,6 +372,11 @@ fn settings(cfg: &Config) -> Vec<Row> {
             "rust_implicit_basedirs",
             json!(cfg.rust_implicit_basedirs.value),
             &cfg.rust_implicit_basedirs.source,
+        ),
+        row(
+            "background_store",
+            json!(cfg.background_store.value),
+            &cfg.background_store.source,
         ),
         row(
             "compiler_check",

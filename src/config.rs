@@ -13,6 +13,7 @@
 //! compiler_check = "content" # CACHEPOT_COMPILER_CHECK: content | mtime | string:<text>
 //! basedirs = ["/home/me/src"] # CACHEPOT_BASEDIRS (':'-separated)
 //! rust_implicit_basedirs = true # CACHEPOT_RUST_IMPLICIT_BASEDIRS: $CARGO_HOME, target dir
+//! background_store = true   # CACHEPOT_BACKGROUND_STORE: large stores finish after the call exits
 //! [cache.disk]
 //! dir = "~/.cache/cachepot"  # CACHEPOT_DIR
 //! size = "10G"               # CACHEPOT_CACHE_SIZE
@@ -58,6 +59,9 @@ pub struct Config {
     /// Rust: `$CARGO_HOME` and the build's target (profile) dir count as base directories without
     /// being configured (rust/bases.rs); off keeps their absolute paths in keys and outputs.
     pub rust_implicit_basedirs: Setting<bool>,
+    /// A miss with a large store ahead exits as soon as its outputs are in place and stores in the
+    /// background (background.rs); off stores before exiting.
+    pub background_store: Setting<bool>,
     /// The remote store behind the local disk, if one is configured (store/remote.rs parses it).
     pub remote: Option<RemoteConfig>,
     /// The config file's remote `[cache.*]` tables, as read, for store/remote.rs.
@@ -81,6 +85,7 @@ pub const TOP_KEYS: &[&str] = &[
     "compiler_check",
     "basedirs",
     "rust_implicit_basedirs",
+    "background_store",
 ];
 pub const DISK_KEYS: &[&str] = &["dir", "size"];
 pub const COORDINATOR_KEYS: &[&str] = &["mode", "jobs", "idle_timeout", "max_wait"];
@@ -163,6 +168,7 @@ impl Config {
             compiler_check: Setting::default(crate::identity::CompilerCheck::Content),
             basedirs: Setting::default(Vec::new()),
             rust_implicit_basedirs: Setting::default(true),
+            background_store: Setting::default(true),
             remote: None,
             remote_tables: BTreeMap::new(),
             coordinator: CoordinatorConfig::default(),
@@ -205,13 +211,14 @@ impl Config {
                 ));
             }
             match key.as_str() {
-                "recache" | "disable" | "direct" | "debug" | "rust_implicit_basedirs" => {
+                "recache" | "disable" | "direct" | "debug" | "rust_implicit_basedirs" | "background_store" => {
                     let b = value.as_bool().ok_or_else(|| bad(key, "must be true or false"))?;
                     let slot = match key.as_str() {
                         "recache" => &mut self.recache,
                         "disable" => &mut self.disable,
                         "direct" => &mut self.direct,
                         "rust_implicit_basedirs" => &mut self.rust_implicit_basedirs,
+                        "background_store" => &mut self.background_store,
                         _ => &mut self.debug,
                     };
                     *slot = Setting {
@@ -289,7 +296,7 @@ impl Config {
                 other => {
                     return Err(bad(
                         other,
-                        "is not a known setting; accepted: recache, disable, direct, debug, log, error_log, compiler_check, basedirs, rust_implicit_basedirs, [cache.disk], [coordinator], [trust]",
+                        "is not a known setting; accepted: recache, disable, direct, debug, log, error_log, compiler_check, basedirs, rust_implicit_basedirs, background_store, [cache.disk], [coordinator], [trust]",
                     ));
                 }
             }
@@ -376,6 +383,7 @@ impl Config {
             ("CACHEPOT_DIRECT", &mut self.direct),
             ("CACHEPOT_DEBUG", &mut self.debug),
             ("CACHEPOT_RUST_IMPLICIT_BASEDIRS", &mut self.rust_implicit_basedirs),
+            ("CACHEPOT_BACKGROUND_STORE", &mut self.background_store),
         ] {
             if let Some(v) = get(name) {
                 let value = env_bool(name, &v)?;
@@ -508,6 +516,7 @@ fn with_disk_size_line(old: &str, line: &str) -> String {
 pub const ENV_VARS: &[&str] = &[
     "CACHEPOT_AZURE_BLOB_CONTAINER",
     "CACHEPOT_AZURE_CONNECTION_STRING",
+    "CACHEPOT_BACKGROUND_STORE",
     "CACHEPOT_BASEDIRS",
     "CACHEPOT_BUCKET",
     "CACHEPOT_CACHE_SIZE",

@@ -2,6 +2,7 @@
 //! benches can reach the decoders and parsers. The binary (main.rs) is only argv[0] dispatch.
 
 pub mod atomic;
+pub mod background;
 pub mod bad_setting;
 pub mod call;
 pub mod cli;

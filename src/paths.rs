@@ -245,7 +245,9 @@ pub fn relative(from: &Path, to: &Path) -> PathBuf {
 
 /// Whether `needle` occurs in `haystack` (an empty needle never does).
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+    // memchr's SIMD search: a miss scans its outputs (tens of MB for an rlib or a binary) once per
+    // base, and a byte-by-byte window compare cost ~50 ms per base on a 20 MB rlib.
+    !needle.is_empty() && memchr::memmem::find(haystack, needle).is_some()
 }
 
 #[cfg(test)]

@@ -127,6 +127,8 @@ fn outcomes(env: &Env) -> BTreeMap<String, BTreeSet<String>> {
 }
 
 fn outcome_lines(env: &Env) -> BTreeMap<String, Vec<String>> {
+    // A store finishing in the background logs its miss when it ends: --show-stats waits for them.
+    env.ok(&["--show-stats"]);
     let log = env.dir.join("cachepot.log");
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
@@ -331,6 +333,76 @@ fn small_crate(name: &str) -> Env {
     );
     std::fs::create_dir_all(env.dir.join("out")).unwrap();
     env
+}
+
+/// A crate with half a megabyte of outputs is stored in the background (background.rs): the call
+/// exits first, the store keeps the bytes rustc wrote even when the build overwrites the rlib at
+/// once, a call straight after waits for the store and hits, and `--show-stats` counts it all.
+/// With CACHEPOT_BACKGROUND_STORE=false the miss is stored before the call exits.
+#[test]
+fn a_large_store_finishes_in_the_background_with_what_rustc_wrote() {
+    let rustc = require_tool("rustc");
+    let rustc = rustc.to_str().unwrap();
+    let mut env = Env::new("rust-background");
+    env.set("CACHEPOT_ERROR_LOG", env.dir.join("cachepot.log").to_str().unwrap());
+    env.set("CACHEPOT_LOG", "rust=info");
+    env.dir.write(
+        "src/lib.rs",
+        "pub static DATA: [u8; 600_000] = [7; 600_000];\npub fn first() -> u8 { DATA[0] }\n",
+    );
+    for d in ["out1", "out2", "out3"] {
+        std::fs::create_dir_all(env.dir.join(d)).unwrap();
+    }
+    let compile = |out: &str| {
+        let args = [
+            rustc,
+            "--crate-name",
+            "big",
+            "--crate-type",
+            "lib",
+            "--edition=2021",
+            "--emit=dep-info,metadata,link",
+            "--out-dir",
+            out,
+            "src/lib.rs",
+        ];
+        let o = env.cachepot(&args);
+        assert!(o.status.success(), "rustc {args:?}: {}", s(&o.stderr));
+    };
+    compile("out1");
+    let rlib = env.dir.join("out1/libbig.rlib");
+    let written = std::fs::read(&rlib).unwrap();
+    assert!(written.len() > 600_000, "{}", written.len());
+    // A later build step rewrites the rlib in place while the store may still be running.
+    std::fs::write(&rlib, vec![0u8; written.len()]).unwrap();
+    compile("out2");
+    assert_eq!(std::fs::read(env.dir.join("out2/libbig.rlib")).unwrap(), written);
+    assert_eq!((env.stat("misses"), env.stat("hits")), (1, 1));
+    let log = std::fs::read_to_string(env.dir.join("cachepot.log")).unwrap_or_default();
+    assert!(log.contains("in the background)"), "{log}");
+    assert!(
+        !log.contains("then 0.0 ms in the background"),
+        "the first call stored in the background: {log}"
+    );
+
+    // Off: stored before the call exits, nothing left pending.
+    env.dir.write(
+        "src/lib.rs",
+        "pub static DATA: [u8; 600_000] = [8; 600_000];\npub fn first() -> u8 { DATA[0] }\n",
+    );
+    let out = env
+        .cmd(cachepot_bin())
+        .env("CACHEPOT_BACKGROUND_STORE", "false")
+        .args([rustc, "--crate-name", "big", "--crate-type", "lib", "--edition=2021"])
+        .args(["--emit=dep-info,metadata,link", "--out-dir", "out3", "src/lib.rs"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    let pending: Vec<_> = std::fs::read_dir(env.cache.join("pending"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(pending.is_empty(), "{pending:?}");
+    assert_eq!((env.stat("misses"), env.stat("hits")), (2, 1));
 }
 
 #[test]

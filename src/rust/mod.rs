@@ -19,6 +19,7 @@ pub mod link;
 pub mod manifest;
 pub mod toolchain;
 
+use crate::background;
 use crate::call::{self, CallCtx, Wanted};
 use crate::compiler::NotCacheable;
 use crate::compiler::rustc::{self, Refusal, RustcCompile};
@@ -53,6 +54,8 @@ pub fn run(ctx: CallCtx, invoked: &OsStr) -> i32 {
         ctx,
         crate_name: None,
         started: std::time::Instant::now(),
+        rustc_time: None,
+        detached: None,
     };
     call::guarded(&mut call, |c| &c.ctx, RustCall::cached)
 }
@@ -63,6 +66,10 @@ struct RustCall {
     /// For the log line that says how the call ended.
     crate_name: Option<String>,
     started: std::time::Instant,
+    /// How long rustc itself ran, for the miss line of the log (the rest is the cache's).
+    rustc_time: Option<std::time::Duration>,
+    /// When the call forked to store in the background (background.rs).
+    detached: Option<std::time::Instant>,
 }
 
 /// What is known before compiling: the request, its manifest key, the file-hash cache.
@@ -126,8 +133,13 @@ impl RustCall {
         // The same store as C compiles: the local disk, with the configured remote behind it.
         let store = self.ctx.open_store();
         let store = store.as_ref();
+        // A store of this very key still in flight in the background: wait for it, then look again.
         if !self.ctx.cfg.recache.value
-            && let Some(status) = self.try_hit(store, &mut p)
+            && let Some(status) = self.try_hit(store, &mut p).or_else(|| {
+                background::wait_for(&self.ctx.cfg.dir.value, &p.manifest_key)
+                    .then(|| self.try_hit(store, &mut p))
+                    .flatten()
+            })
         {
             p.hashes.save();
             log::info!(
@@ -345,7 +357,9 @@ impl RustCall {
         // the one cargo already holds for this call).
         let slot = crate::coordinator::slot(&self.ctx.cfg);
         // A link's output is held back until we know the linker took the dependency-file option.
+        let rustc_started = std::time::Instant::now();
         let out = run_streaming(cmd, link_deps.is_none());
+        self.rustc_time = Some(rustc_started.elapsed());
         drop(slot);
         let link_text = link_deps.as_ref().map(|d| {
             let text = crate::limits::read_regular(d, crate::limits::DEP_FILE);
@@ -402,6 +416,32 @@ impl RustCall {
                 Fault::ReadFailed,
             );
             return self.count_returning(Outcome::Miss, out.status);
+        };
+        // The outputs as the compiler left them, read before anything else of the build can
+        // touch them: what is stored is this snapshot, whether now or in the background.
+        let mut snapshot = Vec::with_capacity(outputs.len());
+        for o in &outputs {
+            let path = p.cwd.join(&o.path);
+            if !crate::outputs::is_regular_file(&path) {
+                log::debug!(target: "rust", "{} is not a regular file; not storing", path.display());
+                return self.count_returning(Outcome::Miss, out.status);
+            }
+            match std::fs::read(&path) {
+                Ok(data) => snapshot.push((o.role, data)),
+                Err(e) => {
+                    self.ctx
+                        .fault(&format!("cannot read back {}: {e}", path.display()), Fault::ReadFailed);
+                    return self.count_returning(Outcome::Miss, out.status);
+                }
+            }
+        }
+        let _pending = match self.detach(&p.manifest_key, snapshot.iter().map(|(_, d)| d.len()).sum()) {
+            Some(background::Detached::Parent) => return out.status,
+            Some(background::Detached::Child(pending)) => {
+                self.detached = Some(std::time::Instant::now());
+                Some(pending)
+            }
+            None => None,
         };
         let deps = rustc::parse_dep_info(&String::from_utf8_lossy(&dep_text));
         let mut candidate = Candidate::default();
@@ -491,23 +531,12 @@ impl RustCall {
         };
         // An output that still names a base by its absolute path is kept for this location only.
         let mut names_location = false;
-        for o in &outputs {
-            let path = p.cwd.join(&o.path);
-            if !crate::outputs::is_regular_file(&path) {
-                log::debug!(target: "rust", "{} is not a regular file; not storing", path.display());
-                return self.count_returning(Outcome::Miss, out.status);
-            }
-            match std::fs::read(&path) {
-                Ok(data) if o.role == "dep-info" => entry.files.push((o.role.to_string(), for_store(&data))),
-                Ok(data) => {
-                    names_location |= p.bases.embedded_in(&data);
-                    entry.files.push((o.role.to_string(), data))
-                }
-                Err(e) => {
-                    self.ctx
-                        .fault(&format!("cannot read back {}: {e}", path.display()), Fault::ReadFailed);
-                    return self.count_returning(Outcome::Miss, out.status);
-                }
+        for (role, data) in snapshot {
+            if role == "dep-info" {
+                entry.files.push((role.to_string(), for_store(&data)));
+            } else {
+                names_location |= p.bases.embedded_in(&data);
+                entry.files.push((role.to_string(), data));
             }
         }
         let mut manifest_key = p.manifest_key.clone();
@@ -535,6 +564,15 @@ impl RustCall {
         self.count_returning(Outcome::Miss, out.status)
     }
 
+    /// Finish this miss in the background when its store is large (background.rs).
+    fn detach(&self, key: &str, output_bytes: usize) -> Option<background::Detached> {
+        let cfg = &self.ctx.cfg;
+        if !cfg.background_store.value || output_bytes < background::WORTH_BYTES || !background::forkable(cfg) {
+            return None;
+        }
+        background::detach(&cfg.dir.value, key)
+    }
+
     /// One local file per crate compile holds its files' stat data and digests. It is named by what
     /// does not change with the target dir (cwd, input, key arguments), so a new target dir of the
     /// same checkout finds the sources' digests without reading them.
@@ -553,7 +591,19 @@ impl RustCall {
     fn count_returning(&self, outcome: Outcome, status: i32) -> i32 {
         let name = self.crate_name.as_deref().unwrap_or("?");
         match &outcome {
-            Outcome::Miss => log::info!(target: "rust", "crate {name}: miss"),
+            Outcome::Miss => {
+                let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+                let end = std::time::Instant::now();
+                let exit = self.detached.unwrap_or(end);
+                let rustc = self.rustc_time.unwrap_or_default();
+                log::info!(
+                    target: "rust",
+                    "crate {name}: miss (rustc {:.1} ms, cachepot {:.1} ms, then {:.1} ms in the background)",
+                    ms(rustc),
+                    ms((exit - self.started).saturating_sub(rustc)),
+                    ms(end - exit)
+                )
+            }
             Outcome::NotCacheable(why) => log::info!(target: "rust", "crate {name}: not cacheable: {}", why.describe()),
             _ => {}
         }
@@ -715,16 +765,13 @@ fn replace(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
         return data.to_vec();
     }
     let mut out = Vec::with_capacity(data.len());
-    let mut i = 0;
-    while i < data.len() {
-        if data[i..].starts_with(from) {
-            out.extend_from_slice(to);
-            i += from.len();
-        } else {
-            out.push(data[i]);
-            i += 1;
-        }
+    let mut last = 0;
+    for at in memchr::memmem::find_iter(data, from) {
+        out.extend_from_slice(&data[last..at]);
+        out.extend_from_slice(to);
+        last = at + from.len();
     }
+    out.extend_from_slice(&data[last..]);
     out
 }
 

@@ -1,0 +1,177 @@
+//! Storing a miss after the build has moved on. Once the compiler's outputs are in place and read
+//! back into memory, a call with a large store ahead (compressing and writing a 20 MB rlib or a
+//! linked binary takes tens of milliseconds) forks: the parent exits with the compiler's status at
+//! once, so make, ninja or cargo go on, and the child — stdio on /dev/null, in its own session —
+//! keys, compresses, stores and counts from the snapshot the parent read. The build never waits
+//! for the cache, and what is stored is what the compiler wrote (a later build step that rewrites
+//! the output in place cannot reach the snapshot).
+//!
+//! Each store in flight holds an exclusive `flock` on `<dir>/pending/<key>`. A later call whose
+//! lookup misses checks for its key there and waits for that store (a second build started
+//! straight after the first still hits); `--show-stats` and `--zero-stats` wait for all of them,
+//! so the figures they show are complete. A child that dies leaves an unlocked file that waiters
+//! pass over.
+//!
+//! Not used where forking is unsafe or pointless: with the REAPI backend (its runtime and
+//! connection live in the parent) and when `background_store` is off.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Below this many bytes of output a store costs less than the fork: it is done in line.
+pub const WORTH_BYTES: usize = 256 << 10;
+
+/// How long a lookup waits for a store of its own key, and a report for all of them.
+const WAIT_FOR_KEY: Duration = Duration::from_secs(20);
+const WAIT_FOR_ALL: Duration = Duration::from_secs(60);
+
+/// Which side of the fork this process is on.
+pub enum Detached {
+    /// Return the compiler's status now; the child stores.
+    Parent,
+    /// Store, then exit; the store is marked pending until this is dropped.
+    Child(Pending),
+}
+
+/// The mark of a store in flight: removed (and unlocked) when dropped.
+pub struct Pending {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn pending_dir(dir: &Path) -> PathBuf {
+    dir.join("pending")
+}
+
+/// Fork so that the store under `key` finishes in the background. `None`: store in line (the
+/// pending mark could not be made, another call is storing the same key, or fork failed).
+pub fn detach(dir: &Path, key: &str) -> Option<Detached> {
+    let pending = pending_dir(dir);
+    std::fs::create_dir_all(&pending).ok()?;
+    let path = pending.join(key);
+    // Made under a name of its own and locked before it takes the key's name, so that a file at
+    // the key's name is always held by a live store or by none.
+    let (tmp, file) = crate::atomic::TempFile::beside(&path, 0o600).ok()?;
+    if !try_lock(&file, libc::LOCK_EX) {
+        return None;
+    }
+    if path.exists() && !try_lock(&File::open(&path).ok()?, libc::LOCK_SH) {
+        // The same result is being stored by another call right now.
+        return None;
+    }
+    tmp.persist(&path).ok()?;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: no other thread of this process runs at this point (the flows join their reader
+    // threads, and the REAPI runtime, the one that starts threads, is excluded by the caller).
+    match unsafe { libc::fork() } {
+        -1 => {
+            let _ = std::fs::remove_file(&path);
+            None
+        }
+        0 => {
+            // SAFETY: plain system calls on descriptors this process owns.
+            unsafe {
+                libc::setsid();
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if null >= 0 {
+                    for fd in 0..3 {
+                        libc::dup2(null, fd);
+                    }
+                    if null > 2 {
+                        libc::close(null);
+                    }
+                }
+            }
+            Some(Detached::Child(Pending { path, _lock: file }))
+        }
+        _ => {
+            // The lock stays with the child: flock belongs to the open file, which the child
+            // shares; closing this process's descriptor does not release it.
+            drop(file);
+            Some(Detached::Parent)
+        }
+    }
+}
+
+/// Whether this configuration may fork after a lookup: not with the REAPI backend, whose runtime
+/// and HTTP/2 connection were made in this process (every other backend is plain blocking I/O).
+pub fn forkable(cfg: &crate::config::Config) -> bool {
+    !matches!(
+        cfg.remote.as_ref().map(|r| &r.backend),
+        Some(crate::store::remote::Backend::Reapi(_))
+    )
+}
+
+fn try_lock(f: &File, how: libc::c_int) -> bool {
+    // SAFETY: flock on a descriptor owned by `f`.
+    unsafe { libc::flock(f.as_raw_fd(), how | libc::LOCK_NB) == 0 }
+}
+
+/// If a store of `key` is in flight, wait (bounded) until it ends. True when there was one.
+pub fn wait_for(dir: &Path, key: &str) -> bool {
+    match File::open(pending_dir(dir).join(key)) {
+        Ok(f) => {
+            wait_unlocked(&f, Instant::now() + WAIT_FOR_KEY);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Wait (bounded) for every store in flight, before a report reads the counters.
+pub fn wait_for_all(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(pending_dir(dir)) else {
+        return;
+    };
+    let until = Instant::now() + WAIT_FOR_ALL;
+    for e in entries.flatten() {
+        if let Ok(f) = File::open(e.path()) {
+            wait_unlocked(&f, until);
+        }
+    }
+}
+
+fn wait_unlocked(f: &File, until: Instant) {
+    while !try_lock(f, libc::LOCK_SH) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_mark_is_waited_for_and_a_dead_one_is_not() {
+        let dir = std::env::temp_dir().join(format!("cachepot-background-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!wait_for(&dir, "k"), "nothing pending");
+        std::fs::create_dir_all(pending_dir(&dir)).unwrap();
+        let path = pending_dir(&dir).join("k");
+        let held = File::create(&path).unwrap();
+        assert!(try_lock(&held, libc::LOCK_EX));
+        let released = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(held);
+        });
+        let t = Instant::now();
+        assert!(wait_for(&dir, "k"));
+        assert!(t.elapsed() >= Duration::from_millis(90), "waited for the holder");
+        released.join().unwrap();
+        // The holder is gone and its file left behind: no wait.
+        let t = Instant::now();
+        wait_for_all(&dir);
+        assert!(t.elapsed() < Duration::from_secs(1));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
