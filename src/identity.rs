@@ -228,11 +228,13 @@ pub fn cpu_signature() -> String {
 /// Hex digits of a memo digest (XXH3-128).
 const DIGEST_HEX: usize = 32;
 
-/// XXH3-128 of a file, read in blocks.
-fn content_digest(path: &Path) -> std::io::Result<String> {
+/// XXH3-128 of a file (hex), read in blocks: no buffer the size of the file (a 100 MB rlib read
+/// whole costs its page faults, more than hashing it). The one file digest of compilers and of
+/// the Rust flow's sources, crates and linker inputs.
+pub fn content_digest(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;
     let mut h = xxhash_rust::xxh3::Xxh3::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; 256 << 10];
     loop {
         match f.read(&mut buf) {
             Ok(0) => break,

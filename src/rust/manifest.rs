@@ -134,10 +134,6 @@ type Stat = (u64, u64, u64, i64, i64, i64, i64);
 /// Hex digits of a file digest (XXH3-128).
 const FILE_DIGEST_HEX: usize = 32;
 
-fn file_digest(data: &[u8]) -> String {
-    hex(&xxhash_rust::xxh3::xxh3_128(data).to_be_bytes())
-}
-
 fn stat_of(m: &std::fs::Metadata) -> Stat {
     (
         m.dev(),
@@ -219,8 +215,11 @@ impl HashCache {
         {
             return Some(d.clone());
         }
-        let data = crate::limits::read_regular(path, crate::limits::INPUT_FILE).ok()?;
-        let digest = file_digest(&data);
+        if !meta.is_file() || meta.len() > crate::limits::INPUT_FILE {
+            // A FIFO would block the read, a device never end; neither is a source.
+            return None;
+        }
+        let digest = crate::identity::content_digest(path).ok()?;
         // Compare the stat again: a file that changed while we read it is not remembered.
         let after = std::fs::metadata(path).ok().map(|m| stat_of(&m));
         let settled = stat.3.max(stat.5) < self.now - RACY_SECS;
@@ -284,7 +283,7 @@ mod tests {
         let cache_file = d.join("cache");
         let mut hc = HashCache::load(Some(cache_file.clone()));
         let fresh = hc.digest(&f).unwrap();
-        assert_eq!(fresh, file_digest(b"fn a() {}"));
+        assert_eq!(fresh, hex(&xxhash_rust::xxh3::xxh3_128(b"fn a() {}").to_be_bytes()));
         // Just written: not settled, so not remembered.
         assert!(hc.known.is_empty());
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(100);
