@@ -135,14 +135,24 @@ pub fn wait_for_all(dir: &Path) {
     };
     let until = Instant::now() + WAIT_FOR_ALL;
     for e in entries.flatten() {
-        if let Ok(f) = File::open(e.path()) {
-            wait_unlocked(&f, until);
+        if let Ok(f) = File::open(e.path())
+            && wait_unlocked(&f, until)
+        {
+            // Left by a store that died (a live one removes its mark before unlocking it).
+            let _ = std::fs::remove_file(e.path());
         }
     }
 }
 
-fn wait_unlocked(f: &File, until: Instant) {
-    while !try_lock(f, libc::LOCK_SH) && Instant::now() < until {
+/// Wait until nothing holds `f`'s lock, or `until`; true when it is free.
+fn wait_unlocked(f: &File, until: Instant) -> bool {
+    loop {
+        if try_lock(f, libc::LOCK_SH) {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -172,6 +182,7 @@ mod tests {
         let t = Instant::now();
         wait_for_all(&dir);
         assert!(t.elapsed() < Duration::from_secs(1));
+        assert!(!path.exists(), "a dead store's mark is cleared");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
