@@ -12,8 +12,9 @@
 //! so the figures they show are complete. A child that dies leaves an unlocked file that waiters
 //! pass over.
 //!
-//! Not used where forking is unsafe or pointless: with the REAPI backend (its runtime and
-//! connection live in the parent) and when `background_store` is off.
+//! Used by the Rust flow (rlibs and linked outputs of MBs); a C compile stores in line, its store
+//! being ~1 % of the compile. Not used where forking is unsafe or pointless: with the REAPI
+//! backend (its runtime and connection live in the parent) and when `background_store` is off.
 
 use std::fs::File;
 use std::io::Write;
