@@ -58,6 +58,9 @@ fn pending_dir(dir: &Path) -> PathBuf {
 pub fn detach(dir: &Path, key: &str) -> Option<Detached> {
     let pending = pending_dir(dir);
     std::fs::create_dir_all(&pending).ok()?;
+    if !orphans_are_reaped(&pending) {
+        return None;
+    }
     let path = pending.join(key);
     // Made under a name of its own and locked before it takes the key's name, so that a file at
     // the key's name is always held by a live store or by none.
@@ -95,10 +98,11 @@ pub fn detach(dir: &Path, key: &str) -> Option<Detached> {
             }
             Some(Detached::Child(Pending { path, _lock: file }))
         }
-        _ => {
+        child => {
             // The lock stays with the child: flock belongs to the open file, which the child
             // shares; closing this process's descriptor does not release it.
             drop(file);
+            let _ = std::fs::write(pending.join(".last"), child.to_string());
             Some(Detached::Parent)
         }
     }
@@ -111,6 +115,41 @@ pub fn forkable(cfg: &crate::config::Config) -> bool {
         cfg.remote.as_ref().map(|r| &r.backend),
         Some(crate::store::remote::Backend::Reapi(_))
     )
+}
+
+/// How long a finding that orphans are not reaped here holds before it is checked again.
+const NO_REAPER_FOR: Duration = Duration::from_secs(24 * 3600);
+
+/// The store outlives its parent, so it ends as a child of PID 1 or of a subreaper. A container
+/// whose PID 1 is the build itself or `tail -f /dev/null` (GitHub Actions' container jobs) never
+/// reaps it: each store would leave a zombie, and under a pids limit enough of them would fail the
+/// build's own forks. So the last store sent to the background is looked at: still a zombie, and
+/// this cache dir stores in line for a day (`pending/.no-reaper`), at the cost of one zombie.
+fn orphans_are_reaped(pending: &Path) -> bool {
+    let marker = pending.join(".no-reaper");
+    if std::fs::metadata(&marker)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < NO_REAPER_FOR))
+    {
+        return false;
+    }
+    let last = std::fs::read_to_string(pending.join(".last")).unwrap_or_default();
+    if last.trim().parse::<u32>().is_ok_and(is_zombie) {
+        log::warn!(
+            "a finished background store was never reaped (this PID 1 does not reap orphans); storing in line (see CACHEPOT_BACKGROUND_STORE)"
+        );
+        let _ = std::fs::write(&marker, b"");
+        return false;
+    }
+    true
+}
+
+/// Whether process `pid` has ended and waits to be reaped (state Z in /proc/<pid>/stat).
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
 }
 
 fn try_lock(f: &File, how: libc::c_int) -> bool {
@@ -135,7 +174,11 @@ pub fn wait_for_all(dir: &Path) {
         return;
     };
     let until = Instant::now() + WAIT_FOR_ALL;
-    for e in entries.flatten() {
+    // Dot files are this module's notes (`.last`, `.no-reaper`) and marks not yet in place.
+    for e in entries
+        .flatten()
+        .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
+    {
         if let Ok(f) = File::open(e.path())
             && wait_unlocked(&f, until)
         {
@@ -184,6 +227,31 @@ mod tests {
         wait_for_all(&dir);
         assert!(t.elapsed() < Duration::from_secs(1));
         assert!(!path.exists(), "a dead store's mark is cleared");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_last_store_left_unreaped_turns_background_stores_off() {
+        let dir = std::env::temp_dir().join(format!("cachepot-reaper-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let pending = pending_dir(&dir);
+        std::fs::create_dir_all(&pending).unwrap();
+        assert!(orphans_are_reaped(&pending), "nothing known yet");
+        // A child that ended and is not waited for yet: what an unreaped store looks like.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let t = Instant::now();
+        while !is_zombie(pid) && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(is_zombie(pid));
+        std::fs::write(pending.join(".last"), pid.to_string()).unwrap();
+        assert!(!orphans_are_reaped(&pending));
+        child.wait().unwrap();
+        assert!(!is_zombie(pid));
+        assert!(!orphans_are_reaped(&pending), "remembered for a day");
+        wait_for_all(&dir);
+        assert!(pending.join(".no-reaper").exists(), "reports leave the notes alone");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

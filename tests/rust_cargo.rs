@@ -399,9 +399,14 @@ fn a_large_store_finishes_in_the_background_with_what_rustc_wrote() {
         .unwrap();
     assert!(out.status.success(), "{}", s(&out.stderr));
     let pending: Vec<_> = std::fs::read_dir(env.cache.join("pending"))
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| !n.as_encoded_bytes().starts_with(b"."))
+                .collect()
+        })
         .unwrap_or_default();
-    assert!(pending.is_empty(), "{pending:?}");
+    assert!(pending.is_empty(), "no store in flight: {pending:?}");
     assert_eq!((env.stat("misses"), env.stat("hits")), (2, 1));
 }
 
