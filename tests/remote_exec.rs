@@ -4,6 +4,8 @@
 //! (with -MD -MP) compiles on the workers with objects and dependency files byte-identical to local
 //! compiles; compiler errors and
 //! warnings read as locally; an engine stopped in the middle of a build leaves the build right.
+//! The same for a cargo workspace: its library crates compile on the workers (rust/remote.rs), byte
+//! for byte as rustc compiles them here.
 mod common;
 mod reapi_support;
 mod remote_support;
@@ -232,4 +234,218 @@ fn clang_compiles_remotely_too_with_the_local_object() {
     }
     assert_eq!(other(&env, "remote_execution.compiled"), 3, "{}", env.stats());
     assert_eq!(env.stats()["errors"].as_u64(), Some(0), "{}", env.stats());
+}
+
+/// A cargo workspace of local crates (no registry): `leaf`, `mid` (on leaf, with a generic function
+/// and a macro), `top` (on mid, using leaf's type through it: rustc finds leaf in the dependency
+/// dir) and the program `app` printing `top::answer()`.
+fn rust_workspace(ws: &std::path::Path) {
+    let w = |rel: &str, text: &str| {
+        let p = ws.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"leaf\", \"mid\", \"top\", \"app\"]\nresolver = \"2\"\n",
+    );
+    let package = |name: &str, deps: &str| {
+        format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n{deps}")
+    };
+    w("leaf/Cargo.toml", &package("leaf", ""));
+    w(
+        "leaf/src/lib.rs",
+        "pub struct Count(pub u64);\npub fn base() -> Count {\n    Count(6)\n}\n",
+    );
+    w("mid/Cargo.toml", &package("mid", "leaf = { path = \"../leaf\" }\n"));
+    w(
+        "mid/src/lib.rs",
+        "mod more;\n#[macro_export]\nmacro_rules! twice {\n    ($e:expr) => {\n        $e * 2\n    };\n}\n\
+         pub fn scale<T: Into<u64>>(t: T) -> leaf::Count {\n    leaf::Count(leaf::base().0 * t.into() + more::EXTRA)\n}\n",
+    );
+    w("mid/src/more.rs", "pub const EXTRA: u64 = 0;\n");
+    w(
+        "top/Cargo.toml",
+        &package("top", "mid = { path = \"../mid\" }\nleaf = { path = \"../leaf\" }\n"),
+    );
+    w(
+        "top/src/lib.rs",
+        "pub fn answer() -> u64 {\n    let c: leaf::Count = mid::scale(7u32);\n    mid::twice!(c.0) / 2\n}\n",
+    );
+    w("app/Cargo.toml", &package("app", "top = { path = \"../top\" }\n"));
+    w(
+        "app/src/main.rs",
+        "fn main() {\n    println!(\"the answer is {}\", top::answer());\n}\n",
+    );
+}
+
+/// `cargo build` in `ws` (the outer cargo's variables removed), through cachepot when `cached`.
+fn cargo_build(env: &Env, ws: &std::path::Path, cached: bool, args: &[&str]) -> std::process::Output {
+    let mut c = env.cmd(require_tool("cargo"));
+    c.current_dir(ws);
+    for (k, _) in std::env::vars() {
+        if (k.starts_with("CARGO_") && k != "CARGO_HOME") || k.starts_with("RUSTC") || k.starts_with("RUSTFLAGS") {
+            c.env_remove(&k);
+        }
+    }
+    c.env("CARGO_INCREMENTAL", "0");
+    // The log (CACHEPOT_ERROR_LOG) says why a crate compiled where it did, for failures' messages.
+    c.env("CACHEPOT_LOG", "rust=debug");
+    if cached {
+        c.env("RUSTC_WRAPPER", cachepot_bin());
+    }
+    c.arg("build").args(args).output().expect("run cargo")
+}
+
+/// Every `.rlib` and `.rmeta` of the workspace's crates, by file name.
+fn rust_libraries(ws: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(ws.join("target/debug/deps"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name.ends_with(".rlib") || name.ends_with(".rmeta")).then(|| (name, std::fs::read(e.path()).unwrap()))
+        })
+        .collect()
+}
+
+fn run_app(ws: &std::path::Path) -> String {
+    let out = Command::new(ws.join("target/debug/app")).output().expect("run app");
+    assert!(out.status.success());
+    s(&out.stdout)
+}
+
+/// The workspace's libraries as cargo builds them with plain rustc given `--remap-path-prefix=/=/`
+/// (through a wrapper script: cargo keys RUSTFLAGS into crate hashes, not the wrapper); the target
+/// dir is removed again.
+fn reference_libraries(env: &Env, ws: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let wrapper = env.dir.write(
+        "remap-rustc.sh",
+        "#!/bin/sh\nr=$1\nshift\nexec \"$r\" --remap-path-prefix=/=/ \"$@\"\n",
+    );
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut c = env.cmd(require_tool("cargo"));
+    c.current_dir(ws);
+    for (k, _) in std::env::vars() {
+        if (k.starts_with("CARGO_") && k != "CARGO_HOME") || k.starts_with("RUSTC") || k.starts_with("RUSTFLAGS") {
+            c.env_remove(&k);
+        }
+    }
+    let out = c
+        .env("CARGO_INCREMENTAL", "0")
+        .env("RUSTC_WRAPPER", &wrapper)
+        .arg("build")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    let libs = rust_libraries(ws);
+    std::fs::remove_dir_all(ws.join("target")).unwrap();
+    libs
+}
+
+fn assert_same_libraries(
+    ours: &std::collections::BTreeMap<String, Vec<u8>>,
+    reference: &std::collections::BTreeMap<String, Vec<u8>>,
+) {
+    assert_eq!(ours.keys().collect::<Vec<_>>(), reference.keys().collect::<Vec<_>>());
+    let differ: Vec<&String> = ours.keys().filter(|k| ours[*k] != reference[*k]).collect();
+    assert!(differ.is_empty(), "differ from rustc's own: {differ:?}");
+}
+
+/// cargo's messages less the lines that name the run (`Compiling`, `Finished`): rustc's own.
+fn rustc_messages(stderr: &[u8]) -> String {
+    s(stderr)
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("Compiling") && !l.trim_start().starts_with("Finished"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_cargo_workspace_compiles_its_libraries_on_the_workers() {
+    let pg = postgres();
+    let server = buildgrid(Options {
+        execution: Some(&pg),
+        ..Options::default()
+    });
+    let _workers = workers(&server, 2);
+    let env = exec_env("exec-cargo", &server);
+    let ws = env.dir.join("ws");
+    rust_workspace(&ws);
+    let out = cargo_build(&env, &ws, true, &[]);
+    let log = s(&std::fs::read(env.dir.join("cachepot.log")).unwrap_or_default());
+    assert!(out.status.success(), "{}\n{log}", s(&out.stderr));
+    let stats = env.stats();
+    // The three libraries compiled on the workers; the program links, which stays here.
+    assert_eq!(other(&env, "remote_execution.compiled"), 3, "{stats}\n{log}");
+    assert_eq!(other(&env, "remote_execution.not_eligible"), 1, "{stats}");
+    assert_eq!(stats["errors"].as_u64(), Some(0), "{stats}");
+    assert!(other(&env, "remote_execution.uploaded_bytes") > 0, "{stats}");
+    assert_eq!(run_app(&ws), "the answer is 42\n");
+    let remote = rust_libraries(&ws);
+    assert_eq!(remote.len(), 6, "{:?}", remote.keys());
+
+    // The same crates compiled here by rustc with the one remapping remote execution adds (every
+    // path to itself: rust/remote.rs), at the same place: the same bytes.
+    std::fs::remove_dir_all(ws.join("target")).unwrap();
+    assert_same_libraries(&remote, &reference_libraries(&env, &ws));
+
+    // Stored as cachepot entries too: a new target dir hits without the engine.
+    let again = cargo_build(&env, &ws, true, &[]);
+    assert!(again.status.success(), "{}", s(&again.stderr));
+    assert_eq!(other(&env, "remote_execution.compiled"), 3, "{}", env.stats());
+    assert!(env.stat("hits") >= 3, "{}", env.stats());
+    assert_eq!(run_app(&ws), "the answer is 42\n");
+
+    // A type error (found by the compile, not by dep-info's expansion) fails on the worker, then
+    // here: rustc's messages read exactly as plain cargo's.
+    std::fs::write(
+        ws.join("top/src/lib.rs"),
+        "pub fn answer() -> u64 {\n    let c: leaf::Count = mid::scale(7u32);\n    c\n}\n",
+    )
+    .unwrap();
+    let failed = cargo_build(&env, &ws, true, &[]);
+    let plain = cargo_build(&env, &ws, false, &[]);
+    assert!(!failed.status.success());
+    assert_eq!(failed.status.code(), plain.status.code());
+    assert!(
+        rustc_messages(&failed.stderr).contains("error[E0308]"),
+        "{}",
+        s(&failed.stderr)
+    );
+    assert_eq!(rustc_messages(&failed.stderr), rustc_messages(&plain.stderr));
+    assert_eq!(other(&env, "remote_execution.compile_failed"), 1, "{}", env.stats());
+    assert_eq!(env.stats()["errors"].as_u64(), Some(0), "{}", env.stats());
+}
+
+#[test]
+fn an_engine_stopped_in_the_middle_of_a_cargo_build_leaves_the_build_right() {
+    let pg = postgres();
+    let mut server = buildgrid(Options {
+        execution: Some(&pg),
+        ..Options::default()
+    });
+    let mut workers = workers(&server, 2);
+    let env = exec_env("exec-cargo-stop", &server);
+    let ws = env.dir.join("ws");
+    rust_workspace(&ws);
+    let first = cargo_build(&env, &ws, true, &["-p", "mid"]);
+    assert!(first.status.success(), "{}", s(&first.stderr));
+    assert_eq!(other(&env, "remote_execution.compiled"), 2, "{}", env.stats());
+    server.kill();
+    workers.kill();
+    let rest = cargo_build(&env, &ws, true, &[]);
+    assert!(rest.status.success(), "{}", s(&rest.stderr));
+    assert_eq!(run_app(&ws), "the answer is 42\n");
+    // Compiled remotely or here, the same bytes.
+    let ours = rust_libraries(&ws);
+    std::fs::remove_dir_all(ws.join("target")).unwrap();
+    assert_same_libraries(&ours, &reference_libraries(&env, &ws));
+    let stats = env.stats();
+    assert_eq!(other(&env, "remote_execution.compiled"), 2, "{stats}");
+    assert_eq!(other(&env, "remote_execution.local_fallback"), 1, "{stats}");
+    assert!(
+        stats["error_kinds"]["remote_unreachable"].as_u64().unwrap_or(0) >= 1,
+        "{stats}"
+    );
 }

@@ -57,6 +57,9 @@ def run(action):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         env.update({v.name: v.value for v in command.environment_variables})
         cwd = os.path.join(root, command.working_directory)
+        # The API: the worker creates the directories leading up to the outputs.
+        for path in list(command.output_paths) or list(command.output_files):
+            os.makedirs(os.path.dirname(os.path.join(cwd, path)), exist_ok=True)
         proc = subprocess.run(list(command.arguments), cwd=cwd, env=env, capture_output=True)
         result = re.ActionResult(exit_code=proc.returncode, stdout_raw=proc.stdout, stderr_raw=proc.stderr)
         uploads = []

@@ -1,0 +1,504 @@
+//! A rustc miss compiled on a Remote Execution API engine (`CACHEPOT_REMOTE_EXECUTION=on`): the
+//! Rust side of remote_exec.rs. Only library crates (rlib, rmeta) go: nothing that links.
+//!
+//! What the compile reads is learnt first, locally: rustc with `--emit=dep-info` only (parsing and
+//! macro expansion) names the crate's sources and the variables it reads. The input root mirrors
+//! this machine's absolute paths (`/w/src/lib.rs` is `w/src/lib.rs` in it) and holds those sources,
+//! the `--extern` crates and every crate file of the `-L dependency=` directories (rustc looks up
+//! the crates those crates were built on there). The toolchain is the worker's: the same rustc at
+//! the same absolute path, named by content in the platform property `cachepot-toolchain`.
+//!
+//! The command is `/bin/sh -c SCRIPT` around rustc: the script learns the input root's absolute
+//! path `R` on the worker, puts it in front of every absolute path of the command line (they carry
+//! `MARK` there), runs rustc in the mirrored working directory, and gives rustc
+//! `--remap-path-prefix=R=/` ahead of the flow's and the user's remappings (whose directories get
+//! `R` too): what rustc records is then what it records here, and the outputs are the local ones
+//! byte for byte. The script also writes `R` to the output `cachepot-root`, so that what names
+//! the worker's paths anyway (dep-info files, cargo's artifact lines) is put back to this
+//! machine's; an rlib or rmeta that still names `R` is not used (compiled locally instead).
+//!
+//! Not sent (compiled locally, counted as `remote_execution.not_eligible` with the reason in the
+//! log): a crate that links, that has native libraries, that reads a variable whose value is a
+//! path here (`OUT_DIR`, `CARGO_MANIFEST_DIR`: the file it names would not be the input root's),
+//! that reads a credential, or whose inputs pass `INPUT_LIMIT`. A compile that fails on the worker
+//! is compiled here, so rustc's errors read exactly as locally; every engine fault too.
+
+use super::{Captured, Prepared, RustBases, is_secret_name, keyed_env};
+use crate::call::CallCtx;
+use crate::compiler::rustc;
+use crate::locate;
+use crate::remote_exec::Declined;
+use crate::stats;
+use crate::store::StoreError;
+use crate::store::reapi::{ReapiConfig, ReapiStore};
+use crate::store::reapi_proto as pb;
+use crate::store::remote::Timeouts;
+use prost::Message as _;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Stands for the input root's absolute path on the worker in the command's arguments.
+const MARK: &str = "@cachepot-root@";
+/// The output in which the worker's script names the input root's absolute path.
+const ROOT_FILE: &str = "cachepot-root";
+/// Runs rustc (`$1`) in the working directory (`$2`, relative to the input root) with `MARK`
+/// replaced by the input root's path in every further argument (POSIX sh: no worker needs bash).
+const SCRIPT: &str = r#"R=$PWD
+printf %s "$R" >cachepot-root || exit 125
+rustc=$1 dir=$2
+shift 2
+for a do
+  b=
+  while :; do
+    case $a in
+      *@cachepot-root@*) b=$b${a%%@cachepot-root@*}$R; a=${a#*@cachepot-root@} ;;
+      *) break ;;
+    esac
+  done
+  shift
+  set -- "$@" "$b$a"
+done
+cd "$R/$dir" || exit 125
+exec "$rustc" "--remap-path-prefix=$R=/" "$@"
+"#;
+/// A crate whose inputs are larger is compiled locally (each action reads and digests them all).
+const INPUT_LIMIT: u64 = 512 << 20;
+
+/// The bases of a rustc call as remote execution (when on) needs them: every path remapped, as
+/// the remote compile's are (`RustBases::with_root_remap`), so that where a crate compiled does
+/// not change its bytes.
+pub(super) fn bases(cfg: &crate::config::Config, bases: RustBases) -> RustBases {
+    match cfg.remote.as_ref().and_then(|r| r.remote_execution()) {
+        Some(_) => bases.with_root_remap(),
+        None => bases,
+    }
+}
+
+/// Compile this miss on the engine when remote execution is on and the crate can go: its outputs
+/// are written and its messages shown, as `run_streaming` would. `None`: compile locally (why is
+/// counted, and a fault is recorded on `ctx`).
+pub(super) fn compile(ctx: &mut CallCtx, p: &Prepared, cmd: &Command) -> Option<Captured> {
+    let remote = ctx.cfg.remote.as_ref()?;
+    let cfg = remote.remote_execution()?.clone();
+    let timeouts = remote.timeouts();
+    let backoff = crate::remote_exec::backoff(&ctx.cfg.dir.value, &cfg, remote.backoff.value);
+    let result = if backoff.active() {
+        Err(Declined::BackingOff)
+    } else {
+        run(ctx, &cfg, timeouts, p, cmd)
+    };
+    let mut counters = stats::Counters::new();
+    let mut count = |name: &str, n: u64| *counters.entry(name.to_string()).or_default() += n;
+    let out = match result {
+        Ok((captured, uploaded)) => {
+            count("remote_execution.compiled", 1);
+            count("remote_execution.uploaded_bytes", uploaded);
+            Some(captured)
+        }
+        Err(Declined::NotEligible(why)) => {
+            log::debug!(target: "rust", "crate {}: compiling locally: {why}", p.req.crate_name);
+            count("remote_execution.not_eligible", 1);
+            None
+        }
+        Err(Declined::BackingOff) => {
+            count("remote_execution.skipped_backoff", 1);
+            None
+        }
+        Err(Declined::CompileFailed | Declined::Diagnostics) => {
+            count("remote_execution.compile_failed", 1);
+            None
+        }
+        Err(Declined::Fault(e)) => {
+            count("remote_execution.local_fallback", 1);
+            backoff.start();
+            ctx.fault(&format!("remote execution failed: {e}; compiling locally"), e.fault());
+            None
+        }
+    };
+    if let Err(e) = stats::add_counters(&ctx.cfg.dir.value, &counters) {
+        log::warn!(target: "rust", "could not update statistics: {e}");
+    }
+    out
+}
+
+/// `path` inside the input root: its absolute path here without the leading `/`.
+fn in_root(cwd: &Path, path: &Path) -> Result<String, &'static str> {
+    let full = crate::paths::normalize(&cwd.join(path));
+    let rel = full.strip_prefix("/").map_err(|_| "a path that is not absolute")?;
+    let rel = rel.to_str().ok_or("a path that is not UTF-8")?.to_string();
+    if rel == ROOT_FILE || rel.starts_with(&format!("{ROOT_FILE}/")) {
+        return Err("a path under /cachepot-root");
+    }
+    Ok(rel)
+}
+
+fn run(
+    ctx: &CallCtx,
+    cfg: &ReapiConfig,
+    timeouts: Timeouts,
+    p: &Prepared,
+    cmd: &Command,
+) -> Result<(Captured, u64), Declined> {
+    use Declined::NotEligible;
+    let req = &p.req;
+    if req.links() || req.bin || req.shared || req.staticlib {
+        return Err(NotEligible("not a library crate (rlib, rmeta): the linker would run"));
+    }
+    if !req.native_libs.is_empty() {
+        return Err(NotEligible("native libraries"));
+    }
+    let program = Path::new(cmd.get_program());
+    let program_text = program
+        .to_str()
+        .filter(|_| program.is_absolute())
+        .ok_or(NotEligible("rustc is not named by an absolute UTF-8 path"))?;
+    let cwd_rel = in_root(&p.cwd, Path::new("")).map_err(NotEligible)?;
+    let args: Vec<OsString> = cmd.get_args().map(OsString::from).collect();
+    if args.iter().any(|a| a.to_string_lossy().contains(MARK)) {
+        return Err(NotEligible("an argument holding cachepot's root mark"));
+    }
+    let place = |path: &str| {
+        if path.starts_with('/') {
+            format!("{MARK}{path}")
+        } else {
+            path.to_string()
+        }
+    };
+    let relocated = rustc::relocate(&args, &place).map_err(NotEligible)?;
+
+    // What the compile reads: rustc's dep-info, made here before anything is sent.
+    let deps = dep_info(ctx, program, &args)?;
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in std::env::vars_os() {
+        if keyed_env(&name)
+            && let (Some(n), Some(v)) = (name.to_str(), value.to_str())
+        {
+            env.insert(n.to_string(), v.to_string());
+        }
+    }
+    for (name, _) in &deps.env {
+        if is_secret_name(name) {
+            return Err(NotEligible("the crate reads a credential variable"));
+        }
+        if let Some(v) = std::env::var_os(name) {
+            let v = v
+                .into_string()
+                .map_err(|_| NotEligible("a variable that is not UTF-8"))?;
+            if v.starts_with('/') {
+                return Err(NotEligible(
+                    "the crate reads a variable naming a path here (OUT_DIR, CARGO_MANIFEST_DIR)",
+                ));
+            }
+            env.insert(name.clone(), v);
+        }
+    }
+
+    // The input root: sources, crates named by --extern, crates in the crate search directories.
+    let outputs: Vec<PathBuf> = req.outputs().into_iter().map(|o| o.path).collect();
+    let own_outputs: Vec<PathBuf> = outputs
+        .iter()
+        .chain(&relocated.emit_files)
+        .map(|o| crate::paths::normalize(&p.cwd.join(o)))
+        .collect();
+    let mut wanted: Vec<PathBuf> = deps.sources.clone();
+    wanted.extend(req.externs.iter().filter_map(|e| e.path.clone()));
+    let mut optional: Vec<PathBuf> = Vec::new();
+    for dir in &relocated.crate_dirs {
+        let Ok(entries) = std::fs::read_dir(p.cwd.join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let crate_file = path
+                .extension()
+                .is_some_and(|x| x == "rlib" || x == "rmeta" || x == "so");
+            if crate_file && !own_outputs.contains(&crate::paths::normalize(&path)) {
+                optional.push(path);
+            }
+        }
+    }
+    let mut files: BTreeMap<String, pb::Digest> = BTreeMap::new();
+    let mut blobs: Vec<Vec<u8>> = Vec::new();
+    let mut total = 0u64;
+    let must = wanted.iter().map(|p| (p, true));
+    for (path, required) in must.chain(optional.iter().map(|p| (p, false))) {
+        let rel = in_root(&p.cwd, path).map_err(NotEligible)?;
+        if files.contains_key(&rel) {
+            continue;
+        }
+        let bytes = match crate::limits::read_regular(&p.cwd.join(path), crate::limits::ENTRY_FILE) {
+            Ok(b) => b,
+            // A crate directory's file may be another compile's, gone by now.
+            Err(_) if !required => continue,
+            Err(_) => return Err(NotEligible("an input that cannot be read as a regular file")),
+        };
+        total += bytes.len() as u64;
+        if total > INPUT_LIMIT {
+            return Err(NotEligible("inputs larger than the limit for one action"));
+        }
+        files.insert(rel, pb::Digest::of(&bytes));
+        blobs.push(bytes);
+    }
+    let (root_digest, mut directories) = input_root(&files, &cwd_rel);
+
+    let mut output_paths: Vec<String> = vec![ROOT_FILE.to_string()];
+    for o in &own_outputs {
+        output_paths.push(in_root(&p.cwd, o).map_err(NotEligible)?);
+    }
+    output_paths.sort();
+    output_paths.dedup();
+    let identity = super::toolchain::resolve(program, &ctx.cfg)
+        .map(|t| t.identity)
+        .map_err(NotEligible)?;
+    let mut properties = vec![pb::PlatformProperty {
+        name: "cachepot-toolchain".into(),
+        value: format!("rustc-{}", &identity[..identity.len().min(16)]),
+    }];
+    properties.extend(cfg.platform.value.iter().map(|(n, v)| pb::PlatformProperty {
+        name: n.clone(),
+        value: v.clone(),
+    }));
+    properties.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
+    let platform = pb::Platform { properties };
+    let mut arguments: Vec<String> = ["/bin/sh", "-c", SCRIPT, "cachepot-rustc", program_text, &cwd_rel]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    arguments.extend(relocated.args);
+    let command = pb::Command {
+        arguments,
+        environment_variables: env
+            .into_iter()
+            .map(|(name, value)| pb::EnvironmentVariable { name, value })
+            .collect(),
+        output_files: output_paths.clone(),
+        output_paths: output_paths.clone(),
+        platform: Some(platform.clone()),
+        working_directory: String::new(),
+    }
+    .encode_to_vec();
+    let action = pb::Action {
+        command_digest: Some(pb::Digest::of(&command)),
+        input_root_digest: Some(root_digest),
+        do_not_cache: false,
+        salt: Vec::new(),
+        platform: Some(platform),
+    }
+    .encode_to_vec();
+    let action_digest = pb::Digest::of(&action);
+    blobs.append(&mut directories);
+    blobs.push(command);
+    blobs.push(action);
+
+    let store = ReapiStore::new(cfg.clone(), String::new(), timeouts);
+    let uploaded = store.upload_missing(blobs).map_err(Declined::Fault)?;
+    let done = store
+        .execute(&action_digest, cfg.execution_timeout.value)
+        .map_err(Declined::Fault)?;
+    if done.exit_code != 0 {
+        log::debug!(
+            target: "rust",
+            "crate {}: the remote compile exited with {}; compiling locally. Its messages:\n{}",
+            req.crate_name,
+            done.exit_code,
+            String::from_utf8_lossy(&done.stderr)
+        );
+        return Err(Declined::CompileFailed);
+    }
+    let output = |path: &str| -> Result<Vec<u8>, Declined> {
+        let (_, digest) = done.outputs.iter().find(|(p, _)| p == path).ok_or_else(|| {
+            Declined::Fault(StoreError::Protocol(format!(
+                "the remote compile did not return {path}"
+            )))
+        })?;
+        if digest.size_bytes < 0 || digest.size_bytes as u64 > crate::limits::ENTRY_FILE {
+            return Err(Declined::Fault(StoreError::Protocol(format!(
+                "an output of {} bytes",
+                digest.size_bytes
+            ))));
+        }
+        store.read_blob(digest).map_err(Declined::Fault)
+    };
+    let root = output(ROOT_FILE)?;
+    if !root.starts_with(b"/") || root.len() < 2 {
+        return Err(Declined::Fault(StoreError::Protocol(
+            "the worker named no input root".into(),
+        )));
+    }
+    let here = |data: &[u8]| super::replace(data, &root, b"");
+    let mut written: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    for o in &own_outputs {
+        let bytes = output(&in_root(&p.cwd, o).map_err(NotEligible)?)?;
+        let bytes = if o.extension().is_some_and(|x| x == "d") {
+            here(&bytes)
+        } else if crate::paths::contains(&bytes, &root) {
+            return Err(NotEligible("an output names the worker's directory"));
+        } else {
+            bytes
+        };
+        written.push((o.clone(), bytes));
+    }
+    for (path, bytes) in &written {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        crate::outputs::write_output(path, bytes)
+            .map_err(|e| Declined::Fault(StoreError::Write(format!("cannot write {}: {e}", path.display()))))?;
+    }
+    // Every file is in place before the artifact lines that announce them.
+    let stdout = here(&done.stdout);
+    let stderr = here(&done.stderr);
+    let _ = std::io::stdout().write_all(&stdout);
+    let _ = std::io::stderr().write_all(&stderr);
+    log::debug!(
+        target: "rust",
+        "crate {}: compiled remotely{}: {uploaded} bytes sent",
+        req.crate_name,
+        if done.cached { " (engine cache hit)" } else { "" }
+    );
+    Ok((
+        Captured {
+            status: 0,
+            stdout,
+            stderr,
+        },
+        uploaded,
+    ))
+}
+
+/// rustc's dep-info for this compile, made here with `--emit=dep-info` in place of the call's
+/// `--emit`s (parsing and macro expansion only). A failure is the crate's own error: compiled
+/// locally, so rustc shows it as it does.
+fn dep_info(ctx: &CallCtx, rustc: &Path, args: &[OsString]) -> Result<rustc::DepInfo, Declined> {
+    let tmp = ctx.cfg.dir.value.join("tmp");
+    let _ = std::fs::create_dir_all(&tmp);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    let file = tmp.join(format!("rust-remote-{}-{nanos}.d", std::process::id()));
+    let mut c = Command::new(rustc);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--emit" {
+            it.next();
+        } else if !a.to_string_lossy().starts_with("--emit=") {
+            c.arg(a);
+        }
+    }
+    let mut emit = OsString::from("--emit=dep-info=");
+    emit.push(&file);
+    c.arg(emit)
+        .env(locate::GUARD_VAR, locate::guard_value())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let status = {
+        let _slot = crate::coordinator::slot(&ctx.cfg);
+        c.status()
+    };
+    let text = crate::limits::read_regular(&file, crate::limits::DEP_FILE);
+    let _ = std::fs::remove_file(&file);
+    match (status, text) {
+        (Ok(s), Ok(text)) if s.success() => Ok(rustc::parse_dep_info(&String::from_utf8_lossy(&text))),
+        (Ok(s), _) if !s.success() => Err(Declined::CompileFailed),
+        _ => Err(Declined::NotEligible("rustc wrote no dep-info")),
+    }
+}
+
+/// The input root's Directory messages for `files` (path in the root → digest) and the empty
+/// working directory `cwd`: the root's digest, and every Directory's bytes.
+fn input_root(files: &BTreeMap<String, pb::Digest>, cwd: &str) -> (pb::Digest, Vec<Vec<u8>>) {
+    #[derive(Default)]
+    struct Node {
+        files: BTreeMap<String, pb::Digest>,
+        dirs: BTreeMap<String, Node>,
+    }
+    fn node<'a>(mut n: &'a mut Node, dirs: &[&str]) -> &'a mut Node {
+        for d in dirs {
+            n = n.dirs.entry(d.to_string()).or_default();
+        }
+        n
+    }
+    fn encode(n: &Node, out: &mut Vec<Vec<u8>>) -> pb::Digest {
+        // The API asks for names sorted: BTreeMap's order.
+        let dir = pb::Directory {
+            files: n
+                .files
+                .iter()
+                .map(|(name, d)| pb::FileNode {
+                    name: name.clone(),
+                    digest: Some(d.clone()),
+                    is_executable: false,
+                })
+                .collect(),
+            directories: n
+                .dirs
+                .iter()
+                .map(|(name, sub)| pb::DirectoryNode {
+                    name: name.clone(),
+                    digest: Some(encode(sub, out)),
+                })
+                .collect(),
+        }
+        .encode_to_vec();
+        let digest = pb::Digest::of(&dir);
+        out.push(dir);
+        digest
+    }
+    let mut root = Node::default();
+    let cwd_parts: Vec<&str> = cwd.split('/').filter(|s| !s.is_empty()).collect();
+    node(&mut root, &cwd_parts);
+    for (path, digest) in files {
+        let parts: Vec<&str> = path.split('/').collect();
+        let (name, dirs) = parts.split_last().expect("a path has a name");
+        node(&mut root, dirs).files.insert(name.to_string(), digest.clone());
+    }
+    let mut out = Vec::new();
+    let digest = encode(&root, &mut out);
+    (digest, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_root_mirrors_absolute_paths() {
+        let mut files = BTreeMap::new();
+        files.insert("w/src/lib.rs".to_string(), pb::Digest::of(b"lib"));
+        files.insert("t/deps/liba.rmeta".to_string(), pb::Digest::of(b"meta"));
+        let (root, dirs) = input_root(&files, "w/ws");
+        let by_digest: BTreeMap<String, pb::Directory> = dirs
+            .iter()
+            .map(|d| (pb::Digest::of(d).hash, pb::Directory::decode(d.as_slice()).unwrap()))
+            .collect();
+        let top = &by_digest[&root.hash];
+        let names: Vec<&str> = top.directories.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["t", "w"]);
+        let w = &by_digest[&top.directories[1].digest.as_ref().unwrap().hash];
+        let names: Vec<&str> = w.directories.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["src", "ws"], "the working directory exists even when empty");
+    }
+
+    #[test]
+    fn the_script_is_posix_sh_and_places_the_root() {
+        let dir = std::env::temp_dir().join(format!("cachepot-script-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("w")).unwrap();
+        let out = Command::new("/bin/sh")
+            .args(["-c", SCRIPT, "cachepot-rustc", "/bin/echo", "w"])
+            .args([format!("--x={MARK}/a={MARK}/b"), "plain".into()])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let root = std::fs::read_to_string(dir.join(ROOT_FILE)).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("--remap-path-prefix={root}=/ --x={root}/a={root}/b plain\n")
+        );
+    }
+}
