@@ -449,3 +449,42 @@ fn an_engine_stopped_in_the_middle_of_a_cargo_build_leaves_the_build_right() {
         "{stats}"
     );
 }
+
+/// Read-only (`CACHEPOT_REMOTE_READ_ONLY`) with remote execution: cachepot writes no entry to the
+/// remote, but the action's inputs still go to the CAS (executing needs them), and the engine keeps
+/// the result of what it ran itself in its own Action Cache: another machine's remote compile of
+/// the same source is answered from there.
+#[test]
+fn read_only_stores_no_entry_but_still_executes() {
+    let pg = postgres();
+    let server = buildgrid(Options {
+        execution: Some(&pg),
+        ..Options::default()
+    });
+    let _workers = workers(&server, 2);
+    let mut ro = exec_env("exec-ro", &server);
+    ro.set("CACHEPOT_REMOTE_READ_ONLY", "on");
+    let names = c_project(&ro.dir);
+    make(&ro);
+    assert_eq!(objects(&ro, &names), local_objects(&names));
+    assert_eq!(other(&ro, "remote_execution.compiled"), FILES as u64, "{}", ro.stats());
+    assert!(other(&ro, "remote_execution.uploaded_bytes") > 0, "{}", ro.stats());
+    assert_eq!(other(&ro, "remote.write"), 0, "{}", ro.stats());
+    assert!(
+        other(&ro, "remote.write-skipped-read-only") >= FILES as u64,
+        "{}",
+        ro.stats()
+    );
+
+    let rw = exec_env("exec-ro-b", &server);
+    c_project(&rw.dir);
+    make(&rw);
+    assert_eq!(objects(&rw, &names), objects(&ro, &names));
+    assert_eq!(rw.stat("hits"), 0, "nothing of cachepot's was stored: {}", rw.stats());
+    assert_eq!(
+        other(&rw, "remote_execution.engine_cache_hit"),
+        FILES as u64,
+        "{}",
+        rw.stats()
+    );
+}
