@@ -488,3 +488,77 @@ fn read_only_stores_no_entry_but_still_executes() {
         rw.stats()
     );
 }
+
+/// gcc's driver, its cc1 directory and `as`, as this machine has them.
+fn gcc_files() -> Vec<std::path::PathBuf> {
+    let gcc = std::fs::canonicalize(require_tool("gcc")).unwrap();
+    let ask = |prog: &str| {
+        let out = Command::new(&gcc)
+            .arg(format!("-print-prog-name={prog}"))
+            .output()
+            .unwrap();
+        let name = s(&out.stdout).trim().to_string();
+        let path = if name.contains('/') {
+            name.into()
+        } else {
+            require_tool(&name)
+        };
+        std::fs::canonicalize(path).unwrap()
+    };
+    let cc1_dir = ask("cc1").parent().unwrap().to_path_buf();
+    let assembler = ask("as");
+    vec![cc1_dir, gcc.clone(), assembler]
+}
+
+/// `CACHEPOT_REMOTE_TOOLCHAIN=upload`: gcc's programs go into the CAS once and run from the input
+/// root, on workers that cannot see the machine's gcc (its driver, cc1 directory and `as` hidden).
+#[test]
+fn an_uploaded_gcc_runs_on_workers_without_a_compiler() {
+    let pg = postgres();
+    let server = buildgrid(Options {
+        execution: Some(&pg),
+        ..Options::default()
+    });
+    let hidden = gcc_files();
+    let _workers = workers_without(&server, 2, &hidden);
+    let gcc = require_tool("gcc");
+    let compile = |env: &Env, n: &str| {
+        let obj = n.replace(".c", ".o");
+        let args = ["-O2", "-Wall", "-Iinc", "-c", n, "-o", obj.as_str()];
+        env.ok(&[&["gcc"][..], &args[..]].concat());
+        let ours = env.dir.read(&obj);
+        let local = Command::new(&gcc)
+            .args(args)
+            .current_dir(&env.dir.path)
+            .output()
+            .unwrap();
+        assert!(local.status.success(), "{}", s(&local.stderr));
+        assert_eq!(ours, env.dir.read(&obj), "{n}");
+    };
+
+    // These workers have no compiler of their own: without the upload, every compile comes back.
+    let bare = exec_env("exec-bare", &server);
+    let names = c_project(&bare.dir);
+    compile(&bare, &names[0]);
+    assert_eq!(other(&bare, "remote_execution.compiled"), 0, "{}", bare.stats());
+    assert_eq!(other(&bare, "remote_execution.compile_failed"), 1, "{}", bare.stats());
+
+    let mut up = exec_env("exec-upload", &server);
+    up.set("CACHEPOT_REMOTE_TOOLCHAIN", "upload");
+    c_project(&up.dir);
+    compile(&up, &names[1]);
+    let log = s(&std::fs::read(up.dir.join("cachepot.log")).unwrap_or_default());
+    assert_eq!(other(&up, "remote_execution.compiled"), 1, "{}\n{log}", up.stats());
+    let cc1 = std::fs::metadata(hidden[0].join("cc1")).unwrap().len();
+    let first = other(&up, "remote_execution.uploaded_bytes");
+    assert!(
+        first > cc1,
+        "the toolchain ({cc1} bytes of cc1) went with the first action: {first}"
+    );
+    // Each file of it travels once: the next action sends its own source and little else.
+    compile(&up, &names[2]);
+    assert_eq!(other(&up, "remote_execution.compiled"), 2, "{}", up.stats());
+    let second = other(&up, "remote_execution.uploaded_bytes") - first;
+    assert!(second < 200_000, "{second} bytes for the second action");
+    assert_eq!(up.stats()["errors"].as_u64(), Some(0), "{}", up.stats());
+}

@@ -5,6 +5,9 @@ bot session, takes each lease it is given, fetches the action's command and inpu
 CAS, runs the command in a fresh directory, uploads the output files and reports the ActionResult.
 
     python3 reapi_worker.py HOST:PORT BOT_ID
+
+With REAPI_WORKER_HIDE=path:path… it stands for a worker without those files (the host's compiler):
+each command runs in a mount namespace where they are hidden (needs root and unshare).
 """
 import hashlib
 import os
@@ -16,12 +19,21 @@ import time
 import grpc
 from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re
 from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2_grpc as re_grpc
+from buildgrid._protos.google.bytestream import bytestream_pb2, bytestream_pb2_grpc
 from buildgrid._protos.google.devtools.remoteworkers.v1test2 import bots_pb2, bots_pb2_grpc, worker_pb2
 
 address, bot_id = sys.argv[1], sys.argv[2]
+# Paths (":"-separated) the commands must not see: REAPI_WORKER_HIDE in this worker's environment.
+HIDE = [p for p in os.environ.get("REAPI_WORKER_HIDE", "").split(":") if p]
+HIDE_SCRIPT = (
+    'IFS=:; for p in $REAPI_WORKER_HIDE; do '
+    'if [ -d "$p" ]; then mount -t tmpfs none "$p"; else mount --bind /dev/null "$p"; fi || exit 126; '
+    'done; unset IFS; exec "$@"'
+)
 channel = grpc.insecure_channel(address)
 bots = bots_pb2_grpc.BotsStub(channel)
 cas = re_grpc.ContentAddressableStorageStub(channel)
+bytestream = bytestream_pb2_grpc.ByteStreamStub(channel)
 
 
 def digest(data):
@@ -31,6 +43,13 @@ def digest(data):
 def read(d):
     if d.size_bytes == 0:
         return b""
+    if d.size_bytes > 1 << 20:
+        # Batch calls are limited to a few MiB: large blobs (an uploaded compiler) stream.
+        chunks = bytestream.Read(bytestream_pb2.ReadRequest(resource_name=f"blobs/{d.hash}/{d.size_bytes}"))
+        data = b"".join(c.data for c in chunks)
+        if digest(data) != d:
+            raise RuntimeError(f"blob {d.hash} damaged")
+        return data
     blob = cas.BatchReadBlobs(re.BatchReadBlobsRequest(digests=[d])).responses[0]
     if blob.status.code != 0 or digest(blob.data) != d:
         raise RuntimeError(f"blob {d.hash} missing or damaged")
@@ -60,7 +79,13 @@ def run(action):
         # The API: the worker creates the directories leading up to the outputs.
         for path in list(command.output_paths) or list(command.output_files):
             os.makedirs(os.path.dirname(os.path.join(cwd, path)), exist_ok=True)
-        proc = subprocess.run(list(command.arguments), cwd=cwd, env=env, capture_output=True)
+        argv = list(command.arguments)
+        if HIDE:
+            # A worker without the host's compiler: the hidden paths are empty (a directory) or
+            # unreadable (a file) in a mount namespace of the command's own.
+            env["REAPI_WORKER_HIDE"] = ":".join(HIDE)
+            argv = ["unshare", "-m", "sh", "-c", HIDE_SCRIPT, "sh"] + argv
+        proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True)
         result = re.ActionResult(exit_code=proc.returncode, stdout_raw=proc.stdout, stderr_raw=proc.stderr)
         uploads = []
         for path in list(command.output_paths) or list(command.output_files):
