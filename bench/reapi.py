@@ -4,7 +4,8 @@ it, and PostgreSQL for its scheduler):
 
 1. a remote-executed miss (CACHEPOT_REMOTE_EXECUTION=on, BuildGrid + N test workers from
    tests/data/reapi_worker.py) against plain gcc on the same source: per-call wall time, median and
-   p95, and the bytes each action sent to the CAS (no toolchain is uploaded: workers have the compiler);
+   p95, and the bytes each action sent to the CAS, with the workers' compiler and with gcc uploaded
+   (CACHEPOT_REMOTE_TOOLCHAIN=upload: the first action sends the toolchain, later ones only their own);
 2. a hit through the REAPI backend (BuildGrid's Action Cache + CAS) against a hit through Redis, with
    no local level (CACHEPOT_LOCAL=off: both the manifest and the entry come from the server).
 
@@ -169,29 +170,45 @@ def main():
                              "CACHEPOT_REMOTE_EXECUTION": "on"}
         src = work / "src"
         src.mkdir()
-        # One warm-up call: the first connection and the workers' first lease.
+        up_env = env | {"CACHEPOT_DIR": str(work / "upload-cache"), "CACHEPOT_REMOTE_TOOLCHAIN": "upload"}
+        # One warm-up call each: the first connection and the workers' first lease; with the upload,
+        # the call that sends the toolchain.
         (src / "warm.c").write_text(source(0, "warm"))
         timed([str(CACHEPOT), "gcc", "-O2", "-c", "warm.c", "-o", "warm.o"], src, env)
-        remote, local = [], []
+        (src / "warm-up.c").write_text(source(0, "warm-up"))
+        toolchain_call = timed([str(CACHEPOT), "gcc", "-O2", "-c", "warm-up.c", "-o", "warm-up.o"], src, up_env)
+        first_sent = stats(up_env)["other"].get("remote_execution.uploaded_bytes", 0)
+        remote, local, uploaded = [], [], []
         for i in range(a.files):
             (src / f"r{i}.c").write_text(source(i, f"r{i}"))
-            pair = [("r", lambda: remote.append(timed([str(CACHEPOT), "gcc", "-O2", "-c", f"r{i}.c", "-o", f"r{i}.o"], src, env))),
-                    ("l", lambda: local.append(timed([gcc, "-O2", "-c", f"r{i}.c", "-o", f"l{i}.o"], src, env)))]
-            for _, f in (pair if i % 2 == 0 else pair[::-1]):
+            (src / f"u{i}.c").write_text(source(i, f"u{i}"))
+            calls = [lambda: remote.append(timed([str(CACHEPOT), "gcc", "-O2", "-c", f"r{i}.c", "-o", f"r{i}.o"], src, env)),
+                     lambda: local.append(timed([gcc, "-O2", "-c", f"r{i}.c", "-o", f"l{i}.o"], src, env)),
+                     lambda: uploaded.append(timed([str(CACHEPOT), "gcc", "-O2", "-c", f"u{i}.c", "-o", f"u{i}.o"], src, up_env))]
+            for f in calls[i % 3:] + calls[:i % 3]:
                 f()
             if (src / f"r{i}.o").read_bytes() != (src / f"l{i}.o").read_bytes():
                 sys.exit(f"r{i}.o differs from plain gcc's")
-        st = stats(env)
-        compiled = st["other"].get("remote_execution.compiled", 0)
-        if compiled != a.files + 1 or st["errors"]:
-            sys.exit(f"not every miss compiled remotely: {st}")
-        sent = st["other"].get("remote_execution.uploaded_bytes", 0)
+            subprocess.run([gcc, "-O2", "-c", f"u{i}.c", "-o", f"lu{i}.o"], cwd=src, check=True)
+            if (src / f"u{i}.o").read_bytes() != (src / f"lu{i}.o").read_bytes():
+                sys.exit(f"u{i}.o differs from plain gcc's")
+        sent = {}
+        for name, e in (("worker", env), ("upload", up_env)):
+            st = stats(e)
+            compiled = st["other"].get("remote_execution.compiled", 0)
+            if compiled != a.files + 1 or st["errors"]:
+                sys.exit(f"not every miss compiled remotely ({name}): {st}")
+            sent[name] = st["other"].get("remote_execution.uploaded_bytes", 0)
         print(f"\n{a.files} misses, {a.workers} workers, loopback; per call:\n")
         print("| row | median | p95 | calls |\n|---|---|---|---|")
         row("plain gcc -O2 -c", local)
-        row("cachepot miss, compiled remotely", remote)
-        print(f"\nbytes sent to the CAS per remote-executed action: {sent / compiled:.0f} (mean of {compiled}; "
-              "no toolchain upload: workers have the compiler)")
+        row("cachepot miss, compiled remotely (workers' gcc)", remote)
+        row("cachepot miss, compiled remotely (gcc uploaded, already in the CAS)", uploaded)
+        print(f"\nThe call that uploaded the toolchain took {toolchain_call * 1000:.0f} ms.")
+        print("\nBytes sent to the CAS per remote-executed action:\n")
+        print("| toolchain | first action | later actions (mean) |\n|---|---|---|")
+        print(f"| the workers' (CACHEPOT_REMOTE_TOOLCHAIN=worker) | - | {sent['worker'] / (a.files + 1):.0f} |")
+        print(f"| uploaded (CACHEPOT_REMOTE_TOOLCHAIN=upload) | {first_sent} | {(sent['upload'] - first_sent) / a.files:.0f} |")
 
         # 2. Hits from an empty local dir: REAPI (BuildGrid AC + CAS) against Redis.
         cache_port, cache_proc = start_buildgrid(work, "cache")

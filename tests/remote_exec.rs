@@ -315,13 +315,28 @@ fn run_app(ws: &std::path::Path) -> String {
     s(&out.stdout)
 }
 
-/// The workspace's libraries as cargo builds them with plain rustc given `--remap-path-prefix=/=/`
-/// (through a wrapper script: cargo keys RUSTFLAGS into crate hashes, not the wrapper); the target
-/// dir is removed again.
+/// The workspace's libraries as cargo builds them with plain rustc given the remappings cachepot
+/// gives it with remote execution on (`/=/`, then `$CARGO_HOME` and the profile dir by name: see
+/// rust/bases.rs), through a wrapper script (cargo keys RUSTFLAGS into crate hashes, not the
+/// wrapper); the target dir is removed again.
 fn reference_libraries(env: &Env, ws: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let cargo_home =
+        std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap()));
+    let profile = ws.join("target/debug");
+    let mut remaps = [
+        ("/".to_string(), "/".to_string()),
+        (cargo_home, "$CARGO_HOME".to_string()),
+        (profile.to_str().unwrap().to_string(), "target/debug".to_string()),
+    ];
+    // rustc applies the last matching remapping: outermost first, as cachepot orders them.
+    remaps.sort_by_key(|(from, _)| from.len());
+    let args: Vec<String> = remaps
+        .iter()
+        .map(|(from, to)| format!("'--remap-path-prefix={from}={to}'"))
+        .collect();
     let wrapper = env.dir.write(
         "remap-rustc.sh",
-        "#!/bin/sh\nr=$1\nshift\nexec \"$r\" --remap-path-prefix=/=/ \"$@\"\n",
+        format!("#!/bin/sh\nr=$1\nshift\nexec \"$r\" {} \"$@\"\n", args.join(" ")),
     );
     std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut c = env.cmd(require_tool("cargo"));
@@ -561,4 +576,82 @@ fn an_uploaded_gcc_runs_on_workers_without_a_compiler() {
     let second = other(&up, "remote_execution.uploaded_bytes") - first;
     assert!(second < 200_000, "{second} bytes for the second action");
     assert_eq!(up.stats()["errors"].as_u64(), Some(0), "{}", up.stats());
+}
+
+/// crates.io crates (serde, serde_json, regex: what tests/rust_cargo.rs downloads) and a library of
+/// the workspace deriving serde's traits: most library crates compile on the workers, the derive's
+/// proc macro running there; the crates whose build scripts write OUT_DIR files, and everything
+/// that links, compile here; every library is as rustc makes it here.
+#[test]
+fn registry_crates_and_proc_macros_compile_on_the_workers() {
+    let pg = postgres();
+    let server = buildgrid(Options {
+        execution: Some(&pg),
+        ..Options::default()
+    });
+    let _workers = workers(&server, 2);
+    let env = exec_env("exec-registry", &server);
+    let ws = env.dir.join("ws");
+    let w = |rel: &str, text: &str| {
+        let p = ws.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w(
+        "Cargo.toml",
+        "[workspace]\nmembers = [\"model\", \"app\"]\nresolver = \"2\"\n",
+    );
+    // The versions tests/rust_cargo.rs pins (its lock names more crates; cargo keeps these).
+    w("Cargo.lock", include_str!("data/rust-workspace.lock"));
+    w(
+        "model/Cargo.toml",
+        "[package]\nname = \"model\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n\
+         serde = { version = \"1\", features = [\"derive\"] }\nserde_json = \"1\"\nregex = \"1\"\n",
+    );
+    w(
+        "model/src/lib.rs",
+        "#[derive(serde::Serialize)]\npub struct Found {\n    pub numbers: Vec<u32>,\n}\n\
+         pub fn find(text: &str) -> String {\n    let re = regex::Regex::new(r\"\\d+\").unwrap();\n    \
+         let numbers = re.find_iter(text).map(|m| m.as_str().parse().unwrap()).collect();\n    \
+         serde_json::to_string(&Found { numbers }).unwrap()\n}\n",
+    );
+    w(
+        "app/Cargo.toml",
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n\
+         model = { path = \"../model\" }\n",
+    );
+    w(
+        "app/src/main.rs",
+        "fn main() {\n    println!(\"{}\", model::find(\"6 times 7\"));\n}\n",
+    );
+    let out = cargo_build(&env, &ws, true, &[]);
+    let log = s(&std::fs::read(env.dir.join("cachepot.log")).unwrap_or_default());
+    assert!(out.status.success(), "{}\n{log}", s(&out.stderr));
+    let app = Command::new(ws.join("target/debug/app")).output().unwrap();
+    assert_eq!(s(&app.stdout), "{\"numbers\":[6,7]}\n");
+    let stats = env.stats();
+    assert_eq!(stats["errors"].as_u64(), Some(0), "{stats}\n{log}");
+    // regex and its dependencies, serde_json, syn and the rest; serde and serde_core (OUT_DIR), the
+    // build scripts, serde_derive and app (they link) here.
+    let compiled = other(&env, "remote_execution.compiled");
+    assert!(compiled >= 10, "{stats}\n{log}");
+    assert!(other(&env, "remote_execution.not_eligible") >= 4, "{stats}\n{log}");
+    // model alone again: it compiles on a worker, serde_derive's macro expanding there.
+    w(
+        "model/src/lib.rs",
+        &s(&std::fs::read(ws.join("model/src/lib.rs")).unwrap()).replace(r"\d+", r"[0-9]+"),
+    );
+    let again = cargo_build(&env, &ws, true, &[]);
+    assert!(again.status.success(), "{}", s(&again.stderr));
+    assert_eq!(
+        other(&env, "remote_execution.compiled"),
+        compiled + 1,
+        "{}",
+        env.stats()
+    );
+    let app = Command::new(ws.join("target/debug/app")).output().unwrap();
+    assert_eq!(s(&app.stdout), "{\"numbers\":[6,7]}\n");
+    let ours = rust_libraries(&ws);
+    std::fs::remove_dir_all(ws.join("target")).unwrap();
+    assert_same_libraries(&ours, &reference_libraries(&env, &ws));
 }

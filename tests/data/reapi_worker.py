@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 import grpc
 from buildgrid._protos.build.bazel.remote.execution.v2 import remote_execution_pb2 as re
@@ -56,6 +57,23 @@ def read(d):
     return blob.data
 
 
+def write(data):
+    """A large output (an rlib) through ByteStream Write, in 1 MiB chunks."""
+    d = digest(data)
+    name = f"uploads/{uuid.uuid4()}/blobs/{d.hash}/{d.size_bytes}"
+    step = 1 << 20
+    chunks = (
+        bytestream_pb2.WriteRequest(
+            resource_name=name if off == 0 else "",
+            write_offset=off,
+            finish_write=off + step >= len(data),
+            data=data[off:off + step],
+        )
+        for off in range(0, len(data), step)
+    )
+    bytestream.Write(chunks)
+
+
 def fetch_tree(d, into):
     directory = re.Directory.FromString(read(d))
     os.makedirs(into, exist_ok=True)
@@ -94,7 +112,10 @@ def run(action):
                 with open(full, "rb") as f:
                     data = f.read()
                 result.output_files.add(path=path, digest=digest(data))
-                uploads.append(re.BatchUpdateBlobsRequest.Request(digest=digest(data), data=data))
+                if len(data) > 1 << 20:
+                    write(data)
+                else:
+                    uploads.append(re.BatchUpdateBlobsRequest.Request(digest=digest(data), data=data))
         if uploads:
             cas.BatchUpdateBlobs(re.BatchUpdateBlobsRequest(requests=uploads))
         return result
