@@ -144,7 +144,7 @@ def main():
     ap.add_argument("--calls", type=int, default=30, help="hits per backend")
     ap.add_argument("--cachepot", default=str(CACHEPOT), help="the cachepot binary (default: target/release/cachepot)")
     a = ap.parse_args()
-    CACHEPOT = Path(a.cachepot)
+    CACHEPOT = Path(a.cachepot).resolve()
     if not CACHEPOT.exists():
         sys.exit("build cachepot first: cargo build --release")
     for tool in ("bgd", "redis-server", "gcc"):
@@ -161,6 +161,7 @@ def main():
         cleanup.append(exec_proc.kill)
         for i in range(a.workers):
             w = subprocess.Popen([str(python), str(WORKER), f"127.0.0.1:{exec_port}", f"bench-{i}"],
+                                 env=os.environ | {"REAPI_WORKER_CACHE": str(work / f"worker-cache-{i}")},
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             cleanup.append(w.kill)
         gcc = shutil.which("gcc")
@@ -175,7 +176,7 @@ def main():
         # the call that sends the toolchain.
         (src / "warm.c").write_text(source(0, "warm"))
         timed([str(CACHEPOT), "gcc", "-O2", "-c", "warm.c", "-o", "warm.o"], src, env)
-        (src / "warm-up.c").write_text(source(0, "warm-up"))
+        (src / "warm-up.c").write_text(source(0, "warmup"))
         toolchain_call = timed([str(CACHEPOT), "gcc", "-O2", "-c", "warm-up.c", "-o", "warm-up.o"], src, up_env)
         first_sent = stats(up_env)["other"].get("remote_execution.uploaded_bytes", 0)
         remote, local, uploaded = [], [], []

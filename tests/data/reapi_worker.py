@@ -24,6 +24,9 @@ from buildgrid._protos.google.bytestream import bytestream_pb2, bytestream_pb2_g
 from buildgrid._protos.google.devtools.remoteworkers.v1test2 import bots_pb2, bots_pb2_grpc, worker_pb2
 
 address, bot_id = sys.argv[1], sys.argv[2]
+# Where large inputs are kept between actions (REAPI_WORKER_CACHE: the caller's, removed with it).
+CACHE = os.environ.get("REAPI_WORKER_CACHE") or tempfile.mkdtemp(prefix=f"reapi-worker-cache-{bot_id}-")
+os.makedirs(CACHE, exist_ok=True)
 # Paths (":"-separated) the commands must not see: REAPI_WORKER_HIDE in this worker's environment.
 HIDE = [p for p in os.environ.get("REAPI_WORKER_HIDE", "").split(":") if p]
 HIDE_SCRIPT = (
@@ -79,6 +82,17 @@ def fetch_tree(d, into):
     os.makedirs(into, exist_ok=True)
     for f in directory.files:
         path = os.path.join(into, f.name)
+        if f.digest.size_bytes > 1 << 20:
+            # Large inputs (an uploaded compiler) are kept between actions, as real workers keep
+            # a local CAS: fetched once, then hard-linked (read-only) into each input root.
+            cached = os.path.join(CACHE, f"{f.digest.hash}-{int(f.is_executable)}")
+            if not os.path.exists(cached):
+                with open(cached + ".tmp", "wb") as out:
+                    out.write(read(f.digest))
+                os.chmod(cached + ".tmp", 0o555 if f.is_executable else 0o444)
+                os.replace(cached + ".tmp", cached)
+            os.link(cached, path)
+            continue
         with open(path, "wb") as out:
             out.write(read(f.digest))
         if f.is_executable:

@@ -234,6 +234,7 @@ pub fn workers_without(server: &Server, n: usize, hidden: &[PathBuf]) -> Workers
                     .arg(format!("127.0.0.1:{}", server.port))
                     .arg(format!("worker-{i}"))
                     .env("REAPI_WORKER_HIDE", &hide)
+                    .env("REAPI_WORKER_CACHE", server.dir.join(format!("worker{i}-cache")))
                     .stdout(Stdio::null())
                     .stderr(log)
                     .spawn()
