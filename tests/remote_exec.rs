@@ -579,9 +579,9 @@ fn an_uploaded_gcc_runs_on_workers_without_a_compiler() {
 }
 
 /// crates.io crates (serde, serde_json, regex: what tests/rust_cargo.rs downloads) and a library of
-/// the workspace deriving serde's traits: most library crates compile on the workers, the derive's
-/// proc macro running there; the crates whose build scripts write OUT_DIR files, and everything
-/// that links, compile here; every library is as rustc makes it here.
+/// the workspace deriving serde's traits: the library crates compile on the workers (those that
+/// include! their build script's OUT_DIR files too), the derive's proc macro running there;
+/// everything that links compiles here; every library is as rustc makes it here.
 #[test]
 fn registry_crates_and_proc_macros_compile_on_the_workers() {
     let pg = postgres();
@@ -599,7 +599,21 @@ fn registry_crates_and_proc_macros_compile_on_the_workers() {
     };
     w(
         "Cargo.toml",
-        "[workspace]\nmembers = [\"model\", \"app\"]\nresolver = \"2\"\n",
+        "[workspace]\nmembers = [\"model\", \"generated\", \"app\"]\nresolver = \"2\"\n",
+    );
+    // A build script writing code to OUT_DIR, which the library include!s.
+    w(
+        "generated/Cargo.toml",
+        "[package]\nname = \"generated\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    w(
+        "generated/build.rs",
+        "fn main() {\n    let out = std::env::var(\"OUT_DIR\").unwrap();\n    \
+         std::fs::write(format!(\"{out}/gen.rs\"), \"pub const FACTOR: u32 = 6;\\n\").unwrap();\n}\n",
+    );
+    w(
+        "generated/src/lib.rs",
+        "include!(concat!(env!(\"OUT_DIR\"), \"/gen.rs\"));\npub fn times(n: u32) -> u32 {\n    n * FACTOR\n}\n",
     );
     // The versions tests/rust_cargo.rs pins (its lock names more crates; cargo keeps these).
     w("Cargo.lock", include_str!("data/rust-workspace.lock"));
@@ -618,39 +632,45 @@ fn registry_crates_and_proc_macros_compile_on_the_workers() {
     w(
         "app/Cargo.toml",
         "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n\
-         model = { path = \"../model\" }\n",
+         model = { path = \"../model\" }\ngenerated = { path = \"../generated\" }\n",
     );
     w(
         "app/src/main.rs",
-        "fn main() {\n    println!(\"{}\", model::find(\"6 times 7\"));\n}\n",
+        "fn main() {\n    println!(\"{} {}\", model::find(\"6 times 7\"), generated::times(7));\n}\n",
     );
     let out = cargo_build(&env, &ws, true, &[]);
     let log = s(&std::fs::read(env.dir.join("cachepot.log")).unwrap_or_default());
     assert!(out.status.success(), "{}\n{log}", s(&out.stderr));
     let app = Command::new(ws.join("target/debug/app")).output().unwrap();
-    assert_eq!(s(&app.stdout), "{\"numbers\":[6,7]}\n");
+    assert_eq!(s(&app.stdout), "{\"numbers\":[6,7]} 42\n");
     let stats = env.stats();
     assert_eq!(stats["errors"].as_u64(), Some(0), "{stats}\n{log}");
-    // regex and its dependencies, serde_json, syn and the rest; serde and serde_core (OUT_DIR), the
-    // build scripts, serde_derive and app (they link) here.
+    // regex and its dependencies, serde_json, syn, serde and serde_core (which include! a file their
+    // build scripts write to OUT_DIR) on the workers; the build scripts, serde_derive and app (they
+    // link) here.
     let compiled = other(&env, "remote_execution.compiled");
     assert!(compiled >= 10, "{stats}\n{log}");
     assert!(other(&env, "remote_execution.not_eligible") >= 4, "{stats}\n{log}");
-    // model alone again: it compiles on a worker, serde_derive's macro expanding there.
+    // model and generated alone again: both compile on a worker, serde_derive's macro expanding
+    // there, and the input root holding the OUT_DIR file that generated include!s.
     w(
         "model/src/lib.rs",
         &s(&std::fs::read(ws.join("model/src/lib.rs")).unwrap()).replace(r"\d+", r"[0-9]+"),
+    );
+    w(
+        "generated/src/lib.rs",
+        &s(&std::fs::read(ws.join("generated/src/lib.rs")).unwrap()).replace("n * FACTOR", "FACTOR * n"),
     );
     let again = cargo_build(&env, &ws, true, &[]);
     assert!(again.status.success(), "{}", s(&again.stderr));
     assert_eq!(
         other(&env, "remote_execution.compiled"),
-        compiled + 1,
+        compiled + 2,
         "{}",
         env.stats()
     );
     let app = Command::new(ws.join("target/debug/app")).output().unwrap();
-    assert_eq!(s(&app.stdout), "{\"numbers\":[6,7]}\n");
+    assert_eq!(s(&app.stdout), "{\"numbers\":[6,7]} 42\n");
     let ours = rust_libraries(&ws);
     std::fs::remove_dir_all(ws.join("target")).unwrap();
     assert_same_libraries(&ours, &reference_libraries(&env, &ws));

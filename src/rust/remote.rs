@@ -17,10 +17,14 @@
 //! the worker's paths anyway (dep-info files, cargo's artifact lines) is put back to this
 //! machine's; an rlib or rmeta that still names `R` is not used (compiled locally instead).
 //!
+//! A variable the crate reads whose value is a path here (`OUT_DIR` of a build script,
+//! `CARGO_MANIFEST_DIR`) gets `R` in front on the worker too, so `include!(concat!(env!("OUT_DIR"),
+//! …))` reads the input root's copy (dep-info names the file); a crate that embeds such a value
+//! itself names the worker's directory, and its output is not used.
+//!
 //! Not sent (compiled locally, counted as `remote_execution.not_eligible` with the reason in the
-//! log): a crate that links, that has native libraries, that reads a variable whose value is a
-//! path here (`OUT_DIR`, `CARGO_MANIFEST_DIR`: the file it names would not be the input root's),
-//! that reads a credential, or whose inputs pass `INPUT_LIMIT`. A compile that fails on the worker
+//! log): a crate that links, that has native libraries, that reads a credential, or whose inputs
+//! pass `INPUT_LIMIT`. A compile that fails on the worker
 //! is compiled here, so rustc's errors read exactly as locally; every engine fault too.
 
 use super::{Captured, Prepared, RustBases, is_secret_name, keyed_env};
@@ -45,7 +49,8 @@ const MARK: &str = "@cachepot-root@";
 /// The output in which the worker's script names the input root's absolute path.
 const ROOT_FILE: &str = "cachepot-root";
 /// Runs rustc (`$1`) in the working directory (`$2`, relative to the input root) with `MARK`
-/// replaced by the input root's path in every further argument (POSIX sh: no worker needs bash).
+/// replaced by the input root's path in every further argument and in the variables `ROOTED_VARS`
+/// names (POSIX sh: no worker needs bash).
 const SCRIPT: &str = r#"R=$PWD
 printf %s "$R" >cachepot-root || exit 125
 rustc=$1 dir=$2
@@ -61,9 +66,24 @@ for a do
   shift
   set -- "$@" "$b$a"
 done
+for v in $ROOTED_BY_CACHEPOT; do
+  eval "a=\$$v"
+  b=
+  while :; do
+    case $a in
+      *@cachepot-root@*) b=$b${a%%@cachepot-root@*}$R; a=${a#*@cachepot-root@} ;;
+      *) break ;;
+    esac
+  done
+  eval "$v=\$b\$a"
+  export "$v"
+done
+unset ROOTED_BY_CACHEPOT
 cd "$R/$dir" || exit 125
 exec "$rustc" "--remap-path-prefix=$R=/" "$@"
 "#;
+/// Names the variables (space-separated) whose values carry `MARK` for the script to replace.
+const ROOTED_VARS: &str = "ROOTED_BY_CACHEPOT";
 /// A crate whose inputs are larger is compiled locally (each action reads and digests them all).
 const INPUT_LIMIT: u64 = 512 << 20;
 
@@ -179,7 +199,11 @@ fn run(
             env.insert(n.to_string(), v.to_string());
         }
     }
+    let mut rooted: Vec<String> = Vec::new();
     for (name, _) in &deps.env {
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(NotEligible("a variable name the worker's shell cannot set"));
+        }
         if is_secret_name(name) {
             return Err(NotEligible("the crate reads a credential variable"));
         }
@@ -187,13 +211,23 @@ fn run(
             let v = v
                 .into_string()
                 .map_err(|_| NotEligible("a variable that is not UTF-8"))?;
-            if v.starts_with('/') {
-                return Err(NotEligible(
-                    "the crate reads a variable naming a path here (OUT_DIR, CARGO_MANIFEST_DIR)",
-                ));
+            if v.contains(MARK) {
+                return Err(NotEligible("a variable holding cachepot's root mark"));
             }
-            env.insert(name.clone(), v);
+            if v.starts_with('/') {
+                // A path here (OUT_DIR, CARGO_MANIFEST_DIR): the crate reads files through it, which
+                // dep-info names and the input root holds; the worker's script puts the root in front.
+                // Should the crate embed the value itself, the output names the worker's directory
+                // and is not used (below).
+                rooted.push(name.clone());
+                env.insert(name.clone(), format!("{MARK}{v}"));
+            } else {
+                env.insert(name.clone(), v);
+            }
         }
+    }
+    if !rooted.is_empty() {
+        env.insert(ROOTED_VARS.to_string(), rooted.join(" "));
     }
 
     // The input root: sources, crates named by --extern, crates in the crate search directories.
@@ -500,5 +534,30 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             format!("--remap-path-prefix={root}=/ --x={root}/a={root}/b plain\n")
         );
+    }
+
+    #[test]
+    fn the_script_places_the_root_in_path_variables() {
+        let dir = std::env::temp_dir().join(format!("cachepot-script-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // In rustc's place, a script printing the environment rustc would get.
+        let show = dir.join("show-env");
+        std::fs::write(&show, "#!/bin/sh\nexec env\n").unwrap();
+        std::fs::set_permissions(&show, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let out = Command::new("/bin/sh")
+            .args(["-c", SCRIPT, "cachepot-rustc", show.to_str().unwrap(), ""])
+            .env_clear()
+            .env("OUT_DIR", format!("{MARK}/t/out dir"))
+            .env("PLAIN", "/not/rooted")
+            .env(ROOTED_VARS, "OUT_DIR")
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let root = std::fs::read_to_string(dir.join(ROOT_FILE)).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(text.contains(&format!("OUT_DIR={root}/t/out dir\n")), "{text}");
+        assert!(text.contains("PLAIN=/not/rooted\n"), "{text}");
+        assert!(!text.contains(ROOTED_VARS), "{text}");
     }
 }
