@@ -297,14 +297,15 @@ fn cargo_build(env: &Env, ws: &std::path::Path, cached: bool, args: &[&str]) -> 
     c.arg("build").args(args).output().expect("run cargo")
 }
 
-/// Every `.rlib` and `.rmeta` of the workspace's crates, by file name.
+/// Every `.rlib`, `.rmeta` and dep-info `.d` of the workspace's crates, by file name.
 fn rust_libraries(ws: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(ws.join("target/debug/deps"))
         .unwrap()
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            (name.ends_with(".rlib") || name.ends_with(".rmeta")).then(|| (name, std::fs::read(e.path()).unwrap()))
+            (name.ends_with(".rlib") || name.ends_with(".rmeta") || name.ends_with(".d"))
+                .then(|| (name, std::fs::read(e.path()).unwrap()))
         })
         .collect()
 }
@@ -398,7 +399,7 @@ fn a_cargo_workspace_compiles_its_libraries_on_the_workers() {
     assert!(other(&env, "remote_execution.uploaded_bytes") > 0, "{stats}");
     assert_eq!(run_app(&ws), "the answer is 42\n");
     let remote = rust_libraries(&ws);
-    assert_eq!(remote.len(), 6, "{:?}", remote.keys());
+    assert_eq!(remote.len(), 10, "{:?}", remote.keys());
 
     // The same crates compiled here by rustc with the one remapping remote execution adds (every
     // path to itself: rust/remote.rs), at the same place: the same bytes.
