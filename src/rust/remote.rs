@@ -35,12 +35,15 @@ use crate::remote_exec::Declined;
 use crate::stats;
 use crate::store::StoreError;
 use crate::store::reapi::{ReapiConfig, ReapiStore};
+use crate::store::reapi_exec::Blob;
 use crate::store::reapi_proto as pb;
 use crate::store::remote::Timeouts;
 use prost::Message as _;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -84,7 +87,8 @@ exec "$rustc" "--remap-path-prefix=$R=/" "$@"
 "#;
 /// Names the variables (space-separated) whose values carry `MARK` for the script to replace.
 const ROOTED_VARS: &str = "ROOTED_BY_CACHEPOT";
-/// A crate whose inputs are larger is compiled locally (each action reads and digests them all).
+/// A crate whose inputs are larger is compiled locally (an action's input root holds its whole
+/// dependency directory).
 const INPUT_LIMIT: u64 = 512 << 20;
 
 /// The bases of a rustc call as remote execution (when on) needs them: every path remapped, as
@@ -255,28 +259,32 @@ fn run(
         }
     }
     let mut files: BTreeMap<String, pb::Digest> = BTreeMap::new();
-    let mut blobs: Vec<Vec<u8>> = Vec::new();
+    let mut blobs: Vec<Blob> = Vec::new();
     let mut total = 0u64;
+    let mut digests = Digests::new(&ctx.cfg.dir.value);
     let must = wanted.iter().map(|p| (p, true));
     for (path, required) in must.chain(optional.iter().map(|p| (p, false))) {
         let rel = in_root(&p.cwd, path).map_err(NotEligible)?;
         if files.contains_key(&rel) {
             continue;
         }
-        let bytes = match crate::limits::read_regular(&p.cwd.join(path), crate::limits::ENTRY_FILE) {
-            Ok(b) => b,
+        let full = p.cwd.join(path);
+        let digest = match digests.of(&full) {
+            Some(d) => d,
             // A crate directory's file may be another compile's, gone by now.
-            Err(_) if !required => continue,
-            Err(_) => return Err(NotEligible("an input that cannot be read as a regular file")),
+            None if !required => continue,
+            None => return Err(NotEligible("an input that cannot be read as a regular file")),
         };
-        total += bytes.len() as u64;
+        total += digest.size_bytes as u64;
         if total > INPUT_LIMIT {
             return Err(NotEligible("inputs larger than the limit for one action"));
         }
-        files.insert(rel, pb::Digest::of(&bytes));
-        blobs.push(bytes);
+        files.insert(rel, digest.clone());
+        // Read only if the CAS lacks it, and checked against this digest then.
+        blobs.push(Blob::File(digest, full));
     }
-    let (root_digest, mut directories) = input_root(&files, &cwd_rel);
+    digests.save();
+    let (root_digest, directories) = input_root(&files, &cwd_rel);
 
     let mut output_paths: Vec<String> = vec![ROOT_FILE.to_string()];
     for o in &own_outputs {
@@ -323,12 +331,12 @@ fn run(
     }
     .encode_to_vec();
     let action_digest = pb::Digest::of(&action);
-    blobs.append(&mut directories);
-    blobs.push(command);
-    blobs.push(action);
+    blobs.extend(directories.into_iter().map(Blob::Bytes));
+    blobs.push(Blob::Bytes(command));
+    blobs.push(Blob::Bytes(action));
 
     let store = ReapiStore::new(cfg.clone(), String::new(), timeouts);
-    let uploaded = store.upload_missing(blobs).map_err(Declined::Fault)?;
+    let uploaded = store.upload_missing_blobs(blobs).map_err(Declined::Fault)?;
     let done = store
         .execute(&action_digest, cfg.execution_timeout.value)
         .map_err(Declined::Fault)?;
@@ -401,6 +409,112 @@ fn run(
         },
         uploaded,
     ))
+}
+
+/// SHA-256 digests of input files by their stat data, one memo per directory, so that a
+/// dependency directory's crates are read and digested once, not by every action that sends them
+/// (the CAS is asked first; a file is read again only to upload it, and checked then).
+///
+/// Memo grammar (`<cache dir>/remote-digests/<xxh3-128 of the directory>`, replaced atomically;
+/// unknown lines are ignored; a lost update only costs a digest later):
+/// ```text
+/// line := dev ino size mtime_s mtime_ns ctime_s ctime_ns sha256_hex name_hex "\n"
+/// ```
+/// A directory's memo: file name → (stat stamp, digest).
+type DirMemo = HashMap<Vec<u8>, (String, pb::Digest)>;
+
+struct Digests {
+    root: PathBuf,
+    /// Directory → (file name → (stat stamp, digest)), and whether it changed.
+    memos: HashMap<PathBuf, (DirMemo, bool)>,
+    /// The files asked for: a changed memo keeps only those (files gone from a directory go).
+    asked: std::collections::HashSet<(PathBuf, Vec<u8>)>,
+}
+
+impl Digests {
+    fn new(cache_dir: &Path) -> Digests {
+        Digests {
+            root: cache_dir.join("remote-digests"),
+            memos: HashMap::new(),
+            asked: Default::default(),
+        }
+    }
+
+    fn memo_file(&self, dir: &Path) -> PathBuf {
+        let h = xxhash_rust::xxh3::xxh3_128(dir.as_os_str().as_bytes()).to_le_bytes();
+        self.root.join(crate::key::hex(&h))
+    }
+
+    /// The digest of the regular file `path`, or `None` when it is not one (or cannot be read).
+    fn of(&mut self, path: &Path) -> Option<pb::Digest> {
+        let meta = std::fs::metadata(path).ok()?;
+        if !meta.is_file() || meta.len() > crate::limits::ENTRY_FILE {
+            return None;
+        }
+        let stamp = format!(
+            "{} {} {} {} {} {} {}",
+            meta.dev(),
+            meta.ino(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec()
+        );
+        let dir = path.parent()?.to_path_buf();
+        let name = path.file_name()?.as_bytes().to_vec();
+        if !self.memos.contains_key(&dir) {
+            let text = std::fs::read_to_string(self.memo_file(&dir)).unwrap_or_default();
+            let lines = text
+                .lines()
+                .filter_map(|l| {
+                    let w: Vec<&str> = l.split(' ').collect();
+                    let [dev, ino, size, ms, mns, cs, cns, hash, name] = w[..] else {
+                        return None;
+                    };
+                    let digest = pb::Digest {
+                        hash: hash.to_string(),
+                        size_bytes: size.parse().ok()?,
+                    };
+                    let stamp = [dev, ino, size, ms, mns, cs, cns].join(" ");
+                    Some((crate::key::unhex(name)?, (stamp, digest)))
+                })
+                .collect();
+            self.memos.insert(dir.clone(), (lines, false));
+        }
+        self.asked.insert((dir.clone(), name.clone()));
+        let (memo, changed) = self.memos.get_mut(&dir)?;
+        if let Some((s, d)) = memo.get(&name)
+            && *s == stamp
+        {
+            return Some(d.clone());
+        }
+        let bytes = crate::limits::read_regular(path, crate::limits::ENTRY_FILE).ok()?;
+        let digest = pb::Digest::of(&bytes);
+        memo.insert(name, (stamp, digest.clone()));
+        *changed = true;
+        Some(digest)
+    }
+
+    fn save(&self) {
+        for (dir, (memo, changed)) in &self.memos {
+            if !changed {
+                continue;
+            }
+            let mut text = String::new();
+            for (name, (stamp, d)) in memo {
+                if !self.asked.contains(&(dir.clone(), name.clone())) {
+                    continue;
+                }
+                text.push_str(&format!("{stamp} {} {}\n", d.hash, crate::key::hex(name)));
+            }
+            let file = self.memo_file(dir);
+            let _ = std::fs::create_dir_all(&self.root);
+            if let Err(e) = crate::atomic::write(&file, text.as_bytes()) {
+                log::debug!(target: "rust", "cannot save {}: {e}", file.display());
+            }
+        }
+    }
 }
 
 /// rustc's dep-info for this compile, made here with `--emit=dep-info` in place of the call's
@@ -534,6 +648,33 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             format!("--remap-path-prefix={root}=/ --x={root}/a={root}/b plain\n")
         );
+    }
+
+    #[test]
+    fn digests_are_remembered_by_stat_data_and_follow_changes() {
+        let dir = std::env::temp_dir().join(format!("cachepot-digests-{}", std::process::id()));
+        let files = dir.join("deps");
+        std::fs::create_dir_all(&files).unwrap();
+        let (a, b) = (files.join("liba.rlib"), files.join("libb.rlib"));
+        std::fs::write(&a, b"first").unwrap();
+        std::fs::write(&b, b"other").unwrap();
+        let mut d = Digests::new(&dir);
+        assert_eq!(d.of(&a), Some(pb::Digest::of(b"first")));
+        assert_eq!(d.of(&b), Some(pb::Digest::of(b"other")));
+        assert_eq!(d.of(&files), None, "a directory is not an input file");
+        d.save();
+        // A later call finds them remembered; a file rewritten is digested again; one gone is
+        // dropped from the memo.
+        std::fs::write(&a, b"second, longer").unwrap();
+        std::fs::remove_file(&b).unwrap();
+        let mut d = Digests::new(&dir);
+        assert_eq!(d.of(&a), Some(pb::Digest::of(b"second, longer")));
+        assert_eq!(d.of(&b), None);
+        d.save();
+        let memo = std::fs::read_to_string(d.memo_file(&files)).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(memo.lines().count(), 1, "{memo}");
+        assert!(memo.contains(&pb::Digest::of(b"second, longer").hash), "{memo}");
     }
 
     #[test]
