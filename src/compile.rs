@@ -651,6 +651,13 @@ impl Call {
                     .unwrap_or_default()
                     .to_string_lossy()
                     .into_owned();
+                let toolchain = cfg.toolchain_upload.value.then(|| {
+                    crate::remote_exec::toolchain(self.family, &self.ctx.real, &k.identity, &self.ctx.cfg)
+                        .inspect_err(
+                            |why| log::debug!(target: "compile", "toolchain not uploaded, the worker's runs: {why}"),
+                        )
+                        .ok()
+                });
                 crate::remote_exec::compile(
                     cfg,
                     remote.timeouts(),
@@ -661,6 +668,7 @@ impl Call {
                     &env,
                     preprocessed,
                     &k.cwd.join(&k.req.outputs[0].path),
+                    toolchain.flatten().as_deref(),
                 )
             }
         };

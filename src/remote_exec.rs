@@ -17,20 +17,118 @@
 //! the local compiler instead: the compiler's diagnostics are then its own, source lines quoted
 //! (a worker holding only the preprocessed text cannot quote them). Remote faults are counted like the
 //! store's and start a back-off (`<cache dir>/remote-exec-backoff`).
+//!
+//! Toolchain upload (`CACHEPOT_REMOTE_TOOLCHAIN=upload`, gcc only): the programs identity.rs
+//! digests for the compiler (the driver, cc1/cc1plus, `as`) go into the input root under
+//! `cachepot-toolchain/`, the action runs that driver with `-Bcachepot-toolchain/` (so it runs that
+//! cc1 and that `as`), and the CAS gets each file once: their SHA-256 digests are remembered per
+//! compiler identity (`<cache dir>/remote-toolchain/<id>`, lines `name size sha256`), and a file is
+//! read only when FindMissingBlobs says the CAS lacks it. The worker still needs what those programs
+//! load: a compatible C library and the shared libraries of cc1 and `as` (libisl, libmpc, libmpfr,
+//! libgmp, libzstd, libbfd, libopcodes: `ldd` lists them); its own compiler is never run.
 
 use crate::compiler::{CCompile, CFamily};
 use crate::store::StoreError;
 use crate::store::reapi::{ReapiConfig, ReapiStore};
+use crate::store::reapi_exec::Blob;
 use crate::store::reapi_proto as pb;
 use crate::store::remote::{Backoff, Timeouts};
 use prost::Message as _;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The input and output names inside the action's input root.
 const INPUT: &str = "input.i";
 const OUTPUT: &str = "output.o";
+/// Where an uploaded toolchain's programs are in the input root.
+const TOOLCHAIN_DIR: &str = "cachepot-toolchain";
+
+/// One program of an uploaded toolchain: its name in `TOOLCHAIN_DIR`, digest and file here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolchainFile {
+    pub name: String,
+    pub digest: pb::Digest,
+    pub path: PathBuf,
+}
+
+/// The programs of the compiler `real` to upload (`CACHEPOT_REMOTE_TOOLCHAIN=upload`), with their
+/// SHA-256 digests (remembered per `identity`), or why it cannot be: only gcc's toolchain is known
+/// to run from a directory of its programs (`-B`); clang loads shared libraries of its own.
+pub fn toolchain(
+    family: &dyn CFamily,
+    real: &Path,
+    identity: &str,
+    cfg: &crate::config::Config,
+) -> Result<Vec<ToolchainFile>, &'static str> {
+    let driver = real.canonicalize().map_err(|_| "the compiler cannot be found")?;
+    let programs = crate::identity::programs(&cfg.dir.value, &driver, || {
+        let _slot = crate::coordinator::slot(cfg);
+        family.programs(&driver)
+    })
+    .map_err(|_| "the compiler's programs cannot be listed")?;
+    let mut named = Vec::new();
+    for (role, path) in programs {
+        let name = match role.as_str() {
+            "driver" => path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or("a driver name that is not UTF-8")?
+                .to_string(),
+            "cc1" | "cc1plus" | "cc1obj" | "cc1objplus" | "as" => role,
+            _ => return Err("only gcc's toolchain (driver, cc1, as) can be uploaded"),
+        };
+        named.push((name, path));
+    }
+    if !named.iter().any(|(n, _)| n.starts_with("cc1")) {
+        return Err("no cc1 found for the compiler");
+    }
+    let memo = cfg
+        .dir
+        .value
+        .join("remote-toolchain")
+        .join(&crate::key::sha256_hex(identity.as_bytes())[..32]);
+    // The identity is of the programs' content (by default): the same identity, the same bytes.
+    let content = cfg.compiler_check.value == crate::identity::CompilerCheck::Content;
+    let remembered: Vec<(String, pb::Digest)> = match std::fs::read_to_string(&memo) {
+        Ok(text) if content => text
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split(' ');
+                let (name, size, hash) = (w.next()?, w.next()?.parse().ok()?, w.next()?);
+                Some((
+                    name.to_string(),
+                    pb::Digest {
+                        hash: hash.to_string(),
+                        size_bytes: size,
+                    },
+                ))
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut files = Vec::new();
+    let mut text = String::new();
+    for (name, path) in named {
+        let digest = match remembered.iter().find(|(n, _)| *n == name) {
+            Some((_, d)) => d.clone(),
+            None => {
+                let bytes = crate::limits::read_regular(&path, crate::limits::ENTRY_FILE)
+                    .map_err(|_| "a program of the compiler cannot be read")?;
+                pb::Digest::of(&bytes)
+            }
+        };
+        text.push_str(&format!("{name} {} {}\n", digest.size_bytes, digest.hash));
+        files.push(ToolchainFile { name, digest, path });
+    }
+    if content && remembered.len() != files.len() {
+        let _ = std::fs::create_dir_all(memo.parent().unwrap_or(Path::new(".")));
+        if let Err(e) = crate::atomic::write(&memo, text.as_bytes()) {
+            log::debug!(target: "remote_exec", "cannot save {}: {e}", memo.display());
+        }
+    }
+    Ok(files)
+}
 
 /// A finished remote compile: the object is written to the request's path.
 pub struct Compiled {
@@ -107,8 +205,19 @@ pub fn compile(
     env: &[(&str, String)],
     preprocessed: &[u8],
     object: &Path,
+    toolchain: Option<&[ToolchainFile]>,
 ) -> Result<Compiled, Declined> {
-    let mut arguments = vec![compiler.to_string_lossy().into_owned()];
+    let mut arguments = match toolchain {
+        // The driver from the input root, finding its cc1 and `as` there first.
+        Some(files) => {
+            let driver = files.first().ok_or(Declined::NotEligible("an empty toolchain"))?;
+            vec![
+                format!("{TOOLCHAIN_DIR}/{}", driver.name),
+                format!("-B{TOOLCHAIN_DIR}/"),
+            ]
+        }
+        None => vec![compiler.to_string_lossy().into_owned()],
+    };
     for a in args {
         // A protobuf string is UTF-8: an argument that is not cannot be sent as it is.
         let Ok(a) = std::str::from_utf8(a.as_bytes()) else {
@@ -144,13 +253,39 @@ pub fn compile(
         working_directory: String::new(),
     }
     .encode_to_vec();
+    let mut blobs = vec![Blob::Bytes(preprocessed.to_vec())];
+    let mut directories = Vec::new();
+    if let Some(files) = toolchain {
+        let mut nodes: Vec<pb::FileNode> = files
+            .iter()
+            .map(|f| pb::FileNode {
+                name: f.name.clone(),
+                digest: Some(f.digest.clone()),
+                is_executable: true,
+            })
+            .collect();
+        // The API asks for names sorted.
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        nodes.dedup_by(|a, b| a.name == b.name);
+        let dir = pb::Directory {
+            files: nodes,
+            directories: Vec::new(),
+        }
+        .encode_to_vec();
+        directories.push(pb::DirectoryNode {
+            name: TOOLCHAIN_DIR.into(),
+            digest: Some(pb::Digest::of(&dir)),
+        });
+        blobs.push(Blob::Bytes(dir));
+        blobs.extend(files.iter().map(|f| Blob::File(f.digest.clone(), f.path.clone())));
+    }
     let input_root = pb::Directory {
         files: vec![pb::FileNode {
             name: INPUT.into(),
             digest: Some(pb::Digest::of(preprocessed)),
             is_executable: false,
         }],
-        directories: Vec::new(),
+        directories,
     }
     .encode_to_vec();
     let action = pb::Action {
@@ -163,9 +298,8 @@ pub fn compile(
     .encode_to_vec();
     let action_digest = pb::Digest::of(&action);
     let store = ReapiStore::new(cfg.clone(), String::new(), timeouts);
-    let uploaded = store
-        .upload_missing(vec![preprocessed.to_vec(), input_root, command, action])
-        .map_err(Declined::Fault)?;
+    blobs.extend([Blob::Bytes(input_root), Blob::Bytes(command), Blob::Bytes(action)]);
+    let uploaded = store.upload_missing_blobs(blobs).map_err(Declined::Fault)?;
     let run = store
         .execute(&action_digest, cfg.execution_timeout.value)
         .map_err(Declined::Fault)?;

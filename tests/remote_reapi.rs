@@ -345,4 +345,19 @@ fn bad_settings_get_a_one_line_answer() {
         "{err}"
     );
     assert!(!err.contains("topsecret"), "{err}");
+    let mut env = Env::new("reapi-bad-toolchain");
+    env.set("CACHEPOT_REAPI", "grpc://127.0.0.1:1");
+    env.set("CACHEPOT_REMOTE_TOOLCHAIN", "copy");
+    let out = env.cachepot(&["--show-config"]);
+    assert!(!out.status.success());
+    let err = s(&out.stderr);
+    assert!(
+        err.contains("remote toolchain \"copy\" (env CACHEPOT_REMOTE_TOOLCHAIN) is not valid; accepted: worker"),
+        "{err}"
+    );
+    let mut env = Env::new("reapi-good-toolchain");
+    env.set("CACHEPOT_REAPI", "grpc://127.0.0.1:1");
+    env.set("CACHEPOT_REMOTE_TOOLCHAIN", "upload");
+    let out = env.ok(&["--show-config"]);
+    assert!(s(&out.stdout).contains("remote_toolchain"), "{}", s(&out.stdout));
 }

@@ -436,6 +436,98 @@ pub fn parse(args: &[OsString]) -> Result<RustcCompile, Refusal> {
     })
 }
 
+/// A command line to run elsewhere (a remote worker's input root: rust/remote.rs): every path
+/// rustc reads or writes passed through `place`, and the directories and files it names that way.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Relocated {
+    pub args: Vec<String>,
+    /// Directories rustc searches for crates: `-L dependency=`, `crate=`, `all=` or no kind.
+    pub crate_dirs: Vec<PathBuf>,
+    /// Files named by `--emit KIND=PATH` (the flow's own dep-info file).
+    pub emit_files: Vec<PathBuf>,
+}
+
+/// `args` relocated by `place` (given each path as written), or why that cannot be exact.
+pub fn relocate(args: &[OsString], place: &dyn Fn(&str) -> String) -> Result<Relocated, &'static str> {
+    let mut out = Relocated::default();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = args[i].to_str().ok_or("an argument that is not UTF-8")?;
+        if !arg.starts_with('-') {
+            out.args.push(place(arg));
+            i += 1;
+            continue;
+        }
+        let Some(Ok((m, used))) = match_flag(TABLE, args, i) else {
+            return Err("an argument rustc's flag table does not know");
+        };
+        i += used;
+        let raw: Vec<&str> = m.raw.iter().filter_map(|r| r.to_str()).collect();
+        let Some(value) = m.value.as_ref().and_then(|v| v.to_str()) else {
+            out.args.extend(raw.iter().map(|r| r.to_string()));
+            continue;
+        };
+        // The flag as written before its value: `-L`, `--out-dir=`, `-Ldependency=` less the value.
+        let (mut flag, mut value) = if used == 2 {
+            (raw[0].to_string(), value)
+        } else {
+            (raw[0][..raw[0].len() - value.len()].to_string(), value)
+        };
+        if used == 1
+            && flag.starts_with("--")
+            && let Some(v) = value.strip_prefix('=')
+        {
+            flag.push('=');
+            value = v;
+        }
+        let placed = match m.kind {
+            Kind::OutDir => place(value),
+            Kind::Extern => match value.split_once('=') {
+                Some((name, path)) => format!("{name}={}", place(path)),
+                None => value.to_string(),
+            },
+            Kind::LibPath => {
+                let (kind, path) = match value.split_once('=') {
+                    Some((k, p)) if ["native", "crate", "dependency", "framework", "all"].contains(&k) => (Some(k), p),
+                    _ => (None, value),
+                };
+                if !matches!(kind, Some("native" | "framework")) {
+                    out.crate_dirs.push(PathBuf::from(path));
+                }
+                match kind {
+                    Some(k) => format!("{k}={}", place(path)),
+                    None => place(path),
+                }
+            }
+            Kind::Emit => value
+                .split(',')
+                .map(|part| match part.split_once('=') {
+                    Some((k, p)) => {
+                        out.emit_files.push(PathBuf::from(p));
+                        format!("{k}={}", place(p))
+                    }
+                    None => part.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            Kind::Target if value.ends_with(".json") => return Err("a target spec file"),
+            Kind::Key if flag.starts_with("--remap-path-prefix") => match value.rsplit_once('=') {
+                // What is remapped is a path here; what it becomes is only text.
+                Some((from, to)) => format!("{}={to}", place(from)),
+                None => value.to_string(),
+            },
+            _ => value.to_string(),
+        };
+        if used == 2 {
+            out.args.push(flag);
+            out.args.push(placed);
+        } else {
+            out.args.push(format!("{flag}{placed}"));
+        }
+    }
+    Ok(out)
+}
+
 enum KeyArg {
     Plain(String),
     LibPath(String, PathBuf),
@@ -526,6 +618,70 @@ fn unescape_env(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relocate_places_every_path_rustc_reads_or_writes() {
+        let args: Vec<OsString> = [
+            "--crate-name",
+            "a",
+            "--edition=2021",
+            "/src/a/lib.rs",
+            "--crate-type",
+            "lib",
+            "--emit=dep-info,metadata,link",
+            "--out-dir",
+            "/t/deps",
+            "-L",
+            "dependency=/t/deps",
+            "-Lnative=/n",
+            "--extern",
+            "b=/t/deps/libb.rmeta",
+            "--extern=c=rel/libc.rlib",
+            "--remap-path-prefix=/t/debug=target/debug",
+            "--emit=dep-info=/t/deps/own.d",
+            "-C",
+            "opt-level=1",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let r = relocate(&args, &|p: &str| {
+            if p.starts_with('/') {
+                format!("@R{p}")
+            } else {
+                p.to_string()
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            r.args,
+            [
+                "--crate-name",
+                "a",
+                "--edition=2021",
+                "@R/src/a/lib.rs",
+                "--crate-type",
+                "lib",
+                "--emit=dep-info,metadata,link",
+                "--out-dir",
+                "@R/t/deps",
+                "-L",
+                "dependency=@R/t/deps",
+                "-Lnative=@R/n",
+                "--extern",
+                "b=@R/t/deps/libb.rmeta",
+                "--extern=c=rel/libc.rlib",
+                "--remap-path-prefix=@R/t/debug=target/debug",
+                "--emit=dep-info=@R/t/deps/own.d",
+                "-C",
+                "opt-level=1",
+            ]
+        );
+        assert_eq!(r.crate_dirs, [PathBuf::from("/t/deps")]);
+        assert_eq!(r.emit_files, [PathBuf::from("/t/deps/own.d")]);
+        let spec: Vec<OsString> = ["--target", "my.json"].iter().map(OsString::from).collect();
+        assert!(relocate(&spec, &|p: &str| p.to_string()).is_err());
+    }
 
     #[test]
     fn profile_dirs() {

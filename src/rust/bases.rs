@@ -43,6 +43,8 @@ pub struct RustBases {
     bases: Vec<Base>,
     /// The working directory is under a configured base: rustc records it as ".".
     cwd_remapped: bool,
+    /// Every path is remapped to itself (`with_root_remap`).
+    root_remapped: bool,
 }
 
 impl RustBases {
@@ -89,6 +91,7 @@ impl RustBases {
             cwd: cwd.to_path_buf(),
             bases,
             cwd_remapped,
+            root_remapped: false,
         }
     }
 
@@ -105,6 +108,14 @@ impl RustBases {
             self.bases.sort_by_key(|b| std::cmp::Reverse(b.dir.as_os_str().len()));
             self.bases.dedup_by(|a, b| a.dir == b.dir);
         }
+        self
+    }
+
+    /// `/` remapped to `/`, outermost: rustc then records every path as remapped, with the same
+    /// text. A remote compile (rust/remote.rs) remaps its input root to `/`, which marks its paths
+    /// so; with this, a local compile writes the same bytes, and keys say so.
+    pub fn with_root_remap(mut self) -> RustBases {
+        self.root_remapped = true;
         self
     }
 
@@ -133,6 +144,9 @@ impl RustBases {
             .collect();
         if self.cwd_remapped && !self.bases.iter().any(|b| b.dir == self.cwd) {
             r.push((&self.cwd, OsStr::new("."), "<cwd>"));
+        }
+        if self.root_remapped {
+            r.push((Path::new("/"), OsStr::new("/"), "<root>"));
         }
         r.sort_by_key(|(d, _, _)| d.as_os_str().len());
         r

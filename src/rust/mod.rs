@@ -17,6 +17,7 @@
 pub mod bases;
 pub mod link;
 pub mod manifest;
+mod remote;
 pub mod toolchain;
 
 use crate::background;
@@ -353,14 +354,21 @@ impl RustCall {
             cmd.arg(link::dep_file_arg(d));
         }
         let started = SystemTime::now();
-        // A machine-wide compile slot when the coordinator is on (cargo's own jobserver token is
-        // the one cargo already holds for this call).
-        let slot = crate::coordinator::slot(&self.ctx.cfg);
-        // A link's output is held back until we know the linker took the dependency-file option.
+        // A miss may compile on a REAPI engine instead (remote.rs); `None` compiles here.
         let rustc_started = std::time::Instant::now();
-        let out = run_streaming(cmd, link_deps.is_none());
+        let out = match remote::compile(&mut self.ctx, p, &cmd) {
+            Some(out) => Ok(out),
+            None => {
+                // A machine-wide compile slot when the coordinator is on (cargo's own jobserver
+                // token is the one cargo already holds for this call).
+                let slot = crate::coordinator::slot(&self.ctx.cfg);
+                // A link's output is held back until we know the linker took the dependency-file option.
+                let out = run_streaming(cmd, link_deps.is_none());
+                drop(slot);
+                out
+            }
+        };
         self.rustc_time = Some(rustc_started.elapsed());
-        drop(slot);
         let link_text = link_deps.as_ref().map(|d| {
             let text = crate::limits::read_regular(d, crate::limits::DEP_FILE);
             let _ = std::fs::remove_file(d);
@@ -613,7 +621,10 @@ impl RustCall {
     /// The base directories this call's settings put in force for `out_dir`.
     fn bases(&self, cwd: &Path, out_dir: &Path) -> RustBases {
         let cfg = &self.ctx.cfg;
-        RustBases::new(&cfg.basedirs.value, cfg.rust_implicit_basedirs.value, cwd, out_dir)
+        remote::bases(
+            cfg,
+            RustBases::new(&cfg.basedirs.value, cfg.rust_implicit_basedirs.value, cwd, out_dir),
+        )
     }
 
     /// A compile we do not cache (a crate that links, say) still records paths as cached crates

@@ -660,6 +660,10 @@ mod tests {
                 value: Vec::new(),
                 source: Source::Default,
             },
+            toolchain_upload: Setting {
+                value: false,
+                source: Source::Default,
+            },
         };
         let t = Timeouts {
             connect: Duration::from_secs(1),

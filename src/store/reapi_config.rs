@@ -13,7 +13,9 @@
 //!   with every call (`authorization=Bearer …`, `x-buildbuddy-api-key=…`); the values are secrets;
 //! - `CACHEPOT_REMOTE_EXECUTION` (`remote_execution`): compile misses on the engine (remote_exec.rs);
 //! - `CACHEPOT_REMOTE_EXECUTION_TIMEOUT` (`execution_timeout`): the longest a remote compile may take;
-//! - `CACHEPOT_REAPI_PLATFORM` (`platform`): more platform properties of remote compiles.
+//! - `CACHEPOT_REAPI_PLATFORM` (`platform`): more platform properties of remote compiles;
+//! - `CACHEPOT_REMOTE_TOOLCHAIN` (`toolchain`): `worker` (the workers have the compiler, the default)
+//!   or `upload` (gcc's programs go into the CAS and run from the input root: remote_exec.rs).
 
 use super::remote::{Secret, Settings};
 use crate::setting::{ConfigError, Setting, Source};
@@ -31,6 +33,7 @@ pub const KEYS: &[&str] = &[
     "remote_execution",
     "execution_timeout",
     "platform",
+    "toolchain",
 ];
 
 /// How long a remote compile may take, queueing included, before it is given up and run locally.
@@ -52,6 +55,8 @@ pub struct ReapiConfig {
     pub execution_timeout: Setting<Duration>,
     /// Extra platform properties of every remote compile (worker pool, container image).
     pub platform: Setting<Vec<(String, String)>>,
+    /// Upload the compiler's programs into the CAS and run them from the input root (gcc).
+    pub toolchain_upload: Setting<bool>,
 }
 
 impl ReapiConfig {
@@ -129,6 +134,25 @@ impl ReapiConfig {
                 source: p.source,
             },
         };
+        let toolchain_upload = match s.string("toolchain", "CACHEPOT_REMOTE_TOOLCHAIN")? {
+            None => Setting {
+                value: false,
+                source: Source::Default,
+            },
+            Some(t) => Setting {
+                value: match t.value.trim() {
+                    "worker" => false,
+                    "upload" => true,
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "remote toolchain {:?} ({}) is not valid; accepted: worker (the workers have the compiler) or upload (gcc's programs go to the CAS)",
+                            t.value, t.source
+                        )));
+                    }
+                },
+                source: t.source,
+            },
+        };
         Ok(Some(ReapiConfig {
             url,
             instance,
@@ -148,6 +172,7 @@ impl ReapiConfig {
                     source: Source::Default,
                 }),
             platform,
+            toolchain_upload,
         }))
     }
 
@@ -188,6 +213,16 @@ impl ReapiConfig {
                     .collect::<Vec<_>>()
                     .join(","),
                 self.platform.source.to_string(),
+            ),
+            (
+                "remote_toolchain",
+                if self.toolchain_upload.value {
+                    "upload"
+                } else {
+                    "worker"
+                }
+                .to_string(),
+                self.toolchain_upload.source.to_string(),
             ),
         ]
     }

@@ -8,6 +8,38 @@ use super::reapi_proto as pb;
 use prost::Message as _;
 use std::time::Duration;
 
+/// One blob for the CAS: bytes in memory, or a file with its known digest.
+pub enum Blob {
+    Bytes(Vec<u8>),
+    File(pb::Digest, std::path::PathBuf),
+}
+
+impl Blob {
+    fn digest(&self) -> pb::Digest {
+        match self {
+            Blob::Bytes(b) => pb::Digest::of(b),
+            Blob::File(d, _) => d.clone(),
+        }
+    }
+
+    fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
+        match self {
+            Blob::Bytes(b) => Ok(std::borrow::Cow::Borrowed(b)),
+            Blob::File(d, path) => {
+                let bytes = crate::limits::read_regular(path, crate::limits::ENTRY_FILE)
+                    .map_err(|e| StoreError::Read(format!("cannot read {}: {e}", path.display())))?;
+                if pb::Digest::of(&bytes) != *d {
+                    return Err(StoreError::Read(format!(
+                        "{} changed since it was digested",
+                        path.display()
+                    )));
+                }
+                Ok(std::borrow::Cow::Owned(bytes))
+            }
+        }
+    }
+}
+
 /// What an engine's run gave: the compiler's exit code and output, and the output files' digests.
 pub struct Executed {
     pub exit_code: i32,
@@ -22,8 +54,14 @@ impl ReapiStore {
     /// Put every blob the CAS lacks there (FindMissingBlobs, then one batch for the small ones and
     /// ByteStream for each large one); returns the bytes sent.
     pub fn upload_missing(&self, blobs: Vec<Vec<u8>>) -> Result<u64, StoreError> {
+        self.upload_missing_blobs(blobs.into_iter().map(Blob::Bytes).collect())
+    }
+
+    /// `upload_missing` for blobs of which some are files, read only when the CAS lacks them (and
+    /// then checked against their digest: a file changed since is an error, not a wrong blob).
+    pub fn upload_missing_blobs(&self, blobs: Vec<Blob>) -> Result<u64, StoreError> {
         self.with_client(async |grpc| {
-            let digests: Vec<pb::Digest> = blobs.iter().map(|b| pb::Digest::of(b)).collect();
+            let digests: Vec<pb::Digest> = blobs.iter().map(Blob::digest).collect();
             let find = pb::FindMissingBlobsRequest {
                 instance_name: self.instance(),
                 blob_digests: digests.clone(),
@@ -36,15 +74,21 @@ impl ReapiStore {
             .await?;
             let mut sent = 0u64;
             let mut small = Vec::new();
-            for (digest, bytes) in digests.into_iter().zip(&blobs) {
-                if !missing.missing_blob_digests.contains(&digest) || small.iter().any(|(d, _)| *d == digest) {
+            let mut streamed: Vec<pb::Digest> = Vec::new();
+            for (digest, blob) in digests.into_iter().zip(&blobs) {
+                if !missing.missing_blob_digests.contains(&digest)
+                    || small.iter().any(|(d, _)| *d == digest)
+                    || streamed.contains(&digest)
+                {
                     continue;
                 }
+                let bytes = blob.bytes()?;
                 sent += bytes.len() as u64;
                 if bytes.len() <= super::reapi::BATCH_LIMIT {
-                    small.push((digest, bytes.clone()));
+                    small.push((digest, bytes.into_owned()));
                 } else {
-                    self.stream_upload(grpc, &digest, bytes).await?;
+                    self.stream_upload(grpc, &digest, &bytes).await?;
+                    streamed.push(digest);
                 }
             }
             if !small.is_empty() {

@@ -218,6 +218,12 @@ impl Drop for Workers {
 }
 
 pub fn workers(server: &Server, n: usize) -> Workers {
+    workers_without(server, n, &[])
+}
+
+/// Workers whose commands do not see `hidden` (a worker image without the host's compiler).
+pub fn workers_without(server: &Server, n: usize, hidden: &[PathBuf]) -> Workers {
+    let hide = hidden.iter().map(|p| p.to_str().unwrap()).collect::<Vec<_>>().join(":");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/reapi_worker.py");
     Workers(
         (0..n)
@@ -227,6 +233,8 @@ pub fn workers(server: &Server, n: usize) -> Workers {
                     .arg(&script)
                     .arg(format!("127.0.0.1:{}", server.port))
                     .arg(format!("worker-{i}"))
+                    .env("REAPI_WORKER_HIDE", &hide)
+                    .env("REAPI_WORKER_CACHE", server.dir.join(format!("worker{i}-cache")))
                     .stdout(Stdio::null())
                     .stderr(log)
                     .spawn()
