@@ -71,7 +71,11 @@ ls -l "${OUTS[@]}" | awk '{ printf "output %s: %d bytes\n", $NF, $5 }'
 # 2. Replay it: the recorded environment, the recorded working directory.
 cd "$(cat "$W/rec/cwd")"
 while IFS= read -r -d '' kv; do
-  case "$kv" in PWD=* | OLDPWD=* | SHLVL=* | _=* | CACHEPOT_* | SCCACHE_* | RUSTC_WRAPPER=*) ;; *) export "${kv?}" ;; esac
+  # Not the jobserver: its fds are gone here (rustc would warn, and the warning would be stored).
+  case "$kv" in
+    PWD=* | OLDPWD=* | SHLVL=* | _=* | CACHEPOT_* | SCCACHE_* | RUSTC_WRAPPER=* | CARGO_MAKEFLAGS=* | MAKEFLAGS=* | MFLAGS=*) ;;
+    *) export "${kv?}" ;;
+  esac
 done < "$W/rec/env"
 export CACHEPOT_DIR="$W/cp" SCCACHE_DIR="$W/sc" SCCACHE_IDLE_TIMEOUT=0 SCCACHE_CACHE_SIZE=10G
 unset RUSTC_WRAPPER
