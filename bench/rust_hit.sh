@@ -20,7 +20,9 @@ for t in perf strace /usr/bin/time cargo; do
   command -v "$t" >/dev/null || { echo "rust_hit: $t is missing" >&2; exit 1; }
 done
 W=$(mktemp -d)
-cleanup() { SCCACHE_DIR="$W/sc" "$SCCACHE" --stop-server >/dev/null 2>&1 || true; rm -rf "$W"; }
+# A sccache server of its own (one on the default port would keep its own cache dir).
+PORT=$((20000 + $$ % 20000))
+cleanup() { SCCACHE_SERVER_PORT=$PORT "$SCCACHE" --stop-server >/dev/null 2>&1 || true; rm -rf "$W"; }
 trap cleanup EXIT
 # KEEP=1: leave the work dir (and the sccache server) for profiling.
 [ -z "${KEEP:-}" ] || { trap - EXIT; echo "work dir: $W"; }
@@ -77,7 +79,7 @@ while IFS= read -r -d '' kv; do
     *) export "${kv?}" ;;
   esac
 done < "$W/rec/env"
-export CACHEPOT_DIR="$W/cp" SCCACHE_DIR="$W/sc" SCCACHE_IDLE_TIMEOUT=0 SCCACHE_CACHE_SIZE=10G
+export CACHEPOT_DIR="$W/cp" SCCACHE_DIR="$W/sc" SCCACHE_IDLE_TIMEOUT=0 SCCACHE_CACHE_SIZE=10G SCCACHE_SERVER_PORT=$PORT
 unset RUSTC_WRAPPER
 "$SCCACHE" --start-server >/dev/null 2>&1 || true
 for _ in 1 2; do
