@@ -141,10 +141,8 @@ pub fn programs_for(
         "" => cache_dir.join("identity").join(format!("programs-{name}")),
         p => cache_dir.join("identity").join(format!("programs-{p}-{name}")),
     };
-    let mut text = String::new();
-    if let Ok(f) = std::fs::File::open(&file) {
-        let _ = f.take(MAX_MEMO).read_to_string(&mut text);
-    }
+    // Read with its size as the buffer's (a memo grows to KBs: one read, not a doubling series).
+    let text = crate::limits::read_text(&file, MAX_MEMO).unwrap_or_default();
     let mut lines = text.lines();
     if lines.next() == Some(stamp.as_str()) {
         let list: Option<Vec<(String, PathBuf)>> = lines
@@ -324,10 +322,7 @@ impl Memo {
     fn load(cache_dir: &Path) -> Memo {
         let file = cache_dir.join("identity").join("digests");
         let mut entries = HashMap::new();
-        let mut text = String::new();
-        if let Ok(f) = std::fs::File::open(&file) {
-            let _ = f.take(MAX_MEMO).read_to_string(&mut text);
-        }
+        let text = crate::limits::read_text(&file, MAX_MEMO).unwrap_or_default();
         for line in text.lines() {
             let w: Vec<&str> = line.split(' ').collect();
             let [dev, ino, size, ms, mn, cs, cn, digest, path] = w.as_slice() else {
