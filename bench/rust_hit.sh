@@ -8,7 +8,7 @@
 # N hits of that command through cachepot and through sccache, interleaved with `cp` of the three
 # outputs (rlib, rmeta, .d) into a scratch dir. Wall time per call (with the fork of `date`, ~1 ms;
 # compare columns), then CPU and page faults per call (`perf stat -r N`, cachepot and cp; sccache's
-# work is in its server), system calls (`strace -f -c`) and peak RSS (`/usr/bin/time`).
+# work is in its server), wall medians with no shell in the measurement (bench/interleave.c), system calls (`strace -f -c`) and peak RSS (`/usr/bin/time`).
 # sccache: SCCACHE names one, else ~/.cache/peers/sccache/bin/sccache, else `sccache` on PATH.
 set -euo pipefail
 N=${2:-50}
@@ -30,6 +30,7 @@ mkdir -p "$W/bin" "$W/crate/src" "$W/rec" "$W/copy"
 # Named cachepot whatever the file is called (any other name is taken for a compiler's).
 cp "$CACHEPOT" "$W/bin/cachepot"
 CP="$W/bin/cachepot"
+gcc -O2 -o "$W/interleave" "$ROOT/bench/interleave.c"
 
 # 1. Record the command. The wrapper runs every rustc call; it keeps regex-automata's.
 cat > "$W/rec/wrap.sh" <<'EOF'
@@ -98,6 +99,8 @@ done
 us() { echo $(($1 / N / 1000)); }
 echo "regex-automata hit, wall mean of $N: cachepot $(us $a) us, sccache $(us $b) us, cp $(us $c) us;" \
   "cachepot/cp $(python3 -c "print(f'{$a/$c:.2f}')"), cachepot/sccache $(python3 -c "print(f'{$a/$b:.2f}')")"
+echo "interleaved, no shell (bench/interleave.c):" $("$W/interleave" "$N" "$CP" "${ARGS[@]}" -- "$SCCACHE" "${ARGS[@]}" \
+  -- cp "${OUTS[@]}" "$W/copy/" | sed 's|^[^:]*/||' | tr '\n' ';')
 perf_hit() {
   perf stat -r "$N" -e task-clock,page-faults -x, "$@" 2>&1 >/dev/null \
     | awk -F, '$3 == "task-clock" { t = $1 } $3 == "page-faults" { f = $1 } END { printf "%.2f ms CPU, %d faults", t, f }'
