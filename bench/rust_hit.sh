@@ -7,8 +7,9 @@
 # workspace lock of tests/rust_cargo.rs, so the crates come from ~/.cargo/registry offline). Then
 # N hits of that command through cachepot and through sccache, interleaved with `cp` of the three
 # outputs (rlib, rmeta, .d) into a scratch dir. Wall time per call (with the fork of `date`, ~1 ms;
-# compare columns), then CPU and page faults per call (`perf stat -r N`, cachepot and cp; sccache's
-# work is in its server), wall medians with no shell in the measurement (bench/interleave.c), system calls (`strace -f -c`) and peak RSS (`/usr/bin/time`).
+# compare columns), wall medians with no shell in the measurement (bench/interleave.c), then CPU and
+# page faults per call (`perf stat -r N`, cachepot and cp; sccache's work is in its server), system
+# calls (`strace -f -c`) and peak RSS (`/usr/bin/time`).
 # sccache: SCCACHE names one, else ~/.cache/peers/sccache/bin/sccache, else `sccache` on PATH.
 set -euo pipefail
 N=${2:-50}
