@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A quick shell-loop comparison on this machine: a cachepot hit against ccache's and against `cp` of
-# the object, for gcc and clang, then misses against the plain compiler. Each timing includes the
-# fork of `date` (about 1 ms); compare the columns, not the absolute figures. Then, per hit, figures
-# that other work on the machine does not blur: CPU time and page faults (`perf stat -r N -e
+# the object, for gcc and clang, then misses against the plain compiler. Each timing of the shell loop
+# includes the fork of `date` (about 1 ms); compare the columns, not the absolute figures. The
+# "interleaved" line has no shell or `date` in the measurement (bench/interleave.c: medians). Then,
+# per hit, figures that other work on the machine does not blur: CPU time and page faults (`perf stat -r N -e
 # task-clock,page-faults`), system calls (`strace -c`) and peak RSS (`/usr/bin/time -v`).
 #   bash bench/hit_loop.sh target/release/cachepot [N]
 set -euo pipefail
@@ -16,6 +17,7 @@ trap 'rm -rf "$W"' EXIT
 mkdir "$W/bin"
 cp "$1" "$W/bin/cachepot"
 CP="$W/bin/cachepot"
+gcc -O2 -o "$W/interleave" "$(dirname "$0")/interleave.c"
 cd "$W"
 ms() { echo "$(( $1 / N / 1000 )) us"; }
 # "<task-clock ms> <page faults>" of one command, as the mean of N runs.
@@ -40,6 +42,9 @@ for cc in gcc clang; do
     s=$(date +%s%N); cp plain.o d.o; e=$(date +%s%N); c=$((c + e - s))
   done
   echo "$cc hit, mean of $N: cachepot $(ms $a), ccache $(ms $b), cp $(ms $c)"
+  echo "$cc hit, interleaved, no shell (bench/interleave.c):" \
+    $("$W/interleave" "$N" "$CP" "$cc" -O2 -c a.c -o a.o -- ccache "$cc" -O2 -c a.c -o c.o -- cp plain.o d.o \
+      | sed 's|^[^:]*/||' | tr '\n' ';')
   echo "$cc hit, perf stat -r $N: cachepot $(perf_hit "$CP" "$cc" -O2 -c a.c -o a.o);" \
     "ccache $(perf_hit ccache "$cc" -O2 -c a.c -o c.o); cp $(perf_hit cp plain.o d.o)"
   echo "$cc hit, system calls (strace -c): cachepot $(calls "$CP" "$cc" -O2 -c a.c -o a.o)," \

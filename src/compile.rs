@@ -210,7 +210,7 @@ impl Call {
             // that needs them as a file.
             kb.add_os(&format!("{} output elsewhere", o.role), o.path.as_os_str());
         }
-        kb.add_digest("source", &sha256_hex(&k.source));
+        kb.add_digest("source", &crate::key::hex(&content_digest(&k.source).to_le_bytes()));
         for f in &req.extra_inputs {
             let data = crate::limits::read_regular(&k.cwd.join(f), crate::limits::INPUT_FILE)
                 .map_err(|_| NotCacheable::MissingInput)?;

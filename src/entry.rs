@@ -26,6 +26,8 @@ const CODEC_ZSTD: u8 = 1;
 const HEADER_LEN: usize = 7 + 1 + 1 + 8 + 16;
 /// zstd level: 1 is the fastest level that still compresses objects ~3x; both peers use a low level.
 const ZSTD_LEVEL: i32 = 1;
+/// Bodies up to this size are stored uncompressed (`encode_framed`).
+const STORED_BELOW: usize = 8 << 10;
 
 /// What a compile produced.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -301,9 +303,15 @@ fn push_section(body: &mut Vec<u8>, kind: u8, name: &str, data: &[u8]) {
 /// entries and manifests so both get the same verification.
 pub fn encode_framed(magic: &[u8; 7], body: &[u8]) -> Vec<u8> {
     let checksum = xxhash_rust::xxh3::xxh3_128(body);
-    let (codec, payload) = match zstd::bulk::compress(body, ZSTD_LEVEL) {
-        Ok(c) if c.len() < body.len() => (CODEC_ZSTD, c),
-        _ => (CODEC_STORED, body.to_vec()),
+    // A small body (a manifest, a small object) is stored as it is: decoding it with zstd costs a
+    // hit ~10 % of its instructions (the decompression context), and it takes one disk block anyway.
+    let compressed = (body.len() > STORED_BELOW)
+        .then(|| zstd::bulk::compress(body, ZSTD_LEVEL).ok())
+        .flatten()
+        .filter(|c| c.len() < body.len());
+    let (codec, payload) = match compressed {
+        Some(c) => (CODEC_ZSTD, c),
+        None => (CODEC_STORED, body.to_vec()),
     };
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(magic);

@@ -81,13 +81,19 @@ pub fn of_files(cache_dir: &Path, check: &CompilerCheck, files: &[(String, PathB
         }
         CompilerCheck::Content => {
             let mut memo = Memo::load(cache_dir);
-            let _lock = if files.iter().all(|(_, p)| memo.knows(p)) {
-                None
-            } else {
+            // The common case, every file known by its stat data: one stat per file.
+            if let Some(digests) = memo.all_known(files) {
+                let mut kb = KeyBuilder::new("compiler content", false);
+                for ((role, _), digest) in files.iter().zip(digests) {
+                    kb.add_digest(role, digest);
+                }
+                return Ok(format!("content:{}", kb.finish().0));
+            }
+            let _lock = {
                 // Something to hash: once per machine, whoever comes first.
                 let lock = MemoLock::take(cache_dir);
                 memo = Memo::load(cache_dir);
-                Some(lock)
+                lock
             };
             let mut kb = KeyBuilder::new("compiler content", false);
             for (role, path) in files {
@@ -135,10 +141,8 @@ pub fn programs_for(
         "" => cache_dir.join("identity").join(format!("programs-{name}")),
         p => cache_dir.join("identity").join(format!("programs-{p}-{name}")),
     };
-    let mut text = String::new();
-    if let Ok(f) = std::fs::File::open(&file) {
-        let _ = f.take(MAX_MEMO).read_to_string(&mut text);
-    }
+    // Read with its size as the buffer's (a memo grows to KBs: one read, not a doubling series).
+    let text = crate::limits::read_text(&file, MAX_MEMO).unwrap_or_default();
     let mut lines = text.lines();
     if lines.next() == Some(stamp.as_str()) {
         let list: Option<Vec<(String, PathBuf)>> = lines
@@ -320,10 +324,7 @@ impl Memo {
     fn load(cache_dir: &Path) -> Memo {
         let file = cache_dir.join("identity").join("digests");
         let mut entries = HashMap::new();
-        let mut text = String::new();
-        if let Ok(f) = std::fs::File::open(&file) {
-            let _ = f.take(MAX_MEMO).read_to_string(&mut text);
-        }
+        let text = crate::limits::read_text(&file, MAX_MEMO).unwrap_or_default();
         for line in text.lines() {
             let w: Vec<&str> = line.split(' ').collect();
             let [dev, ino, size, ms, mn, cs, cn, digest, path] = w.as_slice() else {
@@ -357,9 +358,15 @@ impl Memo {
         }
     }
 
-    /// Whether the memo holds `path`'s digest for its current stat data.
-    fn knows(&self, path: &Path) -> bool {
-        std::fs::metadata(path).is_ok_and(|m| self.entries.contains_key(&StatKey::of(&m)))
+    /// The memo's digests of `files` when it holds every one for its current stat data.
+    fn all_known<'a>(&'a self, files: &[(String, PathBuf)]) -> Option<Vec<&'a str>> {
+        files
+            .iter()
+            .map(|(_, path)| {
+                let m = std::fs::metadata(path).ok()?;
+                self.entries.get(&StatKey::of(&m)).map(|(d, _)| d.as_str())
+            })
+            .collect()
     }
 
     /// The XXH3-128 of a file's content, from the memo when its stat data still match. A file

@@ -171,7 +171,9 @@ fn list_files(sysroot: &Path, dir: &Path, prefix: Option<&str>, out: &mut Vec<(S
     let mut found: Vec<(String, PathBuf)> = entries
         .flatten()
         .filter(|e| prefix.is_none_or(|p| e.file_name().to_string_lossy().starts_with(p)))
-        .filter(|e| e.metadata().is_ok_and(|m| m.is_file()))
+        // The type the directory listing gives (no stat; lstat where the file system gives none):
+        // every file's stat data is read once more, by identity::of_files, anyway.
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| {
             let p = e.path();
             let role = p.strip_prefix(sysroot).unwrap_or(&p).display().to_string();
