@@ -46,6 +46,10 @@ pub struct Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        // This store's end, for the next call's look at whether orphans are reaped here.
+        if let Some(pending) = self.path.parent() {
+            let _ = std::fs::write(pending.join(".last"), format!("{} {}", std::process::id(), unix_ms()));
+        }
     }
 }
 
@@ -98,11 +102,10 @@ pub fn detach(dir: &Path, key: &str) -> Option<Detached> {
             }
             Some(Detached::Child(Pending { path, _lock: file }))
         }
-        child => {
+        _ => {
             // The lock stays with the child: flock belongs to the open file, which the child
             // shares; closing this process's descriptor does not release it.
             drop(file);
-            let _ = std::fs::write(pending.join(".last"), child.to_string());
             Some(Detached::Parent)
         }
     }
@@ -133,8 +136,14 @@ fn orphans_are_reaped(pending: &Path) -> bool {
     {
         return false;
     }
+    // "<pid> <ms since the epoch>", written by a background store as it ends. A reaper takes an
+    // ended child within milliseconds: one still a zombie seconds after it ended is never taken.
     let last = std::fs::read_to_string(pending.join(".last")).unwrap_or_default();
-    if last.trim().parse::<u32>().is_ok_and(is_zombie) {
+    let mut f = last.split_whitespace().map(str::parse::<u64>);
+    if let (Some(Ok(pid)), Some(Ok(ended))) = (f.next(), f.next())
+        && unix_ms().saturating_sub(ended) > UNREAPED_AFTER_MS
+        && u32::try_from(pid).is_ok_and(is_zombie)
+    {
         log::warn!(
             "a finished background store was never reaped (this PID 1 does not reap orphans); storing in line (see CACHEPOT_BACKGROUND_STORE)"
         );
@@ -142,6 +151,16 @@ fn orphans_are_reaped(pending: &Path) -> bool {
         return false;
     }
     true
+}
+
+/// How long an ended store may stay a zombie before its reaper counts as absent.
+const UNREAPED_AFTER_MS: u64 = 3000;
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Whether process `pid` has ended and waits to be reaped (state Z in /proc/<pid>/stat).
@@ -245,7 +264,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(is_zombie(pid));
-        std::fs::write(pending.join(".last"), pid.to_string()).unwrap();
+        // Just ended: its reaper may not have run yet.
+        std::fs::write(pending.join(".last"), format!("{pid} {}", unix_ms())).unwrap();
+        assert!(orphans_are_reaped(&pending), "a zombie of a moment ago proves nothing");
+        std::fs::write(pending.join(".last"), format!("{pid} {}", unix_ms() - 10_000)).unwrap();
         assert!(!orphans_are_reaped(&pending));
         child.wait().unwrap();
         assert!(!is_zombie(pid));
