@@ -293,8 +293,7 @@ pub fn modified_or_changed_after(meta: &std::fs::Metadata, t: SystemTime) -> boo
 }
 
 fn stat_fingerprint(m: &std::fs::Metadata) -> u64 {
-    let mut b = [0u8; 56];
-    for (i, v) in [
+    fingerprint(&[
         m.dev(),
         m.ino(),
         m.size(),
@@ -302,32 +301,29 @@ fn stat_fingerprint(m: &std::fs::Metadata) -> u64 {
         m.mtime_nsec() as u64,
         m.ctime() as u64,
         m.ctime_nsec() as u64,
-    ]
-    .iter()
-    .enumerate()
-    {
-        b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-    }
-    xxhash_rust::xxh3::xxh3_64(&b).max(2)
+    ])
 }
 
 /// A directory's state: changes whenever an entry is added to, removed from or renamed in it.
 fn dir_fingerprint(m: &std::fs::Metadata) -> u64 {
-    let mut b = [0u8; 48];
-    for (i, v) in [
+    fingerprint(&[
         m.dev(),
         m.ino(),
         m.mtime() as u64,
         m.mtime_nsec() as u64,
         m.ctime() as u64,
         m.ctime_nsec() as u64,
-    ]
-    .iter()
-    .enumerate()
-    {
+    ])
+}
+
+/// XXH3-64 of up to 8 `fields` as little-endian bytes, kept above 1 (0 and 1 are reserved: never
+/// trusted, did not exist). On the stack: this runs for every file and directory a hit checks.
+fn fingerprint(fields: &[u64]) -> u64 {
+    let mut b = [0u8; 64];
+    for (i, v) in fields.iter().enumerate() {
         b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
     }
-    xxhash_rust::xxh3::xxh3_64(&b).max(2)
+    xxhash_rust::xxh3::xxh3_64(&b[..fields.len() * 8]).max(2)
 }
 
 /// A directory's state, or 0 when it changed too recently before `start` to be trusted: an entry
