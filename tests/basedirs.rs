@@ -12,9 +12,7 @@ use std::process::Command;
 /// and a generated one in the build dir.
 fn checkout(root: &Path) -> PathBuf {
     let w = |rel: &str, text: &str| {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
+        common::write_under(root, rel, text);
     };
     w("include/lib.h", "int twice(int);\n#define GREETING \"hello\"\n");
     w(
@@ -217,9 +215,7 @@ fn cmake_ninja_second_build_dir_hits_everything() {
     let mut env = Env::new("basedirs-cmake");
     let root = env.dir.join("proj");
     let w = |rel: &str, text: &str| {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
+        common::write_under(&root, rel, text);
     };
     w(
         "CMakeLists.txt",
@@ -313,9 +309,7 @@ fn autoconf_second_build_dir_hits_everything() {
     let mut env = Env::new("basedirs-autoconf");
     let root = env.dir.join("proj");
     let w = |rel: &str, text: &str| {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
+        common::write_under(&root, rel, text);
     };
     w(
         "configure.ac",

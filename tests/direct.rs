@@ -167,9 +167,7 @@ fn fresh_build_dirs_hit_and_a_later_shadowing_header_misses() {
     let mut env = Env::new("fresh-build-dir");
     let root = env.dir.join("ws");
     let w = |rel: &str, text: &str| {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
+        common::write_under(&root, rel, text);
     };
     w(
         "src/a.c",

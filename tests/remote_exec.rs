@@ -241,9 +241,7 @@ fn clang_compiles_remotely_too_with_the_local_object() {
 /// dir) and the program `app` printing `top::answer()`.
 fn rust_workspace(ws: &std::path::Path) {
     let w = |rel: &str, text: &str| {
-        let p = ws.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
+        common::write_under(ws, rel, text);
     };
     w(
         "Cargo.toml",
@@ -594,9 +592,7 @@ fn registry_crates_and_proc_macros_compile_on_the_workers() {
     let env = exec_env("exec-registry", &server);
     let ws = env.dir.join("ws");
     let w = |rel: &str, text: &str| {
-        let p = ws.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
+        common::write_under(&ws, rel, text);
     };
     w(
         "Cargo.toml",

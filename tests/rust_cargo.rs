@@ -13,9 +13,7 @@ use std::process::{Command, Output};
 /// regex, util, and C code built by a build script with cc), `app` (a binary using core_lib).
 fn write_workspace(dir: &Path) {
     let w = |rel: &str, text: &str| {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
+        common::write_under(dir, rel, text);
     };
     w(
         "Cargo.toml",
@@ -510,9 +508,7 @@ fn clippy_after_check_still_lints() {
     let env = Env::new("rust-clippy");
     let ws = env.dir.join("ws");
     let w = |rel: &str, text: &str| {
-        let p = ws.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
+        common::write_under(&ws, rel, text);
     };
     w(
         "Cargo.toml",
@@ -596,9 +592,7 @@ fn cargo_config_rustc_wrapper_incremental_and_install_shims() {
     let env = Env::new("rust-config");
     let ws = env.dir.join("ws");
     let w = |rel: &str, text: &str| {
-        let p = ws.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
+        common::write_under(&ws, rel, text);
     };
     w(
         "Cargo.toml",

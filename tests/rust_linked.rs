@@ -13,9 +13,7 @@ use std::process::{Command, Output};
 /// native; unit tests and an integration test) and `tool` (clap derive, macros).
 fn write_workspace(dir: &Path) {
     let w = |rel: &str, text: &str| {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
+        common::write_under(dir, rel, text);
     };
     w(
         "Cargo.toml",
@@ -155,6 +153,14 @@ fn macro_source(version: &str) -> String {
          let text = format!(\"{{}} {version}\", name);\n    \
          quote! {{ impl #name {{ pub fn describe() -> &'static str {{ #text }} }} }}.into()\n}}\n"
     )
+}
+
+/// rustc called outside cargo and rustup's proxy: name the toolchain as cargo would.
+fn name_the_toolchain(env: &mut Env) {
+    env.set(
+        "RUSTUP_TOOLCHAIN",
+        std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_else(|_| "stable".to_string()),
+    );
 }
 
 /// A cargo command in `ws` with the outer cargo's variables removed (these tests run under
@@ -387,11 +393,7 @@ fn counts(env: &Env) -> (u64, u64) {
 fn what_a_link_reads_changes_the_result() {
     let cc = require_tool("cc");
     let mut env = Env::new("rust-link-inputs");
-    // Called outside cargo and rustup's proxy: name the toolchain as cargo would.
-    env.set(
-        "RUSTUP_TOOLCHAIN",
-        std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_else(|_| "stable".to_string()),
-    );
+    name_the_toolchain(&mut env);
     let d = &env.dir;
     d.write(
         "main.rs",
@@ -509,10 +511,7 @@ fn what_a_link_reads_changes_the_result() {
 #[test]
 fn links_whose_inputs_cannot_be_known_pass_through() {
     let mut env = Env::new("rust-link-refused");
-    env.set(
-        "RUSTUP_TOOLCHAIN",
-        std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_else(|_| "stable".to_string()),
-    );
+    name_the_toolchain(&mut env);
     env.dir.write("main.rs", "fn main() { println!(\"ok\"); }\n");
     env.dir.write("args.txt", "-z\nnow\n");
     std::fs::create_dir_all(env.dir.join("out")).unwrap();
@@ -578,10 +577,7 @@ fn links_whose_inputs_cannot_be_known_pass_through() {
 fn a_linker_without_dependency_files_still_links() {
     let cc = require_tool("cc");
     let mut env = Env::new("rust-old-linker");
-    env.set(
-        "RUSTUP_TOOLCHAIN",
-        std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_else(|_| "stable".to_string()),
-    );
+    name_the_toolchain(&mut env);
     let d = &env.dir;
     d.write("main.rs", "fn main() { println!(\"linked\"); }\n");
     d.write(
@@ -688,10 +684,7 @@ fn a_linker_without_dependency_files_still_links() {
 #[test]
 fn no_room_for_the_linkers_list_still_links() {
     let mut env = Env::new("rust-link-no-tmp");
-    env.set(
-        "RUSTUP_TOOLCHAIN",
-        std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_else(|_| "stable".to_string()),
-    );
+    name_the_toolchain(&mut env);
     env.dir.write("main.rs", "fn main() { println!(\"ok\"); }\n");
     std::fs::create_dir_all(env.dir.join("out")).unwrap();
     std::fs::create_dir_all(&env.cache).unwrap();

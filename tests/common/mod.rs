@@ -34,15 +34,20 @@ impl TestDir {
     }
 
     pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
-        let p = self.path.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, content).unwrap();
-        p
+        write_under(&self.path, rel, content)
     }
 
     pub fn read(&self, rel: &str) -> Vec<u8> {
         std::fs::read(self.path.join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
+}
+
+/// Write `content` to `root/rel`, making the directories on the way; the file's path.
+pub fn write_under(root: &Path, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, content).unwrap();
+    p
 }
 
 impl Drop for TestDir {
