@@ -192,6 +192,21 @@ pub fn backoff(cache_dir: &Path, cfg: &ReapiConfig, period: std::time::Duration)
 /// The variables that decide the language of a compiler's messages, sorted by name as the API asks.
 pub const MESSAGE_ENV: &[&str] = &["LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"];
 
+/// The Platform of an action: `cachepot-toolchain=<compiler>-<16 hex of its identity>` (workers
+/// route on it) and the configured properties, sorted by name, then value, as the API asks.
+pub fn platform(cfg: &ReapiConfig, compiler_name: &str, identity: &str) -> pb::Platform {
+    let mut properties = vec![pb::PlatformProperty {
+        name: "cachepot-toolchain".into(),
+        value: format!("{compiler_name}-{}", &identity[..identity.len().min(16)]),
+    }];
+    properties.extend(cfg.platform.value.iter().map(|(n, v)| pb::PlatformProperty {
+        name: n.clone(),
+        value: v.clone(),
+    }));
+    properties.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
+    pb::Platform { properties }
+}
+
 /// Compile `preprocessed` on the engine with `args` (from [`eligible`]) and the message variables
 /// `env` (of [`MESSAGE_ENV`]), and write the object to `object`.
 #[allow(clippy::too_many_arguments)]
@@ -226,17 +241,7 @@ pub fn compile(
         arguments.push(a.to_string());
     }
     arguments.extend([INPUT.to_string(), "-o".to_string(), OUTPUT.to_string()]);
-    let mut properties = vec![pb::PlatformProperty {
-        name: "cachepot-toolchain".into(),
-        value: format!("{compiler_name}-{}", &identity[..identity.len().min(16)]),
-    }];
-    properties.extend(cfg.platform.value.iter().map(|(n, v)| pb::PlatformProperty {
-        name: n.clone(),
-        value: v.clone(),
-    }));
-    // The API asks for properties sorted by name, then value.
-    properties.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
-    let platform = pb::Platform { properties };
+    let platform = platform(cfg, compiler_name, identity);
     let command = pb::Command {
         arguments,
         // The environment the compiler sees: what makes its messages read as they would here.

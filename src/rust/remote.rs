@@ -295,16 +295,7 @@ fn run(
     let identity = super::toolchain::resolve(program, &ctx.cfg)
         .map(|t| t.identity)
         .map_err(NotEligible)?;
-    let mut properties = vec![pb::PlatformProperty {
-        name: "cachepot-toolchain".into(),
-        value: format!("rustc-{}", &identity[..identity.len().min(16)]),
-    }];
-    properties.extend(cfg.platform.value.iter().map(|(n, v)| pb::PlatformProperty {
-        name: n.clone(),
-        value: v.clone(),
-    }));
-    properties.sort_by(|a, b| (&a.name, &a.value).cmp(&(&b.name, &b.value)));
-    let platform = pb::Platform { properties };
+    let platform = crate::remote_exec::platform(cfg, "rustc", &identity);
     let mut arguments: Vec<String> = ["/bin/sh", "-c", SCRIPT, "cachepot-rustc", program_text, &cwd_rel]
         .iter()
         .map(|s| s.to_string())
