@@ -6,10 +6,14 @@
 //! proc-macros of this build are untouched, and the objects stay position-independent code.
 //! The price: the main binary is always mapped at the same address (libraries, heap, stack and
 //! mmaps stay randomised), so its code is not hidden by ASLR.
+//! install.sh builds with `+crt-static` and `relocation-model=static` instead (a static non-PIE
+//! executable, no dynamic loader at all): rustc then links it itself, and `-no-pie` next to its
+//! `-static` would give a broken executable, so it is not added.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+    let static_crt = std::env::var("CARGO_CFG_TARGET_FEATURE").is_ok_and(|f| f.split(',').any(|f| f == "crt-static"));
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") && !static_crt {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
 }

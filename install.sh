@@ -4,21 +4,23 @@
 # compilers installed on this machine, as Debian's /usr/lib/ccache).
 #   PREFIX        install prefix (default /usr/local)
 #   DESTDIR       staging root for packagers (the links are relative, so they stay right)
-#   CACHEPOT_BIN  the binary to install (default target/release/cachepot)
+#   CACHEPOT_BIN  the binary to install (default: the one built; with --no-build target/release/cachepot)
 # Options: --prefix DIR, --destdir DIR, --no-build (install the binary as it is, without cargo
-# build), --no-shims (leave the shim directory empty: a package makes the links on the user's
-# machine), --only c|rust (link only C compilers or only rustc/clippy-driver), --uninstall (remove
+# build), --build-only (build the release binary, statically linked where glibc allows, print
+# its path, install nothing: the benches use it), --no-shims (leave the shim directory empty: a
+# package makes the links on the user's machine), --only c|rust (link only C compilers or only rustc/clippy-driver), --uninstall (remove
 # exactly what an earlier install into the same PREFIX and DESTDIR put there, listed in
 # $PREFIX/share/cachepot/install-manifest, and the shim links).
 set -eu
 PREFIX="${PREFIX:-/usr/local}"
 DESTDIR="${DESTDIR:-}"
 BUILD=1
+BUILD_ONLY=0
 SHIMS=1
 ONLY=""
 UNINSTALL=0
 usage_error() {
-  echo "install.sh: $1 (accepted: --prefix DIR, --destdir DIR, --no-build, --no-shims, --only c|rust, --uninstall)" >&2
+  echo "install.sh: $1 (accepted: --prefix DIR, --destdir DIR, --no-build, --build-only, --no-shims, --only c|rust, --uninstall)" >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -28,11 +30,12 @@ while [ $# -gt 0 ]; do
     --destdir) [ $# -ge 2 ] || usage_error "--destdir needs a directory"; DESTDIR="$2"; shift 2 ;;
     --destdir=*) DESTDIR="${1#--destdir=}"; shift ;;
     --no-build) BUILD=0; shift ;;
+    --build-only) BUILD_ONLY=1; shift ;;
     --no-shims) SHIMS=0; shift ;;
     --only) [ $# -ge 2 ] || usage_error "--only needs c or rust"; ONLY="$2"; shift 2 ;;
     --only=*) ONLY="${1#--only=}"; shift ;;
     --uninstall) UNINSTALL=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) usage_error "unknown option $1" ;;
   esac
 done
@@ -78,7 +81,29 @@ cd "$(dirname "$0")"
 if [ "$BUILD" = 1 ]; then
   command -v cargo >/dev/null 2>&1 || { echo "install.sh: cargo not found: install Rust with rustup (https://rustup.rs) and open a new shell, or pass --no-build with CACHEPOT_BIN" >&2; exit 1; }
   command -v cc >/dev/null 2>&1 || { echo "install.sh: no C compiler (cc) to link with: apt-get install gcc (Debian), then run install.sh again" >&2; exit 1; }
-  cargo build --release --locked
+  # A statically linked binary where the C library allows it (glibc's libc.a, on Debian in
+  # libc6-dev, which gcc brings): a hit is a few milliseconds, and the dynamic loader's work
+  # (loading libc and libgcc_s, relocating, resolving symbols) was a fifth of them. crt-static
+  # needs an explicit --target so that build scripts and proc-macros stay dynamic.
+  host=$(rustc -vV | sed -n 's/^host: //p')
+  case "$host" in
+    *-linux-gnu) [ -f "$(cc -print-file-name=libc.a)" ] && static=1 || static=0 ;;
+    *) static=0 ;;
+  esac
+  if [ "$static" = 1 ]; then
+    flags_var="CARGO_TARGET_$(printf '%s' "$host" | tr 'a-z.-' 'A-Z__')_RUSTFLAGS"
+    env "$flags_var=-C target-feature=+crt-static -C relocation-model=static" \
+      cargo build --release --locked --target "$host"
+    built="target/$host/release/cachepot"
+  else
+    cargo build --release --locked
+    built=target/release/cachepot
+  fi
+  CACHEPOT_BIN="${CACHEPOT_BIN:-$built}"
+  if [ "$BUILD_ONLY" = 1 ]; then
+    echo "$CACHEPOT_BIN"
+    exit 0
+  fi
 fi
 bin="${CACHEPOT_BIN:-target/release/cachepot}"
 [ -x "$bin" ] || { echo "install.sh: $bin is missing; run cargo build --release first" >&2; exit 1; }

@@ -11,7 +11,7 @@ Prints each tool's version, then a table of figures and ratios:
   4. peak memory (max RSS) of one hit.
 Every object of a warm build is compared with the cold build's: they must be byte-identical.
 Setup (first run): ccache from Debian (apt-get), sccache from `cargo install sccache --locked` (~15
-minutes; Debian's is years behind) unless SCCACHE names one, cachepot from `cargo build --release`.
+minutes; Debian's is years behind) unless SCCACHE names one, cachepot as `install.sh --build-only` builds it.
 """
 import argparse
 import json
@@ -57,6 +57,13 @@ def log(msg):
 
 # ---------------------------------------------------------------- tools
 
+def release_binary():
+    """Build cachepot as install.sh does (statically linked where glibc allows) and return its path."""
+    log("building cachepot (release, as install.sh builds it)")
+    out = subprocess.run(["sh", "install.sh", "--build-only"], cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
+    return str(ROOT / out.stdout.strip().splitlines()[-1])
+
+
 def ensure_tools(want_sccache=True):
     if shutil.which("ccache") is None:
         log("installing ccache (apt-get)")
@@ -69,10 +76,8 @@ def ensure_tools(want_sccache=True):
         log("installing sccache with `cargo install sccache --locked` (about 15 minutes)")
         subprocess.run(["cargo", "install", "sccache", "--locked"], check=True)
         sccache = str(Path.home() / ".cargo/bin/sccache")
-    log("building cachepot (release)")
-    subprocess.run(["cargo", "build", "--release", "--locked", "-q"], cwd=ROOT, check=True)
     return {
-        "cachepot": str(ROOT / "target/release/cachepot"),
+        "cachepot": release_binary(),
         "ccache": shutil.which("ccache"),
         "sccache": sccache,
     }

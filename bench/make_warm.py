@@ -69,7 +69,7 @@ def make(cc, env):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cachepot", default=str(bench.ROOT / "target/release/cachepot"))
+    ap.add_argument("--cachepot", help="the binary (default: built by install.sh --build-only)")
     ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
     for t in ("ccache", "make", "gcc"):
@@ -79,7 +79,7 @@ def main():
     # Named cachepot whatever the file is called (any other name is taken for a compiler's).
     (WORK / "bin").mkdir(exist_ok=True)
     cachepot = WORK / "bin" / "cachepot"
-    shutil.copy(a.cachepot, cachepot)
+    shutil.copy(a.cachepot or bench.release_binary(), cachepot)
     objs = bench.write_makefile(bench.fetch_project())
     tools = {"cachepot": str(cachepot), "ccache": shutil.which("ccache"), "sccache": None}
     env = {n: bench.Tool(n, tools) for n in ("plain", "cachepot", "ccache")}

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # noqa: E402  (release_binary: cachepot as install.sh builds it)
 GRAPH = "small"
 WORK = ROOT / "bench" / "work" / "rust"
 WS = WORK / "ws"
@@ -323,9 +325,7 @@ def main():
         p.write_text(text)
     lock = "tests/data/rust-workspace.lock" if a.graph == "small" else "bench/rust-linked.lock"
     shutil.copy(ROOT / lock, WS / "Cargo.lock")
-    log("building cachepot (release)")
-    subprocess.run(["cargo", "build", "--release", "--locked", "-q"], cwd=ROOT, check=True)
-    tools = [Tool("plain", None), Tool("cachepot", str(ROOT / "target/release/cachepot"))]
+    tools = [Tool("plain", None), Tool("cachepot", bench.release_binary())]
     sccache = os.environ.get("SCCACHE") or shutil.which("sccache")
     if sccache and not a.no_sccache:
         tools.append(Tool("sccache", sccache))

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build the Debian package of cachepot with dpkg-deb from a root staged by install.sh.
 #   pkg/build-deb.sh [--bin PATH] [--out DIR]
-# --bin: the binary to package (default: cargo build --release, then target/release/cachepot).
+# --bin: the binary to package (default: the one `install.sh --build-only` builds).
 # --out: where the .deb goes (default target/deb). Prints the path of the .deb.
 #
 # Why dpkg-deb from a staged DESTDIR rather than cargo-deb: install.sh is then the one description
@@ -24,8 +24,7 @@ for tool in dpkg-deb dpkg objcopy gzip; do
   command -v "$tool" >/dev/null 2>&1 || { echo "build-deb.sh: $tool is missing (Debian: apt-get install dpkg-dev binutils gzip)" >&2; exit 1; }
 done
 if [ -z "$BIN" ]; then
-  cargo build --release --locked
-  BIN=target/release/cachepot
+  BIN=$(sh ./install.sh --build-only)
 fi
 [ -x "$BIN" ] || { echo "build-deb.sh: $BIN is not an executable" >&2; exit 1; }
 
@@ -42,9 +41,14 @@ rm -r "$stage/usr/share/cachepot"
 objcopy --strip-debug --strip-unneeded "$stage/usr/bin/cachepot"
 gzip -9n "$stage/usr/share/man/man1/cachepot.1" "$stage/usr/share/doc/cachepot/README.md"
 
-# Depends: the newest glibc symbol version the binary uses (libgcc-s1 when it links it).
-glibc=$(objdump -T "$stage/usr/bin/cachepot" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n1)
-depends="libc6 (>= $glibc)"
+# Depends: the newest glibc symbol version the binary uses (libgcc-s1 when it links it). A static
+# binary (install.sh's build) has no dynamic symbols; glibc may still load its NSS modules.
+glibc=$(objdump -T "$stage/usr/bin/cachepot" 2>/dev/null | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n1 || true)
+if [ -n "$glibc" ]; then
+  depends="libc6 (>= $glibc)"
+else
+  depends="libc6"
+fi
 if objdump -p "$stage/usr/bin/cachepot" | grep -q 'NEEDED *libgcc_s'; then
   depends="$depends, libgcc-s1"
 fi
