@@ -29,6 +29,39 @@ pub struct DiskStore {
     max_size: u64,
 }
 
+/// The local level as the caller sees it: large compressed bodies are kept uncompressed
+/// (`entry::uncompressed_form`), so a hit of a large rlib copies bytes instead of decompressing
+/// them; the remote still gets (and sends) them compressed. It wraps the trust level, so a signed
+/// local object is signed in the form it is kept in.
+pub struct Uncompressed(pub Box<dyn Storage>);
+
+impl Storage for Uncompressed {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key)
+    }
+    fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        match crate::entry::uncompressed_form(bytes) {
+            Some(kept) => self.0.put(key, &kept),
+            None => self.0.put(key, bytes),
+        }
+    }
+    fn remove(&self, key: &str) -> Result<(), StoreError> {
+        self.0.remove(key)
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn take_counters(&self) -> Vec<&'static str> {
+        self.0.take_counters()
+    }
+    fn prepare(&self) {
+        self.0.prepare()
+    }
+    fn accepts_writes(&self) -> bool {
+        self.0.accepts_writes()
+    }
+}
+
 /// What one bucket holds, from its counter file.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {

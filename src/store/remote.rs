@@ -322,10 +322,10 @@ pub fn open(
     connect_ahead: bool,
     trust: Option<std::rc::Rc<crate::trust::Trust>>,
 ) -> Box<dyn Storage> {
-    let disk: Box<dyn Storage> = Box::new(Level::local(
+    let disk: Box<dyn Storage> = Box::new(super::disk::Uncompressed(Box::new(Level::local(
         Box::new(DiskStore::new(cache_dir, max_size)),
         trust.clone(),
-    ));
+    ))));
     let Some(r) = remote else {
         return disk;
     };
