@@ -154,13 +154,16 @@ impl CallCtx {
 
     /// The bytes stored under `key`; `None` on a miss or a fault (counted).
     pub fn fetch(&mut self, store: &dyn Storage, key: &str) -> Option<Vec<u8>> {
-        match store.get(key) {
-            Ok(found) => found,
-            Err(e) => {
-                self.fault(&e.to_string(), e.fault());
-                None
-            }
-        }
+        let found = store.get(key);
+        self.found(found)
+    }
+
+    /// What a lookup found; a store fault is counted and reads as a miss.
+    fn found<T>(&mut self, lookup: Result<Option<T>, crate::store::StoreError>) -> Option<T> {
+        lookup.unwrap_or_else(|e| {
+            self.fault(&e.to_string(), e.fault());
+            None
+        })
     }
 
     /// An entry or manifest that failed verification: counted, and removed so it is made anew.
@@ -185,10 +188,11 @@ impl CallCtx {
     /// is, and only when every non-optional file was there. `None` means "compile instead" (a
     /// miss, or a fault, counted); the caller replays the returned output.
     pub fn restore(&mut self, store: &dyn Storage, key: &str, wanted: &[Wanted]) -> Option<entry::Replay> {
-        let bytes = self.fetch(store, key)?;
+        let found = store.get_entry(key);
+        let found = self.found(found)?;
         let spare = self.cfg.dir.value.join("tmp");
         let mut pending: Vec<Restoring> = Vec::new();
-        let streamed = entry::stream(&bytes, |role| {
+        let mut open = |role: &str| {
             let Some((i, w)) = wanted.iter().enumerate().find(|(_, w)| w.role == role) else {
                 return Ok(None);
             };
@@ -206,7 +210,15 @@ impl CallCtx {
                 pending.push((p, None));
                 Ok(Some(SectionWriter::File(std::io::BufWriter::new(file))))
             }
-        });
+        };
+        let streamed = match found {
+            crate::store::Found::Bytes(bytes) => entry::stream(&bytes[..], &mut open),
+            // The local disk's file, read as it is decoded: no copy of a large entry in memory.
+            crate::store::Found::File(f, len) => {
+                let buffer = (len as usize).clamp(4 << 10, 64 << 10);
+                entry::stream(std::io::BufReader::with_capacity(buffer, f), &mut open)
+            }
+        };
         let abort = |pending: Vec<Restoring>| pending.into_iter().for_each(|(p, _)| p.abort());
         let replay = match streamed {
             Ok(r) => r,

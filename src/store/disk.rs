@@ -39,6 +39,9 @@ impl Storage for Uncompressed {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.0.get(key)
     }
+    fn get_entry(&self, key: &str) -> Result<Option<super::Found>, StoreError> {
+        self.0.get_entry(key)
+    }
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         match crate::entry::uncompressed_form(bytes) {
             Some(kept) => self.0.put(key, &kept),
@@ -70,6 +73,34 @@ pub struct Usage {
 }
 
 impl DiskStore {
+    /// The entry's file, open, checked to be a file no larger than the cache may hold, its mtime
+    /// refreshed (eviction removes the least recently *used* entries first); with its length.
+    fn open_entry(&self, key: &str) -> Result<Option<(File, u64)>, StoreError> {
+        let path = self.path_of(key)?;
+        let f = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::Read(format!("{}: {e}", path.display()))),
+        };
+        let meta = f
+            .metadata()
+            .map_err(|e| StoreError::Read(format!("{}: {e}", path.display())))?;
+        if !meta.is_file() {
+            let _ = remove_not_ours(&path);
+            return Err(StoreError::Read(format!("{} is not a file; removed", path.display())));
+        }
+        // An entry larger than the cache may hold (or than cachepot reads whole) is not ours.
+        let max = self.max_size.min(crate::limits::ENTRY_FILE);
+        if meta.len() > max {
+            return Err(StoreError::Read(format!(
+                "{} is larger than the cache limit",
+                path.display()
+            )));
+        }
+        let _ = f.set_modified(SystemTime::now());
+        Ok(Some((f, meta.len())))
+    }
+
     pub fn new(root: &Path, max_size: u64) -> DiskStore {
         DiskStore {
             root: root.to_path_buf(),
@@ -254,22 +285,12 @@ pub fn check_cache_dir(root: &Path) -> std::io::Result<bool> {
 
 impl Storage for DiskStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let path = self.path_of(key)?;
-        let f = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StoreError::Read(format!("{}: {e}", path.display()))),
+        let Some((f, len)) = self.open_entry(key)? else {
+            return Ok(None);
         };
-        let meta = f
-            .metadata()
-            .map_err(|e| StoreError::Read(format!("{}: {e}", path.display())))?;
-        if !meta.is_file() {
-            let _ = remove_not_ours(&path);
-            return Err(StoreError::Read(format!("{} is not a file; removed", path.display())));
-        }
-        // An entry larger than the cache may hold (or than cachepot reads whole) is not ours.
+        let path = self.path_of(key)?;
         let max = self.max_size.min(crate::limits::ENTRY_FILE);
-        let mut buf = Vec::with_capacity(meta.len().min(max) as usize);
+        let mut buf = Vec::with_capacity(len as usize);
         (&f).take(max + 1)
             .read_to_end(&mut buf)
             .map_err(|e| StoreError::Read(format!("{}: {e}", path.display())))?;
@@ -279,9 +300,13 @@ impl Storage for DiskStore {
                 path.display()
             )));
         }
-        // Refresh the mtime: eviction removes the least recently *used* entries first.
-        let _ = f.set_modified(SystemTime::now());
         Ok(Some(buf))
+    }
+
+    fn get_entry(&self, key: &str) -> Result<Option<super::Found>, StoreError> {
+        // The reader stops at the entry's own length (entry::stream), so the size bound of `get`
+        // holds for what it reads; a file that grew past it is refused here by its size.
+        Ok(self.open_entry(key)?.map(|(f, len)| super::Found::File(f, len)))
     }
 
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
@@ -481,6 +506,38 @@ mod tests {
         assert_eq!(s.get(&key(1)).unwrap(), None);
         assert_eq!(s.usage(), Usage::default());
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_large_entry_is_kept_uncompressed_and_streamed_from_its_file() {
+        let d = tmpdir("stream");
+        let s = Uncompressed(Box::new(DiskStore::new(&d, 1 << 30)));
+        let entry = crate::entry::Entry {
+            files: vec![("rlib".into(), b"0123456789abcdef".repeat(1 << 17))],
+            ..Default::default()
+        };
+        let bytes = entry.encode();
+        s.put(&key(1), &bytes).unwrap();
+        let kept = s.get(&key(1)).unwrap().unwrap();
+        assert!(
+            kept.len() > 2 << 20 && bytes.len() < 1 << 20,
+            "kept {} bytes",
+            kept.len()
+        );
+        assert_eq!(crate::entry::Entry::decode(&kept).unwrap(), entry);
+        let stream = |s: &Uncompressed| {
+            let Some(super::super::Found::File(f, _)) = s.get_entry(&key(1)).unwrap() else {
+                panic!("the local disk gives its file");
+            };
+            crate::entry::stream(std::io::BufReader::new(f), |_| Ok(Some(std::io::sink()))).map(|r| r.roles.len())
+        };
+        assert_eq!(stream(&s).unwrap(), 1, "one file section, verified");
+        // Cut short while kept: the stream says so, nothing is taken for the entry.
+        let path = d.join(&key(1)[..1]).join(&key(1)[1..2]).join(key(1));
+        let f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(kept.len() as u64 / 2).unwrap();
+        assert!(stream(&s).is_err());
+        let _ = fs::remove_dir_all(&d);
     }
 
     #[test]

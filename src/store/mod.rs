@@ -75,11 +75,23 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// What a lookup of an entry found: the bytes, or the local disk's file itself (with its length),
+/// to be streamed (a hit of a large rlib does not read it whole into fresh memory first).
+pub enum Found {
+    Bytes(Vec<u8>),
+    File(std::fs::File, u64),
+}
+
 /// One level of storage. Keys are lowercase hex strings (64 characters for result keys); the
 /// namespace (entries vs manifests) is part of the key string the caller passes.
 pub trait Storage {
     /// The stored bytes for `key`, or `None` when there is no such entry.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// As `get`, for an entry that will be streamed (`entry::stream`): a store that can give
+    /// the open file does.
+    fn get_entry(&self, key: &str) -> Result<Option<Found>, StoreError> {
+        Ok(self.get(key)?.map(Found::Bytes))
+    }
     /// Store `bytes` under `key`, replacing any previous value atomically.
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
     /// Forget `key` (used when a read entry failed verification).

@@ -92,13 +92,9 @@ impl TieredStore {
     }
 }
 
-impl Storage for TieredStore {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(local) = &self.local
-            && let Some(bytes) = local.get(key)?
-        {
-            return Ok(Some(bytes));
-        }
+impl TieredStore {
+    /// The remote's bytes for `key`; a hit fills the local level.
+    fn get_remote(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         if !self.remote_usable() {
             return Ok(None);
         }
@@ -123,6 +119,26 @@ impl Storage for TieredStore {
                 Ok(None)
             }
         }
+    }
+}
+
+impl Storage for TieredStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(local) = &self.local
+            && let Some(bytes) = local.get(key)?
+        {
+            return Ok(Some(bytes));
+        }
+        self.get_remote(key)
+    }
+
+    fn get_entry(&self, key: &str) -> Result<Option<super::Found>, StoreError> {
+        if let Some(local) = &self.local
+            && let Some(found) = local.get_entry(key)?
+        {
+            return Ok(Some(found));
+        }
+        Ok(self.get_remote(key)?.map(super::Found::Bytes))
     }
 
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
