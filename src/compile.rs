@@ -921,13 +921,19 @@ impl Call {
             let mut c = stats::Counters::new();
             c.insert("stored_location_bound".to_string(), 1);
             let _ = stats::add_counters(&self.ctx.cfg.dir.value, &c);
-            return if self.ctx.put(store, &bound, &entry.encode()) {
+            return if self
+                .ctx
+                .put(store, &bound, &entry.encode_for(store.wants_large_compressed()))
+            {
                 Stored::Bound(bound)
             } else {
                 Stored::No
             };
         }
-        if self.ctx.put(store, key, &entry.encode()) {
+        if self
+            .ctx
+            .put(store, key, &entry.encode_for(store.wants_large_compressed()))
+        {
             Stored::Shared
         } else {
             Stored::No

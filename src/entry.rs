@@ -67,6 +67,13 @@ impl fmt::Display for EntryError {
 impl Entry {
     /// Serialize (and compress) this entry.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_for(true)
+    }
+
+    /// Serialize this entry for a store: `compress_large` false (a store that would keep a large
+    /// body uncompressed anyway: the local disk alone, `Storage::wants_large_compressed`) leaves
+    /// bodies of `LOCAL_STORED_FROM` and more uncompressed instead of compressing them for nothing.
+    pub fn encode_for(&self, compress_large: bool) -> Vec<u8> {
         let mut body = Vec::with_capacity(
             16 + self.stdout.len() + self.stderr.len() + self.files.iter().map(|f| f.1.len() + 32).sum::<usize>(),
         );
@@ -78,7 +85,7 @@ impl Entry {
         }
         push_section(&mut body, 2, "", &self.stdout);
         push_section(&mut body, 3, "", &self.stderr);
-        encode_framed(MAGIC, &body)
+        frame_body(MAGIC, &body, compress_large || (body.len() as u64) < LOCAL_STORED_FROM)
     }
 
     /// Parse and verify an entry, all in memory (hits use `stream` instead).
@@ -320,10 +327,14 @@ fn push_section(body: &mut Vec<u8>, kind: u8, name: &str, data: &[u8]) {
 /// Frame `body` with `magic`, version, codec, length and checksum; compress with zstd. Shared by
 /// entries and manifests so both get the same verification.
 pub fn encode_framed(magic: &[u8; 7], body: &[u8]) -> Vec<u8> {
+    frame_body(magic, body, true)
+}
+
+fn frame_body(magic: &[u8; 7], body: &[u8], compress: bool) -> Vec<u8> {
     let checksum = xxhash_rust::xxh3::xxh3_128(body);
     // A small body (a manifest, a small object) is stored as it is: decoding it with zstd costs a
     // hit ~10 % of its instructions (the decompression context), and it takes one disk block anyway.
-    let compressed = (body.len() > STORED_BELOW)
+    let compressed = (compress && body.len() > STORED_BELOW)
         .then(|| zstd::bulk::compress(body, ZSTD_LEVEL).ok())
         .flatten()
         .filter(|c| c.len() < body.len());
@@ -477,6 +488,9 @@ mod tests {
             "same length and checksum"
         );
         assert_eq!(Entry::decode(&kept).unwrap(), large);
+        // Encoded for a store that keeps it so: the same bytes, never compressed on the way.
+        assert_eq!(large.encode_for(false), kept);
+        assert_eq!(sample().encode_for(false), sample().encode());
         // Small, already stored or damaged: kept as they are.
         assert_eq!(uncompressed_form(&sample().encode()), None);
         assert_eq!(uncompressed_form(&kept), None);

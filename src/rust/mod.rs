@@ -557,7 +557,10 @@ impl RustCall {
             manifest_key = format!("{}.manifest", p.bound(&p.manifest_key));
         }
         candidate.result_key = result_key.clone();
-        if self.ctx.put(store, &result_key, &entry.encode()) {
+        if self
+            .ctx
+            .put(store, &result_key, &entry.encode_for(store.wants_large_compressed()))
+        {
             let mut manifest = self.load_manifest(store, &manifest_key).unwrap_or_default();
             manifest.add(candidate);
             self.ctx.put(store, &manifest_key, &manifest.encode());

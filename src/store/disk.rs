@@ -63,6 +63,9 @@ impl Storage for Uncompressed {
     fn accepts_writes(&self) -> bool {
         self.0.accepts_writes()
     }
+    fn wants_large_compressed(&self) -> bool {
+        false
+    }
 }
 
 /// What one bucket holds, from its counter file.

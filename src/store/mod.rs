@@ -106,6 +106,11 @@ pub trait Storage {
     /// Start what the first request will need (a connection) without waiting for it; called when
     /// the store is opened, before the preprocessor runs, so the two overlap.
     fn prepare(&self) {}
+    /// Whether a large entry body should come compressed (false: the local disk alone, which
+    /// keeps it uncompressed: `disk::Uncompressed`).
+    fn wants_large_compressed(&self) -> bool {
+        true
+    }
     /// Whether a put may be sent at all (false: e.g. anonymous S3 access, which only reads).
     fn accepts_writes(&self) -> bool {
         true

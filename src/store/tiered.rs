@@ -178,6 +178,11 @@ impl Storage for TieredStore {
         local
     }
 
+    fn wants_large_compressed(&self) -> bool {
+        // The remote gets the bytes the local level gets (compressed): unless it is not written.
+        !self.read_only && self.remote.accepts_writes() || self.local.is_none()
+    }
+
     fn describe(&self) -> String {
         let remote = format!(
             "{}{}",
