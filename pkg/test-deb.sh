@@ -7,8 +7,8 @@
 #   - installing clang adds its links (the dpkg trigger), removing it takes them away;
 #   - purging the package leaves no file behind.
 # Needs root (chroot), debootstrap and Debian's package mirror. Run by .ci/run after the tests.
-#   CACHEPOT_BIN    binary to package (default target/debug/cachepot: the tests' build; the
-#                   package layout, not the optimiser, is under test)
+#   CACHEPOT_BIN    binary to package (default target/debug/cachepot, the tests' build; .ci/run
+#                   passes the release binary install.sh builds, which users get)
 #   CACHEPOT_CI_TOOLS  where the debootstrapped base root is kept as a tarball between runs
 #   CACHEPOT_KEEP_TEST_DIRS=1  keep the root afterwards
 # Commands run inside the root, and make's variables, are in single quotes on purpose:
