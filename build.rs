@@ -12,6 +12,8 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // install.sh links with this symbol order: a new order relinks.
+    println!("cargo:rerun-if-changed=pkg/hot-symbols.txt");
     let static_crt = std::env::var("CARGO_CFG_TARGET_FEATURE").is_ok_and(|f| f.split(',').any(|f| f == "crt-static"));
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") && !static_crt {
         println!("cargo:rustc-link-arg-bins=-no-pie");
