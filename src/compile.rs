@@ -1129,7 +1129,10 @@ impl Call {
             output_dirs: &output_dirs,
         };
         match probes::follow(&files, &k.req.key_args, &search) {
-            Ok(r) => Ok(r),
+            Ok(r) => {
+                log::debug!(target: "compile", "header probes: {} found, {} places must stay absent", r.found.len(), r.absent.len());
+                Ok(r)
+            }
             Err(probes::NotFollowed::Unknown(why)) => {
                 log::debug!(target: "compile", "{why}; no include set, preprocessor mode");
                 Err(Unlisted::Probes)

@@ -36,17 +36,23 @@ const PRINT_V: &str = "#include <stdio.h>\n#include \"cfg.h\"\nint main(void) { 
 
 #[test]
 fn a_literal_probe_in_the_source_is_a_direct_hit_until_the_header_appears() {
-    for cc in COMPILERS {
+    // With -MMD the include set is learned from a preprocessor run instead of the dependency file.
+    for (cc, flags) in [
+        ("gcc", &[][..]),
+        ("clang", &[]),
+        ("gcc", &["-MMD"]),
+        ("clang", &["-MMD"]),
+    ] {
         require_tool(cc);
-        let env = Env::new(&format!("probe-src-{cc}"));
+        let env = Env::new(&format!("probe-src-{cc}-{}", flags.len()));
         // The probe only decides a macro: opt.h is never read, only looked for.
         env.dir.write(
             "m.c",
             "#include <stdio.h>\n#if __has_include(\"opt.h\")\n#define V 7\n#else\n#define V 0\n#endif\n\
              int main(void) { printf(\"%d\\n\", V); return 0; }\n",
         );
-        assert_eq!(build_and_run(&env, cc, &[]), "0\n");
-        assert_eq!(build_and_run(&env, cc, &[]), "0\n");
+        assert_eq!(build_and_run(&env, cc, flags), "0\n");
+        assert_eq!(build_and_run(&env, cc, flags), "0\n");
         assert_eq!(
             counts(&env),
             (1, 0, 1),
@@ -55,18 +61,18 @@ fn a_literal_probe_in_the_source_is_a_direct_hit_until_the_header_appears() {
         );
         env.dir.write("opt.h", "\n");
         assert_eq!(
-            build_and_run(&env, cc, &[]),
+            build_and_run(&env, cc, flags),
             "7\n",
             "{cc}: stale after opt.h appeared: {}",
             env.stats()
         );
         assert_eq!(counts(&env), (1, 0, 2), "{cc}: {}", env.stats());
-        assert_eq!(build_and_run(&env, cc, &[]), "7\n");
+        assert_eq!(build_and_run(&env, cc, flags), "7\n");
         assert_eq!(counts(&env), (2, 0, 2), "{cc}: {}", env.stats());
         // Gone again: the first set holds again (a hit with the first object).
         std::fs::remove_file(env.dir.join("opt.h")).unwrap();
         assert_eq!(
-            build_and_run(&env, cc, &[]),
+            build_and_run(&env, cc, flags),
             "0\n",
             "{cc}: stale after opt.h went: {}",
             env.stats()
@@ -136,23 +142,30 @@ fn probes_through_aliases_defined_in_another_header() {
 #[test]
 fn probes_that_cannot_be_followed_use_preprocessor_mode() {
     // A macro as the header name; `<…>` through a function-like macro, whose argument is
-    // expanded first (with `ZZ` defined as `p`, `HAS(<ZZ.h>)` looks for p.h).
-    let cases = [
+    // expanded first (with `ZZ` defined as `p`, `HAS(<ZZ.h>)` looks for p.h); a literal probe, but
+    // `-iwithprefix` adds a directory the include chain does not know.
+    let v5 = "#define V 5\n#else\n#define V 0\n#endif\n";
+    let cases: [(String, &str, &[&str]); 3] = [
+        (format!("#if __has_include(HDR)\n{v5}"), "inc/p.h", &["-DHDR=\"p.h\""]),
         (
-            "#if __has_include(HDR)\n#define V 5\n#else\n#define V 0\n#endif\n",
+            format!("#define ZZ p\n#define HAS(x) __has_include(x)\n#if HAS(<ZZ.h>)\n{v5}"),
             "inc/p.h",
+            &[],
         ),
         (
-            "#define ZZ p\n#define HAS(x) __has_include(x)\n#if HAS(<ZZ.h>)\n#define V 5\n#else\n#define V 0\n#endif\n",
-            "inc/p.h",
+            format!("#if __has_include(<p.h>)\n{v5}"),
+            "pre/p.h",
+            &["-iprefix", "./", "-iwithprefix", "pre"],
         ),
     ];
     for cc in COMPILERS {
-        for (i, (cfg, create)) in cases.iter().enumerate() {
+        for (i, (cfg, create, extra)) in cases.iter().enumerate() {
             let env = Env::new(&format!("probe-unknown-{cc}-{i}"));
             env.dir.write("m.c", PRINT_V);
             env.dir.write("inc/cfg.h", cfg);
-            let flags = ["-Iinc", "-DHDR=\"p.h\""];
+            env.dir.write("pre/.keep", "");
+            let mut flags = vec!["-Iinc"];
+            flags.extend_from_slice(extra);
             assert_eq!(build_and_run(&env, cc, &flags), "0\n");
             assert_eq!(build_and_run(&env, cc, &flags), "0\n");
             assert_eq!(counts(&env), (0, 1, 1), "{cc} case {i}: {}", env.stats());
