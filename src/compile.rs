@@ -1065,7 +1065,7 @@ impl Call {
     /// build (the source, and headers under its directory, the working directory or a directory
     /// of the command line) that look for headers with `__has_include`, where each probed header
     /// is now or must stay absent (compiler/probes.rs). `Err` when that cannot be known (a probe
-    /// not understood, `#include_next`, a family that does not resolve probes), and, in assembler,
+    /// not understood, a family that does not resolve probes), and, in assembler,
     /// for an `.include`d file. The compiler's own headers are trusted to probe only its own
     /// directories.
     fn unlisted_reads(&self, k: &Known, includes: &[PathBuf]) -> Result<Resolved, Unlisted> {

@@ -181,3 +181,29 @@ fn probes_that_cannot_be_followed_use_preprocessor_mode() {
         }
     }
 }
+
+#[test]
+fn include_next_is_followed_like_a_probe() {
+    // first/cfg.h `#include_next`s cfg.h: found in last/ now, in middle/ once it appears there.
+    for cc in COMPILERS {
+        let env = Env::new(&format!("probe-next-{cc}"));
+        env.dir.write("m.c", PRINT_V);
+        env.dir.write("first/cfg.h", "#include_next <cfg.h>\n");
+        env.dir.write("middle/.keep", "");
+        env.dir.write("last/cfg.h", "#define V 1\n");
+        let flags = ["-Ifirst", "-Imiddle", "-Ilast"];
+        assert_eq!(build_and_run(&env, cc, &flags), "1\n");
+        assert_eq!(build_and_run(&env, cc, &flags), "1\n");
+        assert_eq!(counts(&env), (1, 0, 1), "{cc}: {}", env.stats());
+        env.dir.write("middle/cfg.h", "#define V 2\n");
+        assert_eq!(build_and_run(&env, cc, &flags), "2\n", "{cc}: stale: {}", env.stats());
+        assert_eq!(build_and_run(&env, cc, &flags), "2\n");
+        assert_eq!(counts(&env), (2, 0, 2), "{cc}: {}", env.stats());
+        // A non-literal one still goes to preprocessor mode.
+        env.dir
+            .write("first/cfg.h", "#define NEXT <cfg.h>\n#include_next NEXT\n");
+        assert_eq!(build_and_run(&env, cc, &flags), "2\n");
+        assert_eq!(build_and_run(&env, cc, &flags), "2\n");
+        assert_eq!(counts(&env), (2, 1, 3), "{cc}: {}", env.stats());
+    }
+}

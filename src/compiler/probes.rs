@@ -1,6 +1,8 @@
 //! `__has_include` in C preprocessor text: which headers a file probes for, and where each would
 //! be found, so that direct mode can record a probing call's include set (the probed headers that
-//! exist, and the places where they must stay absent). Not a preprocessor: nothing is expanded and
+//! exist, and the places where they must stay absent). `#include_next` is followed the same way:
+//! where it finds its header depends on the directory the including file was found in, so every
+//! directory of the chain is recorded, as for `__has_include_next`. Not a preprocessor: nothing is expanded and
 //! no `#if` is evaluated, so every probe in the text counts, taken or not. A probe whose header
 //! name is not certain where the compiler reads it is `Unknown`: the call keys the preprocessed
 //! text instead (compile.rs).
@@ -179,7 +181,13 @@ fn line_probes(b: &[u8], line: &[Tok], aliases: &Aliases, out: &mut Vec<HeaderPr
         _ => None,
     };
     match directive {
-        Some(b"include_next") => return Err("#include_next searches past the file's own directory"),
+        // Where it finds the header depends on the directory the file was found in: recorded like
+        // `__has_include_next`, in every directory of the chain.
+        Some(b"include_next") => {
+            let (probe, _) = header_name(b, line, 2).ok_or("an #include_next whose header name is not literal")?;
+            out.push(probe);
+            return Ok(());
+        }
         // A name being defined, tested or removed is not a probe; a `#define` body is judged where
         // the macro is used (`Aliases`); diagnostics are not expanded.
         Some(b"define" | b"undef" | b"ifdef" | b"ifndef" | b"elifdef" | b"elifndef" | b"error" | b"warning") => {
@@ -244,37 +252,43 @@ fn operator_probe(
     let Some(operand) = line.get(at + 1) else {
         return Err(NOT_LITERAL);
     };
-    let close = if operand.kind == Kind::Str {
-        out.push(quoted_name(&b[operand.start..operand.end]).ok_or(NOT_LITERAL)?);
-        at + 2
-    } else if operand.is_punct(b, b'<') {
-        if in_arguments {
-            return Err("a __has_include(<…>) inside a macro's arguments (its name is expanded)");
-        }
-        // Lexed as a header name: the bytes up to `>`, as they stand.
-        let from = operand.start + 1;
-        let len = memchr::memchr(b'>', &b[from..]).ok_or(NOT_LITERAL)?;
-        let name = &b[from..from + len];
-        let plain = |c: &u8| !c.is_ascii_whitespace() && !matches!(c, b'"' | b'\'' | b'\\');
-        if name.is_empty() || !name.iter().all(plain) || name.windows(2).any(|w| w == b"//" || w == b"/*") {
-            return Err(NOT_LITERAL);
-        }
-        let gt = from + len;
-        let Some(k) = line.iter().position(|t| t.start == gt && t.is_punct(b, b'>')) else {
-            return Err(NOT_LITERAL);
-        };
-        out.push(HeaderProbe {
-            name: PathBuf::from(OsString::from_vec(name.to_vec())),
-            quoted: false,
-        });
-        k + 1
-    } else {
-        return Err(NOT_LITERAL);
-    };
+    if operand.is_punct(b, b'<') && in_arguments {
+        return Err("a __has_include(<…>) inside a macro's arguments (its name is expanded)");
+    }
+    let (probe, close) = header_name(b, line, at + 1).ok_or(NOT_LITERAL)?;
+    out.push(probe);
     if !line.get(close).is_some_and(|t| t.is_punct(b, b')')) {
         return Err(NOT_LITERAL);
     }
     Ok(close + 1)
+}
+
+/// The header name at token `at` lexed as the compiler lexes it after `#include` or
+/// `__has_include(`: `"name"`, or `<name>` (the bytes up to `>`, as they stand); with the index
+/// of the token after it. `None` for anything else.
+fn header_name(b: &[u8], line: &[Tok], at: usize) -> Option<(HeaderProbe, usize)> {
+    let operand = line.get(at)?;
+    if operand.kind == Kind::Str {
+        return Some((quoted_name(&b[operand.start..operand.end])?, at + 1));
+    }
+    if !operand.is_punct(b, b'<') {
+        return None;
+    }
+    let from = operand.start + 1;
+    let len = memchr::memchr(b'>', &b[from..])?;
+    let name = &b[from..from + len];
+    let plain = |c: &u8| !c.is_ascii_whitespace() && !matches!(c, b'"' | b'\'' | b'\\');
+    if name.is_empty() || !name.iter().all(plain) || name.windows(2).any(|w| w == b"//" || w == b"/*") {
+        return None;
+    }
+    // The tokens lexed inside must end exactly at the `>`.
+    let gt = from + len;
+    let k = line.iter().position(|t| t.start == gt && t.is_punct(b, b'>'))?;
+    let probe = HeaderProbe {
+        name: PathBuf::from(OsString::from_vec(name.to_vec())),
+        quoted: false,
+    };
+    Some((probe, k + 1))
 }
 
 /// A function-like alias used at `at`: its argument `param` must be a string literal. Not followed
@@ -749,6 +763,12 @@ mod tests {
     }
 
     #[test]
+    fn include_next_is_a_probe_of_its_header() {
+        assert_eq!(one("#include_next <limits.h>\n"), Ok(vec![angle("limits.h")]));
+        assert_eq!(one("# include_next \"cfg.h\" // next\n"), Ok(vec![quoted("cfg.h")]));
+    }
+
+    #[test]
     fn defined_and_tests_of_the_operator_probe_nothing() {
         for t in [
             "#ifdef __has_include\n#endif\n",
@@ -792,7 +812,7 @@ mod tests {
             "#if ID(__has_include(<a.h>))\n",
             "#define HX __has_include(<x.h>)\n#if HX\n#endif\n",
             "#define HQ __has_include(\"x.h\")\n#if HQ\n#endif\n",
-            "#include_next <stdio.h>\n",
+            "#include_next MACRO\n",
             "int x = __has_include(<a.h>);\n",
             "#if __has_include(<a.h>) // ??/\n",
         ] {
