@@ -3,6 +3,7 @@
 //! `CFamily` trait (gcc/ for gcc and clang) or its own flow (rustc.rs for rust/).
 
 pub mod args;
+pub mod c_lexer;
 pub mod diab;
 pub mod gcc;
 pub mod msvc;
