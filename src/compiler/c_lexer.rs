@@ -29,6 +29,25 @@ impl Tok {
     }
 }
 
+/// A directive line from its `#` (or the digraph `%:`, from its `:`): the directive's name is at
+/// index 1 of what is returned. `None` for a line of text.
+pub fn directive<'t>(b: &[u8], line: &'t [Tok]) -> Option<&'t [Tok]> {
+    match line {
+        [hash, ..] if hash.is_punct(b, b'#') => Some(line),
+        [p, c, ..] if p.is_punct(b, b'%') && c.is_punct(b, b':') && c.start == p.end => Some(&line[1..]),
+        _ => None,
+    }
+}
+
+/// Does the text hold a trigraph (`??=` is `#`, `??/` a backslash that may splice lines)? Only
+/// `-trigraphs` (or a strict `-std=`) reads them; this lexer does not.
+pub fn has_trigraph(text: &[u8]) -> bool {
+    memchr::memmem::find_iter(text, b"??").any(|at| {
+        text.get(at + 2)
+            .is_some_and(|c| matches!(c, b'=' | b'/' | b'\'' | b'(' | b')' | b'!' | b'<' | b'>' | b'-'))
+    })
+}
+
 /// The text with its line splices (backslash, optional blanks, newline) removed, as the
 /// compiler's second translation phase does.
 pub fn splice(text: &[u8]) -> std::borrow::Cow<'_, [u8]> {
@@ -182,6 +201,17 @@ mod tests {
             )
         });
         out
+    }
+
+    #[test]
+    fn directives_and_digraphs() {
+        let b = b"#if x\n%:define y\n% :z\n";
+        let mut names = Vec::new();
+        for_each_line(b, |l| {
+            names.push(directive(b, l).map(|d| String::from_utf8_lossy(&b[d[1].start..d[1].end]).into_owned()))
+        });
+        assert_eq!(names, [Some("if".to_string()), Some("define".to_string()), None, None]);
+        assert!(has_trigraph(b"??=define") && has_trigraph(b"x ??/") && !has_trigraph(b"a?? b ?"));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::c_lexer::{Kind, Tok, for_each_line, splice};
+use super::c_lexer::{Kind, Tok, directive, for_each_line, has_trigraph, splice};
 
 /// A header a text probes for, as the compiler names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -49,6 +49,9 @@ enum Meaning {
 #[derive(Debug, Clone)]
 pub struct Aliases {
     names: HashMap<Vec<u8>, Vec<Meaning>>,
+    /// A file that names one also holds a trigraph (`??=define` is a `#define` under
+    /// `-trigraphs`, which this lexer does not read): the aliases may be incomplete.
+    trigraphs: bool,
 }
 
 /// The spellings of the operators (gcc before 10 spelled them with trailing underscores).
@@ -68,6 +71,7 @@ impl Aliases {
                 .iter()
                 .map(|n| (n.to_vec(), vec![Meaning::Operator]))
                 .collect(),
+            trigraphs: false,
         };
         // Each text is lexed at most once: its `#define`s that name anything known so far.
         let mut defines: Vec<Option<Vec<Define>>> = vec![None; texts.len()];
@@ -79,6 +83,7 @@ impl Aliases {
                         continue;
                     }
                     defines[i] = Some(define_lines(text));
+                    a.trigraphs |= has_trigraph(text);
                 }
                 for d in defines[i].as_deref().unwrap_or_default() {
                     if let Some(m) = a.meaning_of(d)
@@ -152,9 +157,9 @@ pub fn probes(text: &[u8], aliases: &Aliases) -> Result<Vec<HeaderProbe>, &'stat
     if !include_next && !aliases.mentioned_in(text) {
         return Ok(Vec::new());
     }
-    if memchr::memmem::find(text, b"??/").is_some() {
-        // Under -trigraphs `??/` splices lines: the text may not lex as it does here.
-        return Err("a possible trigraph line splice in a file that probes for headers");
+    if has_trigraph(text) {
+        // Under -trigraphs `??/` splices lines and `??=` starts a directive: not lexed here.
+        return Err("a trigraph in a file that probes for headers");
     }
     let buf = splice(text);
     let mut found = Vec::new();
@@ -178,9 +183,9 @@ fn line_probes(b: &[u8], line: &[Tok], aliases: &Aliases, out: &mut Vec<HeaderPr
         line.iter()
             .any(|t| t.kind == Kind::Ident && aliases.get(text(t)).is_some())
     };
-    let directive = match line {
-        [hash, d, ..] if hash.is_punct(b, b'#') && d.kind == Kind::Ident => Some(text(d)),
-        _ => None,
+    let (line, directive) = match directive(b, line) {
+        Some(d) if d.get(1).is_some_and(|n| n.kind == Kind::Ident) => (d, Some(text(&d[1]))),
+        _ => (line, None),
     };
     match directive {
         // Where it finds the header depends on the directory the file was found in: recorded like
@@ -368,8 +373,10 @@ fn define_lines(text: &[u8]) -> Vec<Define> {
     let b = &buf[..];
     let mut out = Vec::new();
     for_each_line(b, |line| {
-        let [hash, d, name, rest @ ..] = line else { return };
-        if !hash.is_punct(b, b'#') || &b[d.start..d.end] != b"define" || name.kind != Kind::Ident {
+        let Some([_, d, name, rest @ ..]) = directive(b, line) else {
+            return;
+        };
+        if &b[d.start..d.end] != b"define" || name.kind != Kind::Ident {
             return;
         }
         let mut params = None;
@@ -460,6 +467,11 @@ pub fn follow(read: &[ReadFile], args: &[OsString], at: &Where) -> Result<Resolv
     };
     if !read.iter().any(|f| probing(&f)) {
         return Ok(Resolved::default());
+    }
+    if aliases.trigraphs {
+        return Err(NotFollowed::Unknown(
+            "a trigraph in a file that may define a probing macro".to_string(),
+        ));
     }
     if args.iter().any(|a| aliases.mentioned_in(a.as_encoded_bytes())) {
         return Err(NotFollowed::Unknown("an argument names __has_include".to_string()));
@@ -605,6 +617,7 @@ mod tests {
     #[test]
     fn include_next_is_a_probe_of_its_header() {
         assert_eq!(one("#include_next <limits.h>\n"), Ok(vec![angle("limits.h")]));
+        assert_eq!(one("%:include_next <limits.h>\n"), Ok(vec![angle("limits.h")]));
         assert_eq!(one("# include_next \"cfg.h\" // next\n"), Ok(vec![quoted("cfg.h")]));
     }
 
@@ -655,6 +668,8 @@ mod tests {
             "#include_next MACRO\n",
             "int x = __has_include(<a.h>);\n",
             "#if __has_include(<a.h>) // ??/\n",
+            "??=if __has_include(<a.h>)\n",
+            "%:include_next MACRO\n",
         ] {
             assert!(one(t).is_err(), "{t}: {:?}", one(t));
         }
@@ -668,6 +683,14 @@ mod tests {
                       #    define XXH_HAS_INCLUDE __has_include\n#  else\n#    define XXH_HAS_INCLUDE(x) 0\n#  endif\n#endif\n\
                       #if defined(__wasm_simd128__) && XXH_HAS_INCLUDE(<arm_neon.h>) /* WASM SIMD128 via SIMDe */\n#endif\n";
         assert_eq!(one(xxhash), Ok(vec![angle("arm_neon.h")]));
+        // Under -trigraphs `??=define` is a definition this lexer does not read.
+        assert!(Aliases::learn(&[b"??=define H __has_include\n"]).trigraphs);
+        assert!(!Aliases::learn(&[b"#define H __has_include\n"]).trigraphs);
+        // A digraph `%:define` defines one too.
+        assert_eq!(
+            probes_of(&["#if H(<v.h>)\n#endif\n", "%:define H __has_include\n"]),
+            Ok(vec![angle("v.h")])
+        );
         // Defined in one file, used in another, through a second alias.
         assert_eq!(
             probes_of(&["#if B(<u.h>)\n#endif\n", "#define B A\n", "#define A __has_include\n"]),
