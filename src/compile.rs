@@ -3,6 +3,7 @@
 //! modules called from here. Any cache fault falls back to running the real compiler.
 
 use crate::call::{self, CallCtx, Wanted, replay, want_color};
+use crate::compiler::probes::{self, Resolved};
 use crate::compiler::{self, CCompile, CFamily, ColorChoice, DepStyle, ListingSource, NotCacheable};
 use crate::entry::Entry;
 use crate::key::{KeyBuilder, sha256_hex};
@@ -253,11 +254,6 @@ impl Call {
             // expanded time) and record no manifest, so no direct hit can freeze it.
             return self.preprocessor_mode(store, k, None);
         }
-        if manifest::probes_headers(&k.source) {
-            // What `__has_include`/`#include_next` find changes when a header appears where no
-            // listing names a file: key the preprocessed text, which holds what they found.
-            return self.preprocessor_mode(store, k, None);
-        }
         // A dependency output to a special file (`-MF /dev/stdout`, a FIFO) cannot be read back.
         let dep_elsewhere = k
             .req
@@ -453,11 +449,12 @@ impl Call {
             .into_iter()
             .filter(|p| k.cwd.join(p) != source_abs && seen.insert(p.clone()))
             .collect();
-        match self.unlisted_reads(k, &includes) {
-            Some(Unlisted::AsmInclude) => {
+        let probed = match self.unlisted_reads(k, &includes) {
+            Err(Unlisted::AsmInclude) => {
                 return self.count_returning(Outcome::NotCacheable(NotCacheable::TooHard(ASM_INCLUDE)), out.status);
             }
-            Some(Unlisted::Probes) => {
+            Err(Unlisted::ProbeChanged) => return self.count_returning(Outcome::Miss, out.status),
+            Err(Unlisted::Probes) => {
                 manifest.add(preprocessor_mode_marker());
                 self.put_manifest(store, manifest_key, manifest);
                 // Later calls look this source up in preprocessor mode: store the result under
@@ -472,9 +469,12 @@ impl Call {
                 }
                 return self.count_returning(Outcome::Miss, status);
             }
-            None => {}
-        }
-        let Some(set_files) = self.hash_includes(k, &includes) else {
+            Ok(probed) => probed,
+        };
+        let Some(mut set_files) = self.hash_includes(k, &includes) else {
+            return self.count_returning(Outcome::Miss, out.status);
+        };
+        let Some(probe_files) = self.hash_probed(k, &probed.found, &includes) else {
             return self.count_returning(Outcome::Miss, out.status);
         };
         let mut kb = KeyBuilder::new("depend result", self.ctx.cfg.debug.value);
@@ -482,6 +482,19 @@ impl Call {
         for f in &set_files {
             kb.add_str(&format!("include {}", f.path.display()), &format!("{:032x}", f.digest));
         }
+        // What the probes found decides the object as much as what was read (`#if
+        // __has_include("opt.h")` may only define a macro): sets that differ in it never share
+        // a result.
+        for f in &probe_files {
+            kb.add_str(
+                &format!("probe found {}", f.path.display()),
+                &format!("{:032x}", f.digest),
+            );
+        }
+        for a in &probed.absent {
+            kb.add_str("probe absent", &k.bases.key_path(a, &k.cwd).display().to_string());
+        }
+        set_files.extend(probe_files);
         let (result_key, result_dump) = kb.finish();
         self.write_debug_dump(
             &k.req,
@@ -494,7 +507,7 @@ impl Call {
             Stored::Shared => {
                 let set = ResultSet {
                     result_key: result_key.clone(),
-                    dirs: self.watched_dirs(k, &includes),
+                    dirs: self.watched_dirs(k, &includes, &probed.absent),
                     files: set_files,
                 };
                 manifest.add(set);
@@ -506,7 +519,7 @@ impl Call {
                     let mut bound = self.load_manifest(store, &bound_key);
                     bound.add(ResultSet {
                         result_key: bound_result,
-                        dirs: self.watched_dirs(k, &includes),
+                        dirs: self.watched_dirs(k, &includes, &probed.absent),
                         files: set_files,
                     });
                     self.put_manifest(store, &bound_key, &bound);
@@ -559,12 +572,18 @@ impl Call {
                     .into_iter()
                     .filter(|p| k.cwd.join(p) != source_abs)
                     .collect();
-                if this.unlisted_reads(k, &includes).is_some() {
-                    manifest.add(preprocessor_mode_marker());
-                    this.put_manifest(store, &manifest_key, &manifest);
-                } else if let Some(set) = this.record_set(k, result_key, &includes) {
-                    manifest.add(set);
-                    this.put_manifest(store, &manifest_key, &manifest);
+                match this.unlisted_reads(k, &includes) {
+                    Err(Unlisted::ProbeChanged) => {}
+                    Err(_) => {
+                        manifest.add(preprocessor_mode_marker());
+                        this.put_manifest(store, &manifest_key, &manifest);
+                    }
+                    Ok(probed) => {
+                        if let Some(set) = this.record_set(k, result_key, &includes, &probed) {
+                            manifest.add(set);
+                            this.put_manifest(store, &manifest_key, &manifest);
+                        }
+                    }
                 }
             }
         };
@@ -749,25 +768,57 @@ impl Call {
         Some(files)
     }
 
-    fn record_set(&mut self, k: &Known, result_key: &str, includes: &[PathBuf]) -> Option<ResultSet> {
-        let files = self.hash_includes(k, includes)?;
+    /// A preprocessor-mode include set: its result key is the preprocessed text's, which holds
+    /// what the probes found.
+    fn record_set(
+        &mut self,
+        k: &Known,
+        result_key: &str,
+        includes: &[PathBuf],
+        probed: &Resolved,
+    ) -> Option<ResultSet> {
+        let mut files = self.hash_includes(k, includes)?;
+        files.extend(self.hash_probed(k, &probed.found, includes)?);
         Some(ResultSet {
             result_key: result_key.to_string(),
-            dirs: self.watched_dirs(k, includes),
+            dirs: self.watched_dirs(k, includes, &probed.absent),
             files,
         })
     }
 
-    /// The directories to watch for headers that would shadow `includes`.
-    fn watched_dirs(&self, k: &Known, includes: &[PathBuf]) -> Vec<manifest::WatchedDir> {
+    /// Hash the probed headers that exist and were not read (those that were are in `includes`):
+    /// their content is recorded like a header's (a change costs a miss). `None` when one was
+    /// created or changed while the call ran: the compiler may not have seen it.
+    fn hash_probed(&self, k: &Known, found: &[PathBuf], includes: &[PathBuf]) -> Option<Vec<IncludeFile>> {
+        let read: std::collections::HashSet<PathBuf> = includes.iter().map(|p| k.cwd.join(p)).collect();
+        let mut files = Vec::new();
+        for p in found.iter().filter(|p| !read.contains(&k.cwd.join(p))) {
+            let path = k.cwd.join(p);
+            let meta = std::fs::metadata(&path).ok()?;
+            if modified_or_changed_after(&meta, k.start) {
+                log::debug!(target: "compile", "probed header {} changed during the compile; not recording", p.display());
+                return None;
+            }
+            let data = crate::limits::read_regular(&path, crate::limits::INPUT_FILE).ok()?;
+            files.push(IncludeFile {
+                path: k.bases.key_path(p, &k.cwd),
+                digest: content_digest(&data),
+                stat: trusted_stat(&meta, k.start),
+            });
+        }
+        Some(files)
+    }
+
+    /// The directories to watch for headers that would shadow `includes`, and for the probed
+    /// headers that must stay absent (`probe_absent`).
+    fn watched_dirs(&self, k: &Known, includes: &[PathBuf], probe_absent: &[PathBuf]) -> Vec<manifest::WatchedDir> {
         let mut read = vec![k.req.source.clone()];
         read.extend(includes.iter().cloned());
-        let Some(absent) =
-            self.family
-                .shadowing_candidates(&self.ctx.real, &k.identity, &k.req, &self.ctx.cfg, &read, &k.cwd)
-        else {
-            return Vec::new();
-        };
+        let mut absent = self
+            .family
+            .shadowing_candidates(&self.ctx.real, &k.identity, &k.req, &self.ctx.cfg, &read, &k.cwd)
+            .unwrap_or_default();
+        absent.extend(probe_absent.iter().cloned());
         let absent: Vec<PathBuf> = absent.iter().map(|a| k.bases.key_path(a, &k.cwd)).collect();
         manifest::watch_dirs(&absent, &k.cwd, k.start)
     }
@@ -1016,11 +1067,14 @@ impl Call {
         Ok((key, dump, preprocessed))
     }
 
-    /// Whether the compile read what its include set cannot hold: a file of this build (the
-    /// source's directory, the working directory, a directory of the command line) that looks
-    /// for headers (`__has_include`, `#include_next`), or, in assembler, an `.include`d file.
-    /// The compiler's own headers are trusted to probe only its own directories.
-    fn unlisted_reads(&self, k: &Known, includes: &[PathBuf]) -> Option<Unlisted> {
+    /// What the include set must hold beyond the files the compile read: for the files of this
+    /// build (the source, and headers under its directory, the working directory or a directory
+    /// of the command line) that look for headers with `__has_include`, where each probed header
+    /// is now or must stay absent (compiler/probes.rs). `Err` when that cannot be known (a probe
+    /// not understood, a family that does not resolve probes), and, in assembler,
+    /// for an `.include`d file. The compiler's own headers are trusted to probe only its own
+    /// directories.
+    fn unlisted_reads(&self, k: &Known, includes: &[PathBuf]) -> Result<Resolved, Unlisted> {
         let asm = is_assembler(&k.req.language);
         let ours = |p: &Path| {
             let abs = k.cwd.join(p);
@@ -1028,19 +1082,72 @@ impl Call {
                 || abs.starts_with(&k.cwd)
                 || k.req.include_dirs.iter().any(|(_, d)| abs.starts_with(k.cwd.join(d)))
         };
+        let mut read: Vec<(PathBuf, bool, Vec<u8>)> = Vec::new();
         for inc in includes {
             let Ok(data) = crate::limits::read_regular(&k.cwd.join(inc), crate::limits::INPUT_FILE) else {
                 continue;
             };
             if asm && manifest::has_asm_include(&data) {
-                return Some(Unlisted::AsmInclude);
+                return Err(Unlisted::AsmInclude);
             }
-            if ours(inc) && manifest::probes_headers(&data) {
-                log::debug!(target: "compile", "{} looks for headers; no include set, preprocessor mode", inc.display());
-                return Some(Unlisted::Probes);
+            read.push((inc.clone(), ours(inc), data));
+        }
+        // The source first.
+        let files: Vec<probes::ReadFile> = std::iter::once(probes::ReadFile {
+            path: &k.req.source,
+            ours: true,
+            text: &k.source,
+        })
+        .chain(read.iter().map(|(path, ours, text)| probes::ReadFile {
+            path,
+            ours: *ours,
+            text,
+        }))
+        .collect();
+        // A cheap test first: `__has_include` anywhere (a file of ours may probe through a macro
+        // that a header of the compiler's defines), or `#include_next` in a file of ours.
+        let probing = |f: &probes::ReadFile| f.ours && manifest::probes_headers(f.text);
+        if !files.iter().any(|f| probing(f) || probes::mentions_has_include(f.text)) {
+            return Ok(Resolved::default());
+        }
+        let Some(chain) = self
+            .family
+            .probe_search_dirs(&self.ctx.real, &k.identity, &k.req, &self.ctx.cfg)
+        else {
+            return match files.iter().find(|f| probing(f)) {
+                Some(f) => {
+                    log::debug!(target: "compile", "{} looks for headers, which this compiler's calls cannot follow; preprocessor mode", f.path.display());
+                    Err(Unlisted::Probes)
+                }
+                None => Ok(Resolved::default()),
+            };
+        };
+        let output_dirs: Vec<&Path> = k
+            .req
+            .outputs
+            .iter()
+            .map(|o| o.path.parent().unwrap_or(Path::new("")))
+            .collect();
+        let search = probes::Where {
+            chain: &chain,
+            cwd: &k.cwd,
+            start: k.start,
+            output_dirs: &output_dirs,
+        };
+        match probes::follow(&files, &k.req.key_args, &search) {
+            Ok(r) => {
+                log::debug!(target: "compile", "header probes: {} found, {} places must stay absent", r.found.len(), r.absent.len());
+                Ok(r)
+            }
+            Err(probes::NotFollowed::Unknown(why)) => {
+                log::debug!(target: "compile", "{why}; no include set, preprocessor mode");
+                Err(Unlisted::Probes)
+            }
+            Err(probes::NotFollowed::Changed(p)) => {
+                log::debug!(target: "compile", "the directory of probed header {} changed during the call; not recording", p.display());
+                Err(Unlisted::ProbeChanged)
             }
         }
-        None
     }
 
     fn fault(&mut self, message: &str, fault: Fault) {
@@ -1074,8 +1181,12 @@ fn is_assembler(language: &str) -> bool {
 
 /// What an include set cannot hold (`unlisted_reads`).
 enum Unlisted {
-    /// A header looks for headers: only the preprocessed text keys what it found.
+    /// A file of the build looks for headers in a way that cannot be recorded: only the
+    /// preprocessed text keys what it found.
     Probes,
+    /// A directory where a probed header must stay absent changed while the call ran: this
+    /// call records no set (the next miss may).
+    ProbeChanged,
     /// Assembler `.include`: nothing keys the included file.
     AsmInclude,
 }

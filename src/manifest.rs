@@ -22,12 +22,17 @@
 //! appeared in it, so a hit costs one `stat` per watched directory. When it changed, it is listed
 //! once and a name that may be listed is looked up; a name that exists now fails the set (a
 //! new `a/sys/` may hold `h.h`: a miss, never a false hit).
+//! The `__has_include` probes of the build's own files need no record of their own: a probed
+//! header that exists is a `file` (its content hashed like a header's), and every place where
+//! one could be found but is not is a watched name (compiler/probes.rs).
 //! A result whose key is 64 zeros, with no files, is a marker: the source's lookups go to
 //! preprocessor mode (`PREPROCESSOR_MODE`).
 //!
 //! Version history (`FORMAT`, keyed into the manifest key, so versions never read each other's):
 //! 1: a `dir` was each absent path's parent, with the full absent paths. 2: the deepest existing
 //! directory with first components (a fresh build dir's hit went from ~8,500 stats to ~300).
+//! 3: sets of sources whose files probe with `__has_include` are recorded (before, such a source
+//! had the `PREPROCESSOR_MODE` marker; a new version leaves those markers behind).
 
 use crate::entry::{EntryError, Reader, decode_framed, encode_framed};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -37,7 +42,7 @@ use std::time::{Duration, SystemTime};
 
 const MAGIC: &[u8; 7] = b"CPOTMAN";
 /// The manifest format version, fed into every manifest key (compile.rs).
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 /// Include sets kept per manifest; older ones are dropped.
 pub const MAX_RESULTS: usize = 12;
 /// Files modified more recently than this before the compile may still be changing within the
@@ -411,7 +416,8 @@ fn contains(data: &[u8], needle: &[u8]) -> bool {
 
 /// Does this text look for headers that may not exist (`__has_include`, `__has_include_next`) or
 /// continue a search past the file's own directory (`#include_next`)? What it finds changes when
-/// a header appears where no dependency listing names a file: such calls get no include set.
+/// a header appears where no dependency listing names a file: a call whose files do gets an
+/// include set only where compiler/probes.rs can follow every probe (a cheap test before it).
 pub fn probes_headers(data: &[u8]) -> bool {
     contains(data, b"__has_include") || contains(data, b"include_next")
 }
@@ -422,7 +428,8 @@ pub fn has_asm_include(data: &[u8]) -> bool {
 }
 
 /// The result key of a manifest's marker set: this source's include set cannot be recorded (a
-/// header it reads looks for headers: `probes_headers`), so a lookup goes to preprocessor mode.
+/// file it reads looks for headers in a way that cannot be followed), so a lookup goes to
+/// preprocessor mode.
 /// A valid key that no SHA-256 of ours gives: older versions read it as a result never found.
 pub const PREPROCESSOR_MODE: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 

@@ -3,10 +3,12 @@
 //! `CFamily` trait (gcc/ for gcc and clang) or its own flow (rustc.rs for rust/).
 
 pub mod args;
+pub mod c_lexer;
 pub mod diab;
 pub mod gcc;
 pub mod msvc;
 pub mod nvcc;
+pub mod probes;
 pub mod rustc;
 
 use crate::config::Config;
@@ -158,6 +160,15 @@ pub trait CFamily: Sync {
         read: &[PathBuf],
         cwd: &Path,
     ) -> Option<Vec<PathBuf>>;
+
+    /// The directories a `__has_include` probe of the build's own files may search, in order (the
+    /// includers' own directories apart), for probes.rs to record where each probed header is or
+    /// must stay absent. `None` (the default) when this family's probes are not resolved: a call
+    /// whose own files probe for headers is then looked up in preprocessor mode.
+    fn probe_search_dirs(&self, real: &Path, identity: &str, req: &CCompile, cfg: &Config) -> Option<Vec<PathBuf>> {
+        let _ = (real, identity, req, cfg);
+        None
+    }
 }
 
 /// Where a direct-mode miss learns the files the compile read.

@@ -119,6 +119,41 @@ pub fn search_chain(req: &CCompile, system: &[PathBuf]) -> Vec<PathBuf> {
     chain
 }
 
+/// Options that add directories to the search without being in `CCompile::include_dirs`: with
+/// one of these, a probe could be answered from a directory the chain does not name.
+const UNLISTED_SEARCH: &[&[u8]] = &[
+    b"-iprefix",
+    b"-iwithprefix",
+    b"-iwithsysroot",
+    b"-iframework",
+    b"-isystem-after",
+    b"-cxx-isystem",
+    b"-I-",
+    b"-F",
+    b"--include-directory",
+    b"-Wp,",
+    b"-Xpreprocessor",
+    b"-Xclang",
+];
+
+/// The whole chain a `__has_include` probe may search (`search_chain`), or `None` when it cannot
+/// be known: an option above, or an `-I=dir` relative to the sysroot.
+pub fn probe_chain(real: &Path, identity: &str, req: &CCompile, cfg: &crate::config::Config) -> Option<Vec<PathBuf>> {
+    let unlisted = req
+        .key_args
+        .iter()
+        .any(|a| UNLISTED_SEARCH.iter().any(|p| a.as_bytes().starts_with(p)));
+    let sysroot_relative = req.include_dirs.iter().any(|(_, d)| {
+        let d = d.as_os_str().as_bytes();
+        d.starts_with(b"=") || d.starts_with(b"$SYSROOT")
+    });
+    if unlisted || sysroot_relative {
+        return None;
+    }
+    let system = system_dirs(real, identity, req, cfg)?;
+    Some(search_chain(req, &system))
+}
+
 /// Paths that must stay absent for `includes` to be what the compiler would find again: for each
 /// include found in search directory D as D/rel, every D'/rel in a directory searched before D
 /// (including the directories of the source and of every included file, which quote includes

@@ -590,6 +590,10 @@ impl CFamily for Gcc {
         let chain = include_search::search_chain(req, &system);
         Some(include_search::must_be_absent(read, &chain, cwd))
     }
+
+    fn probe_search_dirs(&self, real: &Path, identity: &str, req: &CCompile, cfg: &Config) -> Option<Vec<PathBuf>> {
+        include_search::probe_chain(real, identity, req, cfg)
+    }
 }
 
 /// Which family a compiler name belongs to, from the name it was invoked by or its real file name.
