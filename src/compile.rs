@@ -743,13 +743,7 @@ impl Call {
         let date_ok = std::env::var_os("SOURCE_DATE_EPOCH").is_some();
         let mut files = Vec::with_capacity(includes.len());
         for inc in includes {
-            let path = k.cwd.join(inc);
-            let meta = std::fs::metadata(&path).ok()?;
-            if modified_or_changed_after(&meta, k.start) {
-                log::debug!(target: "compile", "{} changed during the compile; not recording it", inc.display());
-                return None;
-            }
-            let data = crate::limits::read_regular(&path, crate::limits::INPUT_FILE).ok()?;
+            let (meta, data) = read_unchanged(k, inc)?;
             if manifest::has_incbin(&data) {
                 log::debug!(target: "compile", "{} uses .incbin, which reads a file no listing names", inc.display());
                 return None;
@@ -758,12 +752,7 @@ impl Call {
                 log::debug!(target: "compile", "{} uses __DATE__/__TIME__; no direct-mode entry", inc.display());
                 return None;
             }
-            files.push(IncludeFile {
-                // Under a base, relative to the working directory (checked from there).
-                path: k.bases.key_path(inc, &k.cwd),
-                digest: content_digest(&data),
-                stat: trusted_stat(&meta, k.start),
-            });
+            files.push(include_file(k, inc, &meta, &data));
         }
         Some(files)
     }
@@ -793,18 +782,8 @@ impl Call {
         let read: std::collections::HashSet<PathBuf> = includes.iter().map(|p| k.cwd.join(p)).collect();
         let mut files = Vec::new();
         for p in found.iter().filter(|p| !read.contains(&k.cwd.join(p))) {
-            let path = k.cwd.join(p);
-            let meta = std::fs::metadata(&path).ok()?;
-            if modified_or_changed_after(&meta, k.start) {
-                log::debug!(target: "compile", "probed header {} changed during the compile; not recording", p.display());
-                return None;
-            }
-            let data = crate::limits::read_regular(&path, crate::limits::INPUT_FILE).ok()?;
-            files.push(IncludeFile {
-                path: k.bases.key_path(p, &k.cwd),
-                digest: content_digest(&data),
-                stat: trusted_stat(&meta, k.start),
-            });
+            let (meta, data) = read_unchanged(k, p)?;
+            files.push(include_file(k, p, &meta, &data));
         }
         Some(files)
     }
@@ -1189,6 +1168,29 @@ enum Unlisted {
     ProbeChanged,
     /// Assembler `.include`: nothing keys the included file.
     AsmInclude,
+}
+
+/// A file the compile read (a header, a probed header), with its stat data; `None` when it is gone
+/// or changed after the call started (the compiler may have seen other bytes): not recorded.
+fn read_unchanged(k: &Known, rel: &Path) -> Option<(std::fs::Metadata, Vec<u8>)> {
+    let path = k.cwd.join(rel);
+    let meta = std::fs::metadata(&path).ok()?;
+    if modified_or_changed_after(&meta, k.start) {
+        log::debug!(target: "compile", "{} changed during the compile; not recording it", rel.display());
+        return None;
+    }
+    let data = crate::limits::read_regular(&path, crate::limits::INPUT_FILE).ok()?;
+    Some((meta, data))
+}
+
+/// An include set's record of a file: under a base, relative to the working directory (checked
+/// from there), with its content digest and trusted stat data.
+fn include_file(k: &Known, rel: &Path, meta: &std::fs::Metadata, data: &[u8]) -> IncludeFile {
+    IncludeFile {
+        path: k.bases.key_path(rel, &k.cwd),
+        digest: content_digest(data),
+        stat: trusted_stat(meta, k.start),
+    }
 }
 
 /// The manifest's marker that sends this source's lookups to preprocessor mode.
