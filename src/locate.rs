@@ -62,12 +62,13 @@ impl SelfIdentity {
         self.paths.push(canonical);
     }
 
-    fn is_self(&self, candidate: &Path) -> bool {
-        if let Ok(m) = std::fs::metadata(candidate)
-            && self.inodes.contains(&(m.dev(), m.ino()))
-        {
-            return true;
-        }
+    /// Is `candidate` (whose metadata the caller has: one `stat` per PATH entry) this cachepot or
+    /// one up the call chain: the same inode, or the same canonical path?
+    fn is_self_with(&self, candidate: &Path, m: &std::fs::Metadata) -> bool {
+        self.inodes.contains(&(m.dev(), m.ino())) || self.is_self_by_path(candidate)
+    }
+
+    fn is_self_by_path(&self, candidate: &Path) -> bool {
         candidate
             .canonicalize()
             .map(|c| self.paths.contains(&c))
@@ -109,28 +110,38 @@ pub fn find_compiler(name: &OsStr, me: &SelfIdentity) -> Result<PathBuf, NotFoun
     };
     if name.as_bytes().contains(&b'/') {
         let p = PathBuf::from(name);
-        return if is_executable(&p) && !me.is_self(&p) {
-            Ok(p)
-        } else {
-            Err(not_found())
+        return match std::fs::metadata(&p) {
+            Ok(m) if executable(&m) && !me.is_self_with(&p, &m) => Ok(p),
+            _ => Err(not_found()),
         };
     }
+    let mut searched: Vec<PathBuf> = Vec::new();
     for dir in std::env::split_paths(&path) {
         let dir = if dir.as_os_str().is_empty() {
             PathBuf::from(".")
         } else {
             dir
         };
+        // A directory named twice on PATH holds the same files: one look.
+        if searched.contains(&dir) {
+            continue;
+        }
         let candidate = dir.join(name);
-        if is_executable(&candidate) && !me.is_self(&candidate) {
+        if let Ok(m) = std::fs::metadata(&candidate)
+            && executable(&m)
+            && !me.is_self_with(&candidate, &m)
+        {
             return Ok(candidate);
         }
+        searched.push(dir);
     }
     Err(not_found())
 }
 
 pub fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    std::fs::metadata(p).is_ok_and(|m| executable(&m))
+}
+
+fn executable(m: &std::fs::Metadata) -> bool {
+    m.is_file() && m.permissions().mode() & 0o111 != 0
 }
