@@ -76,9 +76,15 @@ pub struct Usage {
 }
 
 impl DiskStore {
+    /// The largest entry file the cache takes or reads: the size limit, within cachepot's own bound.
+    fn entry_limit(&self) -> u64 {
+        self.max_size.min(crate::limits::ENTRY_FILE)
+    }
+
     /// The entry's file, open, checked to be a file no larger than the cache may hold, its mtime
-    /// refreshed (eviction removes the least recently *used* entries first); with its length.
-    fn open_entry(&self, key: &str) -> Result<Option<(File, u64)>, StoreError> {
+    /// refreshed (eviction removes the least recently *used* entries first); with its length and
+    /// its path.
+    fn open_entry(&self, key: &str) -> Result<Option<(File, u64, PathBuf)>, StoreError> {
         let path = self.path_of(key)?;
         let f = match File::open(&path) {
             Ok(f) => f,
@@ -93,15 +99,14 @@ impl DiskStore {
             return Err(StoreError::Read(format!("{} is not a file; removed", path.display())));
         }
         // An entry larger than the cache may hold (or than cachepot reads whole) is not ours.
-        let max = self.max_size.min(crate::limits::ENTRY_FILE);
-        if meta.len() > max {
+        if meta.len() > self.entry_limit() {
             return Err(StoreError::Read(format!(
                 "{} is larger than the cache limit",
                 path.display()
             )));
         }
         let _ = f.set_modified(SystemTime::now());
-        Ok(Some((f, meta.len())))
+        Ok(Some((f, meta.len(), path)))
     }
 
     pub fn new(root: &Path, max_size: u64) -> DiskStore {
@@ -288,11 +293,10 @@ pub fn check_cache_dir(root: &Path) -> std::io::Result<bool> {
 
 impl Storage for DiskStore {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some((f, len)) = self.open_entry(key)? else {
+        let Some((f, len, path)) = self.open_entry(key)? else {
             return Ok(None);
         };
-        let path = self.path_of(key)?;
-        let max = self.max_size.min(crate::limits::ENTRY_FILE);
+        let max = self.entry_limit();
         let mut buf = Vec::with_capacity(len as usize);
         (&f).take(max + 1)
             .read_to_end(&mut buf)
@@ -309,12 +313,12 @@ impl Storage for DiskStore {
     fn get_entry(&self, key: &str) -> Result<Option<super::Found>, StoreError> {
         // The reader stops at the entry's own length (entry::stream), so the size bound of `get`
         // holds for what it reads; a file that grew past it is refused here by its size.
-        Ok(self.open_entry(key)?.map(|(f, len)| super::Found::File(f, len)))
+        Ok(self.open_entry(key)?.map(|(f, len, _)| super::Found::File(f, len)))
     }
 
     fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.path_of(key)?;
-        if disk_size(bytes.len() as u64) > self.max_size.min(crate::limits::ENTRY_FILE) {
+        if disk_size(bytes.len() as u64) > self.entry_limit() {
             return Err(StoreError::TooLarge(format!(
                 "{key}: {} bytes do not fit the cache size limit of {} bytes",
                 bytes.len(),
